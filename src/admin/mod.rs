@@ -1,0 +1,191 @@
+//! The admin API (JSON over HTTP on the admin listener): authentication,
+//! cross-site refusal, auditing helpers, and the router.
+//!
+//! Layer order, outermost first: `CatchPanicLayer`; `guard` (refuses
+//! cross-site requests, then requires the admin bearer token on `/admin/*`
+//! except the OpenAPI document); routes; OpenAI-shaped fallbacks.
+
+mod audit;
+mod keys;
+mod openapi;
+mod settings;
+mod upstreams;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::{self, Next};
+use axum::response::{Html, Response};
+use axum::routing::get;
+use axum::Router;
+use rand::distributions::{Alphanumeric, DistString};
+use sha2::{Digest, Sha256};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::app::AppState;
+use crate::error::{ApiError, AuthError};
+use crate::store::audit::NewAudit;
+
+pub use openapi::ApiDoc;
+
+const TOKEN_FILE: &str = "admin-token";
+
+/// The admin token, kept only as a hash in memory; the file (mode 0600) is
+/// how the CLI on the same machine proves it is the administrator.
+pub struct AdminAuth {
+    token_hash: [u8; 32],
+}
+
+impl AdminAuth {
+    pub fn load_or_create(dir: &Path) -> std::io::Result<AdminAuth> {
+        let path = dir.join(TOKEN_FILE);
+        if !path.exists() {
+            let token = format!(
+                "adm_{}",
+                Alphanumeric.sample_string(&mut rand::rngs::OsRng, 43)
+            );
+            crate::fsutil::write_private(&path, token.as_bytes())?;
+        }
+        let token = std::fs::read_to_string(&path)?;
+        Ok(AdminAuth {
+            token_hash: Sha256::digest(token.trim().as_bytes()).into(),
+        })
+    }
+
+    pub fn check(&self, presented: &str) -> bool {
+        let h: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        h == self.token_hash
+    }
+}
+
+/// Who made an admin call, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub source: String,
+}
+
+impl Actor {
+    pub fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> NewAudit {
+        NewAudit {
+            actor: self.name.clone(),
+            source: self.source.clone(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            before,
+            after,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(keys::routes())
+        .merge(upstreams::routes())
+        .merge(settings::routes())
+        .merge(audit::routes());
+    Router::new()
+        .merge(api)
+        .route("/admin/openapi.json", get(openapi::document))
+        .route("/", get(index))
+        .fallback(crate::error::route_not_found)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn guard(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !same_site(&state, req.headers()) {
+        return Err(AuthError::CrossSite.into());
+    }
+    let path = req.uri().path();
+    if path.starts_with("/admin/") && path != "/admin/openapi.json" {
+        let token = crate::keys::auth::bearer(req.headers()).map_err(|_| AuthError::Admin)?;
+        if !state.admin.check(token) {
+            return Err(AuthError::Admin.into());
+        }
+        let source = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        req.extensions_mut().insert(Actor {
+            name: "admin-token".to_owned(),
+            source,
+        });
+    }
+    Ok(next.run(req).await)
+}
+
+/// Browsers name the page that sent a request in `Origin`; only the admin
+/// listener's own origin and the desktop webview's may call the admin API.
+fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let port = state.bound().map(|b| b.admin_listen.port());
+    let own = port.is_some_and(|p| {
+        origin == format!("http://127.0.0.1:{p}")
+            || origin == format!("http://localhost:{p}")
+            || origin == format!("http://[::1]:{p}")
+    });
+    own || origin == "tauri://localhost" || origin == "http://tauri.localhost"
+}
+
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Assisters Gateway</title></head>\
+         <body><main><h1>Assisters Gateway</h1><p>The admin API is served under <code>/admin/</code>; \
+         its OpenAPI document is at <a href=\"/admin/openapi.json\">/admin/openapi.json</a>.</p></main></body></html>",
+    )
+}
+
+/// `Json<T>` whose rejections answer in OpenAI's error shape.
+pub struct AdminJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AdminJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(AdminJson(v)),
+            Err(rej) => Err(ApiError::invalid(rej.body_text(), None)),
+        }
+    }
+}
+
+/// For PATCH bodies: distinguishes an absent field (`None`) from an explicit
+/// `null` (`Some(None)`).
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}

@@ -1,0 +1,37 @@
+//! The OpenAPI document of the admin API, generated from the handlers'
+//! annotations and served at `/admin/openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams and settings. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
+    paths(
+        super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::revoke,
+        super::upstreams::create, super::upstreams::list, super::upstreams::get_one, super::upstreams::update,
+        super::upstreams::delete, super::upstreams::test,
+        super::settings::show, super::settings::update,
+        super::audit::list, super::audit::verify,
+    ),
+    modifiers(&BearerAuth),
+    security(("admin_token" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

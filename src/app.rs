@@ -1,0 +1,220 @@
+//! `AppState`, built once through [`AppState::new`], and the two routers.
+//!
+//! Layer order of the gateway listener, outermost first:
+//! 1. `CatchPanicLayer`: a bug in one request becomes a 500 in OpenAI's
+//!    shape; the server keeps serving.
+//! 2. Routes: `/v1/*` behind `keys::auth::require_key` (a bearer `ask_` key);
+//!    `/healthz` open.
+//! 3. Fallbacks: unknown paths and methods answer in OpenAI's error shape.
+//!
+//! The admin listener has its own stack (see `admin`).
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use parking_lot::RwLock;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::admin::AdminAuth;
+use crate::config::Config;
+use crate::crypto::Keyring;
+use crate::keys::KeyRegistry;
+use crate::proxy::upstream::{self, HttpClient, Source, Upstream, Upstreams};
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::tokens::Tokenizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything a request or an admin call may touch. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub store: Store,
+    pub keyring: Keyring,
+    pub keys: KeyRegistry,
+    pub upstreams: Upstreams,
+    pub client: HttpClient,
+    pub tokenizer: Tokenizer,
+    pub admin: AdminAuth,
+    settings: RwLock<Arc<Settings>>,
+    bound: RwLock<Option<crate::server::Bound>>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Opens the data dir, store and keyring, and loads keys, upstreams and
+    /// settings into memory.
+    pub fn new(config: Config) -> Result<AppState, StartError> {
+        let data_dir = config.data_dir();
+        crate::fsutil::ensure_private_dir(&data_dir)
+            .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
+        let store = Store::open(&data_dir)?;
+        let env_key = std::env::var("ASSISTERS_MASTER_KEY").ok();
+        let keyring = Keyring::load_or_create(&data_dir, env_key.as_deref())?;
+        let admin = AdminAuth::load_or_create(&data_dir)
+            .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
+        let keys = KeyRegistry::new(store.read_now(crate::store::keys::all)?);
+        let client =
+            upstream::build_client(&config.upstream_defaults).map_err(StartError::Other)?;
+
+        let mut settings = Settings::from_config(&config);
+        let stored = store.read_now(crate::store::settings::all)?;
+        if !stored.is_empty() {
+            let patch = serde_json::Value::Object(stored.into_iter().collect());
+            settings = settings.patched(&patch).map_err(StartError::Other)?;
+        }
+
+        let state = AppState(Arc::new(Inner {
+            data_dir,
+            store,
+            keyring,
+            keys,
+            upstreams: Upstreams::default(),
+            client,
+            tokenizer: Tokenizer::default(),
+            admin,
+            settings: RwLock::new(Arc::new(settings)),
+            bound: RwLock::new(None),
+            config,
+        }));
+        state.reload_upstreams()?;
+        Ok(state)
+    }
+
+    /// The settings in force for this request.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().clone()
+    }
+
+    pub fn set_settings(&self, s: Settings) {
+        *self.settings.write() = Arc::new(s);
+    }
+
+    pub fn bound(&self) -> Option<crate::server::Bound> {
+        self.bound.read().clone()
+    }
+
+    pub fn set_bound(&self, b: crate::server::Bound) {
+        *self.bound.write() = Some(b);
+    }
+
+    /// Rebuilds the upstream table from the config file and the store,
+    /// keeping models already discovered.
+    pub fn reload_upstreams(&self) -> Result<(), StartError> {
+        let mut list = Vec::new();
+        for u in &self.config.upstreams {
+            let key = u.api_key_env.as_deref().and_then(|v| std::env::var(v).ok());
+            let up = Upstream::new(
+                format!("cfg_{}", u.name),
+                u.name.clone(),
+                &u.base_url,
+                key.as_deref(),
+                u.models.clone(),
+                Source::Config,
+            )
+            .map_err(|e| StartError::Other(format!("upstream {}: {e}", u.name)))?;
+            list.push(up);
+        }
+        for row in self.store.read_now(crate::store::upstreams::all)? {
+            if list.iter().any(|u| u.name == row.name) {
+                tracing::warn!(upstream = %row.name, "stored upstream shadowed by the config file");
+                continue;
+            }
+            let key = match &row.api_key_enc {
+                Some(sealed) => Some(
+                    String::from_utf8_lossy(&self.keyring.open(sealed, row.id.as_bytes())?)
+                        .into_owned(),
+                ),
+                None => None,
+            };
+            let up = Upstream::new(
+                row.id.clone(),
+                row.name.clone(),
+                &row.base_url,
+                key.as_deref(),
+                row.models.clone(),
+                Source::Admin,
+            )
+            .map_err(|e| StartError::Other(format!("upstream {}: {e}", row.name)))?;
+            list.push(up);
+        }
+        let old = self.upstreams.list();
+        let list = list
+            .into_iter()
+            .map(|u| {
+                if let Some(prev) = old.iter().find(|o| o.id == u.id) {
+                    *u.discovered.write() = prev.discovered.read().clone();
+                }
+                Arc::new(u)
+            })
+            .collect();
+        self.upstreams.replace(list);
+        Ok(())
+    }
+
+    /// Asks every upstream without declared models which models it serves.
+    pub async fn discover_models(&self) {
+        let timeout = self.config.upstream_defaults.connect_timeout * 2;
+        let mut changed = false;
+        for u in self.upstreams.list() {
+            if !u.models.is_empty() {
+                continue;
+            }
+            match u.discover(&self.client, timeout).await {
+                Ok(models) => {
+                    let mut d = u.discovered.write();
+                    if *d != models {
+                        *d = models;
+                        changed = true;
+                    }
+                }
+                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "model discovery failed"),
+            }
+        }
+        if changed {
+            self.upstreams.reroute();
+        }
+    }
+}
+
+/// The gateway listener's router.
+pub fn gateway_router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::proxy::router(state.clone()))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(crate::error::route_not_found)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::error::ApiError::from(crate::error::InternalError::Other(
+        "handler panicked".into(),
+    ))
+    .into_response()
+}

@@ -1,0 +1,250 @@
+//! The `assisters` command line: `serve`, and admin commands that go through
+//! the running server's admin API.
+
+mod client;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use serde_json::{json, Value};
+
+pub use client::{AdminClient, ClientError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "assisters",
+    version,
+    about = "Self-hosted, OpenAI-compatible LLM API gateway"
+)]
+pub struct Cli {
+    /// Data directory (store, keys, runtime files). Defaults to the platform's data folder.
+    #[arg(long, global = true, env = "ASSISTERS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (API listener and admin listener).
+    Serve(ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Manage upstream model servers.
+    #[command(subcommand)]
+    Upstreams(UpstreamsCmd),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ASSISTERS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Gateway API address (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Admin API address (loopback unless admin_allow_remote is set).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        tier: Option<String>,
+        /// dev, staging or prod.
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// Lifetime, e.g. 30d or 12h.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Restrict the key to these models (repeatable).
+        #[arg(long = "model")]
+        models: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key.
+    Get {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; it fails from the next request on.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamsCmd {
+    /// Add an OpenAI-compatible upstream.
+    Add {
+        name: String,
+        #[arg(long)]
+        base_url: String,
+        /// Read the upstream's API key from this environment variable.
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// Models it serves, comma-separated; omit to discover them.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List upstreams.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an upstream added through the admin API.
+    Remove { name: String },
+    /// Check that an upstream answers.
+    Test {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the audit log's hash chain.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the parsed command; errors are for the caller to print.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::config::default_data_dir);
+    match cli.command {
+        Command::Serve(args) => serve::run(args, cli.data_dir).await,
+        Command::Keys(cmd) => keys(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Audit(AuditCmd::Verify { json }) => {
+            let v = AdminClient::from_data_dir(&data_dir)?
+                .call(Method::GET, "/admin/audit/verify", None)
+                .await?;
+            output::verification(&v, json)?;
+            if v.get("ok") != Some(&Value::Bool(true)) {
+                anyhow::bail!("the audit log's chain is broken");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::Create {
+            name,
+            tier,
+            environment,
+            expires_in,
+            models,
+            json,
+        } => {
+            let body = json!({
+                "name": name, "tier": tier, "environment": environment,
+                "expires_in": expires_in, "models": models,
+            });
+            let v = c.call(Method::POST, "/admin/keys", Some(body)).await?;
+            output::created_key(&v, json)
+        }
+        KeysCmd::List { json } => {
+            let v = c.call(Method::GET, "/admin/keys", None).await?;
+            output::keys(v.get("data").unwrap_or(&Value::Null), json)
+        }
+        KeysCmd::Get { id, json } => {
+            let v = c
+                .call(Method::GET, &format!("/admin/keys/{id}"), None)
+                .await?;
+            output::keys(&Value::Array(vec![v]), json)
+        }
+        KeysCmd::Revoke { id, json } => {
+            let v = c
+                .call(Method::POST, &format!("/admin/keys/{id}/revoke"), None)
+                .await?;
+            output::line_or_json(&v, json, &format!("Revoked {id}."))
+        }
+    }
+}
+
+async fn upstreams(c: &AdminClient, cmd: UpstreamsCmd) -> anyhow::Result<()> {
+    match cmd {
+        UpstreamsCmd::Add {
+            name,
+            base_url,
+            api_key_env,
+            models,
+            json,
+        } => {
+            let api_key = match api_key_env {
+                Some(var) => Some(std::env::var(&var).map_err(|_| {
+                    anyhow::anyhow!("environment variable {var} is not set (it should hold the upstream's API key)")
+                })?),
+                None => None,
+            };
+            let body =
+                json!({"name": name, "base_url": base_url, "api_key": api_key, "models": models});
+            let v = c.call(Method::POST, "/admin/upstreams", Some(body)).await?;
+            output::line_or_json(&v, json, &format!("Added upstream {name}."))
+        }
+        UpstreamsCmd::List { json } => {
+            let v = c.call(Method::GET, "/admin/upstreams", None).await?;
+            output::upstreams(v.get("data").unwrap_or(&Value::Null), json)
+        }
+        UpstreamsCmd::Remove { name } => {
+            c.call(Method::DELETE, &format!("/admin/upstreams/{name}"), None)
+                .await?;
+            output::line(&format!("Removed upstream {name}."))
+        }
+        UpstreamsCmd::Test { name, json } => {
+            let v = c
+                .call(Method::POST, &format!("/admin/upstreams/{name}/test"), None)
+                .await?;
+            let ok = v.get("ok") == Some(&Value::Bool(true));
+            let msg = if ok {
+                format!(
+                    "{name} answered in {} ms.",
+                    v.get("latency_ms").unwrap_or(&Value::Null)
+                )
+            } else {
+                format!(
+                    "{name} failed: {}",
+                    v.get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown error")
+                )
+            };
+            output::line_or_json(&v, json, &msg)?;
+            if !ok {
+                anyhow::bail!("upstream test failed");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Typed configuration: built-in defaults, then a TOML file, then `ASSISTERS_*`
+//! environment variables, then command-line flags; validated once, unknown keys
+//! rejected at every layer.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store, keys and runtime files live. Defaults to the
+    /// platform's data folder (e.g. `~/.local/share/assisters`).
+    pub data_dir: Option<PathBuf>,
+    /// The OpenAI-compatible API listener.
+    pub listen: SocketAddr,
+    /// The admin API (and dashboard) listener. Loopback unless
+    /// `admin_allow_remote` is set, because it grants full control.
+    pub admin_listen: SocketAddr,
+    pub admin_allow_remote: bool,
+    /// Serve the built-in `assisters-echo` model (no network needed).
+    pub echo_model: bool,
+    /// How long in-flight requests and streams may run after SIGINT/SIGTERM.
+    #[serde(with = "duration_str")]
+    pub shutdown_grace: Duration,
+    pub limits: Limits,
+    pub upstream_defaults: UpstreamTimeouts,
+    /// Upstreams declared in the file; they are read-only in the admin API.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// `tracing` filter, e.g. `info` or `assisters=debug`.
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest upstream response the gateway buffers for a non-streaming call.
+    pub max_response_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTimeouts {
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "5s")]
+    pub connect_timeout: Duration,
+    /// Until the upstream's response headers arrive.
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "60s")]
+    pub first_byte_timeout: Duration,
+    /// Whole request for non-streaming calls; longest stream for streaming ones.
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "600s")]
+    pub total_timeout: Duration,
+    /// Longest silence between two chunks of a stream.
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "60s")]
+    pub stream_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub base_url: String,
+    /// Name of an environment variable holding the upstream's API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Models served; empty means discover them from `GET {base_url}/models`.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
+            admin_allow_remote: false,
+            echo_model: true,
+            shutdown_grace: Duration::from_secs(30),
+            limits: Limits::default(),
+            upstream_defaults: UpstreamTimeouts::default(),
+            upstreams: Vec::new(),
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        UpstreamTimeouts {
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(120),
+            total_timeout: Duration::from_secs(600),
+            stream_idle_timeout: Duration::from_secs(120),
+            pool_max_idle_per_host: 256,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// Environment variables under the `ASSISTERS_` prefix that are not config keys.
+const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "CONFIG"];
+
+impl Config {
+    /// Loads the layers in order and validates the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(
+            Env::prefixed("ASSISTERS_")
+                .ignore(NON_CONFIG_ENV)
+                .split("__"),
+        );
+        let mut config: Config = fig.extract().map_err(Box::new)?;
+        if let Some(d) = &overrides.data_dir {
+            config.data_dir = Some(d.clone());
+        }
+        if let Some(a) = overrides.listen {
+            config.listen = a;
+        }
+        if let Some(a) = overrides.admin_listen {
+            config.admin_listen = a;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !self.admin_listen.ip().is_loopback() && !self.admin_allow_remote {
+            return bad(format!(
+                "admin_listen {} is not a loopback address; the admin API grants full control, \
+                 so set admin_allow_remote = true to expose it deliberately",
+                self.admin_listen
+            ));
+        }
+        if self.limits.max_body_bytes == 0 {
+            return bad("limits.max_body_bytes must be greater than 0".into());
+        }
+        let t = &self.upstream_defaults;
+        for (name, d) in [
+            ("connect_timeout", t.connect_timeout),
+            ("first_byte_timeout", t.first_byte_timeout),
+            ("total_timeout", t.total_timeout),
+            ("stream_idle_timeout", t.stream_idle_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(format!("upstream_defaults.{name} must be greater than 0"));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for u in &self.upstreams {
+            crate::proxy::upstream::validate_name(&u.name).map_err(ConfigError::Invalid)?;
+            crate::proxy::upstream::parse_base_url(&u.base_url)
+                .map_err(|e| ConfigError::Invalid(format!("upstream {}: {e}", u.name)))?;
+            if !names.insert(u.name.as_str()) {
+                return bad(format!("upstream {} is declared twice", u.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The data directory: configured, else the platform's data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("assisters")
+}
+
+/// Durations written the human way (`30s`, `5m`, `1h 30m`).
+pub mod duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try \"30s\", \"5m\")"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("assisters-cfg-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("bad.toml");
+        let _ = std::fs::write(&path, "listen = \"127.0.0.1:0\"\nlisten_port = 3\n");
+        let err = Config::load(Some(&path), &Overrides::default());
+        assert!(matches!(err, Err(ConfigError::Load(_))), "{err:?}");
+        let _ = std::fs::write(&path, "[upstream_defaults]\nconnect_timeout = \"2s\"\n");
+        let ok = Config::load(Some(&path), &Overrides::default());
+        assert!(
+            matches!(&ok, Ok(c) if c.upstream_defaults.connect_timeout == Duration::from_secs(2)),
+            "{ok:?}"
+        );
+    }
+
+    #[test]
+    fn remote_admin_needs_opt_in() {
+        let c = Config {
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 8788)),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            admin_allow_remote: true,
+            ..c
+        };
+        assert!(c.validate().is_ok());
+    }
+}

@@ -1,0 +1,231 @@
+//! Every error a client or an admin can see, mapped to OpenAI's error shape.
+//!
+//! One `thiserror` enum per category; [`ApiError`] unites them and is the only
+//! type handlers return. The mapping to status, `type`, `code` and `param`
+//! lives here and nowhere else, so every listener answers the same way.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The JSON body OpenAI's SDKs parse: `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+}
+
+/// Authentication failures. The message is identical for every cause so the
+/// body never reveals whether a key exists (and never echoes it).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key")]
+    Missing,
+    #[error("malformed API key")]
+    Malformed,
+    #[error("unknown API key")]
+    Unknown,
+    #[error("revoked API key")]
+    Revoked,
+    #[error("expired API key")]
+    Expired,
+    #[error("invalid admin credentials")]
+    Admin,
+    #[error("cross-site request refused")]
+    CrossSite,
+}
+
+/// The request itself is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("We could not parse the JSON body of your request: {0}")]
+    Json(String),
+    #[error("Invalid Content-Type header ({0}); expected application/json.")]
+    ContentType(String),
+    #[error("Request body too large: the limit is {limit} bytes.")]
+    TooLarge { limit: u64 },
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed.")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The upstream model server failed us.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("The upstream `{0}` could not be reached.")]
+    Unreachable(String),
+    #[error("The upstream `{0}` did not answer in time.")]
+    Timeout(String),
+    #[error("The upstream `{upstream}` failed with status {status}.")]
+    Failed { upstream: String, status: u16 },
+    #[error("The upstream `{0}` sent a response the gateway could not read.")]
+    BadResponse(String),
+}
+
+/// Something inside the gateway went wrong; details go to the log, not the client.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("crypto: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(InternalError::Store(e))
+    }
+}
+
+impl From<crate::crypto::CryptoError> for ApiError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        ApiError::Internal(InternalError::Crypto(e))
+    }
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        RequestError::Invalid {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+        .into()
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        RequestError::NotFound(message.into()).into()
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Auth(AuthError::CrossSite) => StatusCode::FORBIDDEN,
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Request(e) => match e {
+                RequestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::ModelNotFound(_) | RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+                RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+                RequestError::Conflict(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            ApiError::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (kind, code, param, message) = match self {
+            ApiError::Auth(AuthError::Admin) => (
+                "invalid_request_error",
+                Some("invalid_admin_token"),
+                None,
+                "Invalid or missing admin credentials.".to_owned(),
+            ),
+            ApiError::Auth(AuthError::CrossSite) => (
+                "invalid_request_error",
+                Some("cross_site_request"),
+                None,
+                "Cross-site requests to the admin API are refused.".to_owned(),
+            ),
+            ApiError::Auth(_) => (
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                None,
+                "Incorrect or missing API key. Send `Authorization: Bearer ask_...` with a valid, active key.".to_owned(),
+            ),
+            ApiError::Request(e) => {
+                let (code, param) = match e {
+                    RequestError::Invalid { param, .. } => (None, param.clone()),
+                    RequestError::Json(_) => (Some("invalid_json"), None),
+                    RequestError::ContentType(_) => (Some("invalid_content_type"), None),
+                    RequestError::TooLarge { .. } => (Some("request_too_large"), None),
+                    RequestError::ModelNotFound(_) => {
+                        (Some("model_not_found"), Some("model".to_owned()))
+                    }
+                    RequestError::NotFound(_) => (Some("not_found"), None),
+                    RequestError::MethodNotAllowed => (Some("method_not_allowed"), None),
+                    RequestError::Conflict(_) => (Some("conflict"), None),
+                };
+                ("invalid_request_error", code, param, e.to_string())
+            }
+            ApiError::Upstream(e) => {
+                let code = match e {
+                    UpstreamError::Timeout(_) => "upstream_timeout",
+                    _ => "upstream_error",
+                };
+                ("api_error", Some(code), None, e.to_string())
+            }
+            ApiError::Internal(_) => (
+                "api_error",
+                Some("internal_error"),
+                None,
+                "The gateway had an internal error; the administrator can find details in its log.".to_owned(),
+            ),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                message,
+                kind,
+                param,
+                code,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %e, "internal error");
+        }
+        let status = self.status();
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// Fallback for unknown routes, so even a typo gets OpenAI's shape.
+pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("Unknown request URL: {}.", uri.path()))
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    RequestError::MethodNotAllowed.into()
+}

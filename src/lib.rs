@@ -1,0 +1,23 @@
+//! Assisters Gateway: a self-hosted, OpenAI-compatible LLM API gateway.
+//!
+//! The engine is this library; `src/main.rs` is a thin binary over it and
+//! `src-tauri/` embeds it in the desktop app. See ARCHITECTURE.md for the map.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod fsutil;
+pub mod keys;
+pub mod proxy;
+pub mod server;
+pub mod settings;
+pub mod store;
+pub mod timefmt;
+pub mod tokens;
+
+pub use app::AppState;
+pub use config::Config;
+pub use server::Server;

@@ -1,0 +1,263 @@
+//! `assisters-echo`, the built-in demo model: answers in-process with the
+//! prompt it was given, streams like a real model, and reports usage counted
+//! with the gateway's tokenizer, so a fresh install works end to end.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Response};
+use bytes::{Bytes, BytesMut};
+use serde_json::{json, Value};
+
+use super::sse::{self, Event};
+use super::Endpoint;
+use crate::error::ApiError;
+use crate::tokens::Tokenizer;
+
+pub const MODEL: &str = "assisters-echo";
+
+pub fn respond(
+    endpoint: Endpoint,
+    body: &[u8],
+    tok: &Tokenizer,
+) -> Result<Response<Body>, ApiError> {
+    let req: Value = serde_json::from_slice(body)
+        .map_err(|e| crate::error::RequestError::Json(e.to_string()))?;
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let created = crate::store::now();
+    match endpoint {
+        Endpoint::Chat => {
+            let messages = req
+                .get("messages")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    ApiError::invalid("'messages' must be an array of messages.", Some("messages"))
+                })?;
+            let reply = last_user_text(messages);
+            let usage = usage(tok.count_chat(messages), tok.count(&reply));
+            let id = format!("chatcmpl-{}", crate::keys::new_id("echo"));
+            if stream {
+                Ok(sse_body(chat_chunks(
+                    &id,
+                    created,
+                    &reply,
+                    include_usage.then_some(usage),
+                )))
+            } else {
+                Ok(json_body(&json!({
+                    "id": id, "object": "chat.completion", "created": created, "model": MODEL,
+                    "system_fingerprint": null,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "refusal": null},
+                                 "logprobs": null, "finish_reason": "stop"}],
+                    "usage": usage,
+                })))
+            }
+        }
+        Endpoint::Completions => {
+            let prompt = match req.get("prompt") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or("").to_owned(),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "'prompt' must be a string or an array of strings.",
+                        Some("prompt"),
+                    ))
+                }
+            };
+            let usage = usage(tok.count(&prompt), tok.count(&prompt));
+            let id = format!("cmpl-{}", crate::keys::new_id("echo"));
+            if stream {
+                Ok(sse_body(completion_chunks(
+                    &id,
+                    created,
+                    &prompt,
+                    include_usage.then_some(usage),
+                )))
+            } else {
+                Ok(json_body(&json!({
+                    "id": id, "object": "text_completion", "created": created, "model": MODEL,
+                    "choices": [{"index": 0, "text": prompt, "logprobs": null, "finish_reason": "stop"}],
+                    "usage": usage,
+                })))
+            }
+        }
+        Endpoint::Embeddings => embeddings(&req, tok),
+    }
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+/// The text of the last user message (string content or text parts).
+fn last_user_text(messages: &[Value]) -> String {
+    let Some(m) = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return String::new();
+    };
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// Words with their trailing spaces, so the pieces join back to the text.
+fn pieces(text: &str) -> Vec<&str> {
+    text.split_inclusive(' ').collect()
+}
+
+fn chat_chunks(id: &str, created: i64, reply: &str, usage: Option<Value>) -> Vec<Value> {
+    let with_usage = usage.is_some();
+    let chunk = |delta: Value, finish: Value| {
+        let mut c = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if with_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    out.extend(
+        pieces(reply)
+            .into_iter()
+            .map(|p| chunk(json!({"content": p}), Value::Null)),
+    );
+    out.push(chunk(json!({}), json!("stop")));
+    if let Some(u) = usage {
+        out.push(json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
+            "system_fingerprint": null, "choices": [], "usage": u,
+        }));
+    }
+    out
+}
+
+fn completion_chunks(id: &str, created: i64, text: &str, usage: Option<Value>) -> Vec<Value> {
+    let chunk = |t: &str, finish: Value| {
+        json!({
+            "id": id, "object": "text_completion", "created": created, "model": MODEL,
+            "choices": [{"index": 0, "text": t, "logprobs": null, "finish_reason": finish}],
+        })
+    };
+    let mut out: Vec<Value> = pieces(text)
+        .into_iter()
+        .map(|p| chunk(p, Value::Null))
+        .collect();
+    out.push(chunk("", json!("stop")));
+    if let Some(u) = usage {
+        out.push(json!({
+            "id": id, "object": "text_completion", "created": created, "model": MODEL,
+            "choices": [], "usage": u,
+        }));
+    }
+    out
+}
+
+fn embeddings(req: &Value, tok: &Tokenizer) -> Result<Response<Body>, ApiError> {
+    let inputs: Vec<String> = match req.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::Array(a)) => a.iter().map(|v| v.to_string()).collect(),
+        _ => {
+            return Err(ApiError::invalid(
+                "'input' must be a string or an array.",
+                Some("input"),
+            ))
+        }
+    };
+    let dims = req
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .map_or(256, |d| d.clamp(1, 4096)) as usize;
+    let base64 = req.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let mut tokens = 0;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            tokens += tok.count(text);
+            let v = vector(text, dims);
+            let embedding = if base64 {
+                use base64::Engine;
+                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Ok(json_body(&json!({
+        "object": "list", "data": data, "model": MODEL,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })))
+}
+
+/// A deterministic unit vector derived from the text's SHA-256 chain.
+fn vector(text: &str, dims: usize) -> Vec<f32> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::with_capacity(dims);
+    let mut block: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    while out.len() < dims {
+        for pair in block.chunks(2) {
+            if out.len() < dims {
+                out.push((u16::from_le_bytes([pair[0], pair[1]]) as f32 / 32767.5) - 1.0);
+            }
+        }
+        block = Sha256::digest(block).into();
+    }
+    let norm = out
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
+    out.iter().map(|x| x / norm).collect()
+}
+
+fn json_body(v: &Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(v.to_string()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn sse_body(chunks: Vec<Value>) -> Response<Body> {
+    let events = chunks
+        .into_iter()
+        .map(|c| Event::Json(Bytes::from(c.to_string())))
+        .chain(std::iter::once(Event::Done))
+        .map(|ev| {
+            let mut b = BytesMut::new();
+            sse::write_event(&mut b, &ev);
+            Ok::<Bytes, std::convert::Infallible>(b.freeze())
+        });
+    let mut r = Response::new(Body::from_stream(futures_util::stream::iter(events)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r
+}

@@ -1,0 +1,310 @@
+//! Upstreams: named OpenAI-compatible backends, the model routing table, the
+//! pooled HTTP client, and model discovery.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, Method, Request, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::config::UpstreamTimeouts;
+
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the one pooled client every upstream call shares. Certificates are
+/// verified against the Mozilla roots.
+pub fn build_client(t: &UpstreamTimeouts) -> Result<HttpClient, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(t.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(t.pool_max_idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Declared in the config file; read-only at runtime.
+    Config,
+    /// Added through the admin API or CLI; stored.
+    Admin,
+}
+
+pub struct Upstream {
+    pub id: String,
+    pub name: String,
+    /// Without a trailing slash, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// `Bearer …`, marked sensitive so it never shows in debug output.
+    auth: Option<HeaderValue>,
+    /// Declared models; empty means "whatever discovery finds".
+    pub models: Vec<String>,
+    pub discovered: RwLock<Vec<String>>,
+    pub source: Source,
+}
+
+impl Upstream {
+    pub fn new(
+        id: String,
+        name: String,
+        base_url: &str,
+        api_key: Option<&str>,
+        models: Vec<String>,
+        source: Source,
+    ) -> Result<Upstream, String> {
+        let base_url = parse_base_url(base_url)?;
+        let auth = match api_key {
+            Some(k) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
+                    "the upstream API key has characters a header cannot carry".to_owned()
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(Upstream {
+            id,
+            name,
+            base_url,
+            auth,
+            models,
+            discovered: RwLock::new(Vec::new()),
+            source,
+        })
+    }
+
+    pub fn has_api_key(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// Models this upstream serves: declared ones, else discovered ones.
+    pub fn served_models(&self) -> Vec<String> {
+        if self.models.is_empty() {
+            self.discovered.read().clone()
+        } else {
+            self.models.clone()
+        }
+    }
+
+    /// A request to `{base_url}{path}` carrying the upstream's credentials.
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let uri: Uri = format!("{}{path}", self.base_url)
+            .parse()
+            .map_err(|e| format!("bad upstream URL: {e}"))?;
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ACCEPT, "application/json, text/event-stream");
+        if !body.is_empty() {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(auth) = &self.auth {
+            b = b.header(header::AUTHORIZATION, auth.clone());
+        }
+        b.body(Full::new(body)).map_err(|e| e.to_string())
+    }
+
+    /// Asks `GET {base_url}/models` which models the upstream serves.
+    pub async fn discover(
+        &self,
+        client: &HttpClient,
+        timeout: Duration,
+    ) -> Result<Vec<String>, String> {
+        let req = self.request(Method::GET, "/models", Bytes::new())?;
+        let resp = tokio::time::timeout(timeout, client.request(req))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| format!("unreachable: {e}"))?;
+        let status = resp.status();
+        let body = tokio::time::timeout(timeout, resp.into_body().collect())
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("GET /models answered {status}"));
+        }
+        #[derive(serde::Deserialize)]
+        struct List {
+            data: Vec<Item>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            id: String,
+        }
+        let list: List = serde_json::from_slice(&body)
+            .map_err(|e| format!("GET /models returned an unexpected body: {e}"))?;
+        Ok(list.data.into_iter().map(|i| i.id).collect())
+    }
+}
+
+/// All upstreams and the model → upstream table, swapped whole on change.
+#[derive(Default)]
+pub struct Upstreams {
+    table: RwLock<Arc<Table>>,
+}
+
+#[derive(Default)]
+struct Table {
+    list: Vec<Arc<Upstream>>,
+    routes: HashMap<String, Arc<Upstream>>,
+}
+
+impl Upstreams {
+    /// Replaces the set of upstreams and rebuilds the routes. When two
+    /// upstreams serve the same model, the first in the list wins.
+    pub fn replace(&self, list: Vec<Arc<Upstream>>) {
+        let mut routes = HashMap::new();
+        for u in &list {
+            for m in u.served_models() {
+                routes.entry(m).or_insert_with(|| u.clone());
+            }
+        }
+        *self.table.write() = Arc::new(Table { list, routes });
+    }
+
+    /// Rebuilds the routes after discovery changed what an upstream serves.
+    pub fn reroute(&self) {
+        let list = self.table.read().list.clone();
+        self.replace(list);
+    }
+
+    pub fn route(&self, model: &str) -> Option<Arc<Upstream>> {
+        self.table.read().routes.get(model).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Upstream>> {
+        self.table.read().list.clone()
+    }
+
+    pub fn get(&self, id_or_name: &str) -> Option<Arc<Upstream>> {
+        self.table
+            .read()
+            .list
+            .iter()
+            .find(|u| u.id == id_or_name || u.name == id_or_name)
+            .cloned()
+    }
+
+    /// Every routable model, sorted, with the upstream serving it.
+    pub fn models(&self) -> Vec<(String, Arc<Upstream>)> {
+        let t = self.table.read();
+        let mut out: Vec<_> = t
+            .routes
+            .iter()
+            .map(|(m, u)| (m.clone(), u.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid upstream name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// Checks an `http(s)://host[:port][/path]` base URL and drops a trailing slash.
+pub fn parse_base_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let uri: Uri = trimmed
+        .parse()
+        .map_err(|e| format!("invalid base URL {raw:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => {
+            return Err(format!(
+                "invalid base URL {raw:?}: it must start with http:// or https://"
+            ))
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("invalid base URL {raw:?}: it has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!(
+            "invalid base URL {raw:?}: it must not have a query string"
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:11434/v1/").ok().as_deref(),
+            Some("http://127.0.0.1:11434/v1")
+        );
+        assert!(parse_base_url("ftp://x/v1").is_err());
+        assert!(parse_base_url("not a url").is_err());
+        assert!(parse_base_url("http://x/v1?a=b").is_err());
+    }
+
+    #[test]
+    fn first_upstream_wins_a_model() {
+        let a = Arc::new(
+            Upstream::new(
+                "a".into(),
+                "a".into(),
+                "http://a/v1",
+                None,
+                vec!["m".into()],
+                Source::Admin,
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let b = Arc::new(
+            Upstream::new(
+                "b".into(),
+                "b".into(),
+                "http://b/v1",
+                None,
+                vec!["m".into(), "n".into()],
+                Source::Admin,
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let u = Upstreams::default();
+        u.replace(vec![a, b]);
+        assert_eq!(u.route("m").map(|x| x.name.clone()).as_deref(), Some("a"));
+        assert_eq!(u.route("n").map(|x| x.name.clone()).as_deref(), Some("b"));
+        assert!(u.route("o").is_none());
+    }
+}

@@ -1,0 +1,191 @@
+//! Listeners and lifecycle: bind both ports, publish the bound addresses,
+//! serve HTTP/1.1 and HTTP/2 connections, run the background jobs, and shut
+//! down gracefully (in-flight requests and streams finish, bounded by
+//! `shutdown_grace`; the store is flushed last).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::{AppState, StartError};
+
+/// Where the server actually listens, published in `runtime.json` so the CLI
+/// (and tests, with port 0) can find it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Bound {
+    #[schema(value_type = String)]
+    pub listen: SocketAddr,
+    #[schema(value_type = String)]
+    pub admin_listen: SocketAddr,
+    pub pid: u32,
+    pub version: String,
+}
+
+pub const RUNTIME_FILE: &str = "runtime.json";
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(300);
+
+/// A running gateway; dropping it does not stop it, [`Server::shutdown`] does.
+pub struct Server {
+    pub bound: Bound,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Binds both listeners and starts serving.
+    pub async fn start(state: AppState) -> Result<Server, StartError> {
+        let cfg = &state.config;
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Other(format!("cannot listen on {addr} ({what}): {e}")))
+        };
+        let api = bind(cfg.listen, "gateway API").await?;
+        let admin = bind(cfg.admin_listen, "admin API").await?;
+        let bound = Bound {
+            listen: api
+                .local_addr()
+                .map_err(|e| StartError::Other(e.to_string()))?,
+            admin_listen: admin
+                .local_addr()
+                .map_err(|e| StartError::Other(e.to_string()))?,
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        state.set_bound(bound.clone());
+        let runtime = serde_json::to_vec_pretty(&bound).unwrap_or_default();
+        crate::fsutil::write_private(&state.data_dir.join(RUNTIME_FILE), &runtime)
+            .map_err(|e| StartError::DataDir(state.data_dir.clone(), e))?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let grace = cfg.shutdown_grace;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(
+            api,
+            crate::app::gateway_router(state.clone()),
+            stop_rx.clone(),
+            grace,
+        ));
+        tasks.spawn(accept_loop(
+            admin,
+            crate::admin::router(state.clone()),
+            stop_rx.clone(),
+            grace,
+        ));
+        tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
+        tasks.spawn(discovery(state.clone(), stop_rx));
+        Ok(Server {
+            bound,
+            state,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets in-flight work finish (bounded), flushes the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        if let Err(e) = crate::keys::flush_last_used(&self.state).await {
+            tracing::warn!(error = %e, "last-used flush failed at shutdown");
+        }
+        if let Err(e) = self.state.store.flush() {
+            tracing::warn!(error = %e, "store flush failed at shutdown");
+        }
+        let _ = std::fs::remove_file(self.state.data_dir.join(RUNTIME_FILE));
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let router = router.clone();
+                let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let router = router.clone();
+                    async move {
+                        let resp = tower::ServiceExt::oneshot(router, req).await;
+                        Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
+                    }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing the remaining connections");
+    }
+}
+
+async fn flush_last_used(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LAST_USED_FLUSH) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = crate::keys::flush_last_used(&state).await {
+            tracing::warn!(error = %e, "last-used flush failed");
+        }
+    }
+}
+
+async fn discovery(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        state.discover_models().await;
+        tokio::select! {
+            _ = tokio::time::sleep(DISCOVERY_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Settings an admin can change at runtime: the config file's values, with
+//! whatever the admin API stored on top. Applied on the next request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Limits, UpstreamTimeouts};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Serve the built-in `assisters-echo` model.
+    pub echo_model: bool,
+    pub limits: Limits,
+    /// `connect_timeout` and `pool_max_idle_per_host` take effect at the next start.
+    pub upstream_defaults: UpstreamTimeouts,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            echo_model: c.echo_model,
+            limits: c.limits.clone(),
+            upstream_defaults: c.upstream_defaults.clone(),
+        }
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) and validates the result.
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Settings, String> {
+        let mut doc = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        merge(&mut doc, patch);
+        let next: Settings =
+            serde_json::from_value(doc).map_err(|e| format!("invalid settings: {e}"))?;
+        let probe = Config {
+            limits: next.limits.clone(),
+            upstream_defaults: next.upstream_defaults.clone(),
+            ..Config::default()
+        };
+        probe.validate().map_err(|e| e.to_string())?;
+        Ok(next)
+    }
+
+    /// Top-level fields as stored rows, so a later config change to a field
+    /// the admin never touched still applies.
+    pub fn rows(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("echo_model", serde_json::json!(self.echo_model)),
+            (
+                "limits",
+                serde_json::to_value(&self.limits).unwrap_or_default(),
+            ),
+            (
+                "upstream_defaults",
+                serde_json::to_value(&self.upstream_defaults).unwrap_or_default(),
+            ),
+        ]
+    }
+}
+
+fn merge(doc: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (doc, patch) {
+        (serde_json::Value::Object(d), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                match d.get_mut(k) {
+                    Some(slot) if v.is_object() => merge(slot, v),
+                    _ => {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (d, p) => *d = p.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_merges_and_validates() {
+        let s = Settings::from_config(&Config::default());
+        let p = s.patched(&serde_json::json!({"limits": {"max_body_bytes": 1000}}));
+        assert!(
+            matches!(&p, Ok(n) if n.limits.max_body_bytes == 1000 && n.echo_model),
+            "{p:?}"
+        );
+        assert!(s
+            .patched(&serde_json::json!({"limits": {"max_body_bytes": 0}}))
+            .is_err());
+        assert!(s.patched(&serde_json::json!({"nope": 1})).is_err());
+        assert!(s
+            .patched(&serde_json::json!({"upstream_defaults": {"total_timeout": "soon"}}))
+            .is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Versioned schema migrations, applied in order at start (tracked in
+//! SQLite's `user_version`). Append new steps; never edit a shipped one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const STEPS: &[&str] = &[
+    // 1: keys, upstreams, settings, audit log.
+    r#"
+    CREATE TABLE api_keys (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        hash          BLOB NOT NULL UNIQUE,
+        prefix        TEXT NOT NULL,
+        environment   TEXT NOT NULL,
+        tier          TEXT NOT NULL,
+        models        TEXT NOT NULL DEFAULT '[]',
+        created_at    INTEGER NOT NULL,
+        last_used_at  INTEGER,
+        expires_at    INTEGER,
+        revoked_at    INTEGER
+    );
+    CREATE TABLE upstreams (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        base_url     TEXT NOT NULL,
+        api_key_enc  BLOB,
+        models       TEXT NOT NULL DEFAULT '[]',
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    );
+    CREATE TABLE settings (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        seq        INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        actor      TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        before     TEXT,
+        after      TEXT,
+        prev_hash  BLOB NOT NULL,
+        hash       BLOB NOT NULL
+    );
+    "#,
+];
+
+pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    if current > STEPS.len() {
+        return Err(StoreError::Migration(format!(
+            "the database is at schema version {current}, newer than this build knows ({}); \
+             run a newer assisters",
+            STEPS.len()
+        )));
+    }
+    for (i, sql) in STEPS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied store migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Token counting with a real BPE tokenizer (`cl100k_base`), loaded on first
+//! use so a gateway that never needs it never pays its memory.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tiktoken_rs::CoreBPE;
+
+#[derive(Default)]
+pub struct Tokenizer {
+    bpe: OnceLock<Option<CoreBPE>>,
+}
+
+/// OpenAI's accounting for chat prompts: every message costs a few framing
+/// tokens, and the reply is primed with three more.
+const TOKENS_PER_MESSAGE: usize = 3;
+const REPLY_PRIMING: usize = 3;
+
+impl Tokenizer {
+    fn bpe(&self) -> Option<&CoreBPE> {
+        self.bpe
+            .get_or_init(|| match tiktoken_rs::cl100k_base() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(error = %e, "tokenizer failed to load; counting by bytes");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    pub fn count(&self, text: &str) -> usize {
+        match self.bpe() {
+            Some(b) => b.encode_ordinary(text).len(),
+            None => text.len().div_ceil(4),
+        }
+    }
+
+    /// Prompt tokens of a chat `messages` array, counting every string the
+    /// model reads (content parts, names, tool call arguments).
+    pub fn count_chat(&self, messages: &[Value]) -> usize {
+        let mut total = REPLY_PRIMING;
+        for m in messages {
+            total += TOKENS_PER_MESSAGE;
+            let mut texts = Vec::new();
+            collect_strings(m, &mut texts);
+            total += texts.iter().map(|t| self.count(t)).sum::<usize>();
+        }
+        total
+    }
+}
+
+/// Every string value inside `v` (keys excluded), in document order.
+pub fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_real_tokens() {
+        let t = Tokenizer::default();
+        assert_eq!(t.count("hello world"), 2);
+        assert_eq!(t.count(""), 0);
+        let msgs = vec![serde_json::json!({"role": "user", "content": "hello world"})];
+        // 3 priming + 3 framing + "user" (1) + "hello world" (2)
+        assert_eq!(t.count_chat(&msgs), 9);
+    }
+}
