@@ -1,0 +1,384 @@
+//! The admin API: authentication, cross-site refusal, keys, upstreams with
+//! encrypted credentials, settings, audit, OpenAPI, and durability.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{config_with, files_containing, Gateway, MockUpstream};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_requires_the_token_and_refuses_cross_site() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let r = gw
+        .http
+        .get(format!("{}/admin/keys", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_admin_token"
+    );
+    let r = gw
+        .http
+        .get(format!("{}/admin/keys", gw.admin))
+        .bearer_auth("adm_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A page on another site cannot drive the admin API, even with the token.
+    let r = gw
+        .http
+        .post(format!("{}/admin/keys", gw.admin))
+        .bearer_auth(&gw.token)
+        .header("origin", "https://evil.example")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let own_origin = gw.admin.clone();
+    let r = gw
+        .http
+        .get(format!("{}/admin/keys", gw.admin))
+        .bearer_auth(&gw.token)
+        .header("origin", own_origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, list) = gw.admin_call(Method::GET, "/admin/keys", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "the refused create created nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_shown_once_and_stored_only_as_hashes() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (id, secret) = gw
+        .create_key(
+            json!({"name": "app", "environment": "prod", "tier": "developer", "expires_in": "30d"}),
+        )
+        .await;
+    assert!(secret.starts_with("ask_") && secret.len() >= 4 + 43);
+    let (s, v) = gw
+        .admin_call(Method::GET, &format!("/admin/keys/{id}"), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["environment"], "prod");
+    assert_eq!(v["tier"], "developer");
+    assert!(v["expires_at"].is_string());
+    assert!(secret.starts_with(v["prefix"].as_str().unwrap()));
+    let text = v.to_string();
+    assert!(!text.contains(&secret) && v.get("key").is_none() && v.get("hash").is_none());
+    let (_, list) = gw.admin_call(Method::GET, "/admin/keys", None).await;
+    assert!(!list.to_string().contains(&secret));
+
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/keys/{id}"),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["id"].as_str(), v["name"].as_str()),
+        (200, Some(id.as_str()), Some("renamed"))
+    );
+
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/keys",
+            Some(json!({"name": "x", "environment": "moon"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/keys",
+            Some(json!({"name": "x", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw
+        .admin_call(Method::GET, "/admin/keys/key_nope", None)
+        .await;
+    assert_eq!(s, 404);
+
+    // Neither the secret nor a plain rendition of it is anywhere on disk.
+    gw.post(
+        &secret,
+        "/v1/chat/completions",
+        json!({"model": "assisters-echo", "messages": []}),
+    )
+    .await;
+    assert!(files_containing(gw.path(), secret.as_bytes()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_are_managed_live_and_their_keys_encrypted() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    let secret = "sk-admin-added-upstream-key-987654";
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "local", "base_url": up.base_url(), "api_key": secret})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["has_api_key"], true);
+    assert!(!v.to_string().contains(secret));
+    let id = v["id"].as_str().unwrap().to_owned();
+
+    // Discovery runs in the background; the route appears once it has.
+    let mut routed = false;
+    for _ in 0..100 {
+        let r = gw
+            .post(
+                &key,
+                "/v1/chat/completions",
+                json!({"model": "mock", "messages": []}),
+            )
+            .await;
+        if r.status() == 200 {
+            routed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(routed, "discovered models are routed");
+    assert_eq!(
+        up.last().authorization.as_deref(),
+        Some(format!("Bearer {secret}").as_str())
+    );
+
+    let (s, t) = gw
+        .admin_call(Method::POST, &format!("/admin/upstreams/{id}/test"), None)
+        .await;
+    assert_eq!((s, t["ok"].as_bool()), (200, Some(true)), "{t}");
+    assert!(t["models"].as_array().unwrap().iter().any(|m| m == "mock"));
+
+    let (s, list) = gw.admin_call(Method::GET, "/admin/upstreams", None).await;
+    assert_eq!(s, 200);
+    assert!(!list.to_string().contains(secret));
+    assert!(
+        files_containing(gw.path(), secret.as_bytes()).is_empty(),
+        "upstream keys are sealed at rest"
+    );
+
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/upstreams/{id}"),
+            Some(json!({"models": ["only-this"]})),
+        )
+        .await;
+    assert_eq!((s, v["served_models"].clone()), (200, json!(["only-this"])));
+    let r = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "mock", "messages": []}),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        404,
+        "the route table follows the change at once"
+    );
+
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "local", "base_url": up.base_url()})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "bad", "base_url": "ftp://x"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw
+        .admin_call(Method::DELETE, &format!("/admin/upstreams/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (_, list) = gw.admin_call(Method::GET, "/admin/upstreams", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_upstreams_are_read_only_and_test_reports_failures() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(
+        Some(&up),
+        "[[upstreams]]\nname = \"dead\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"d\"]\n",
+    ))
+    .await;
+    let (s, _) = gw
+        .admin_call(Method::DELETE, "/admin/upstreams/mock", None)
+        .await;
+    assert_eq!(s, 409);
+    let (s, v) = gw
+        .admin_call(Method::GET, "/admin/upstreams/mock", None)
+        .await;
+    assert_eq!(
+        (s, v["source"].as_str(), v["has_api_key"].as_bool()),
+        (200, Some("config"), Some(true))
+    );
+    let (s, v) = gw
+        .admin_call(Method::POST, "/admin/upstreams/dead/test", None)
+        .await;
+    assert_eq!((s, v["ok"].as_bool()), (200, Some(false)));
+    assert!(v["error"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_apply_on_the_next_request_and_survive_restart() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"limits": {"max_body_bytes": 200}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["settings"]["limits"]["max_body_bytes"], 200);
+    assert!(v["listeners"]["listen"].is_string());
+    let big = json!({"model": "assisters-echo", "messages": [{"role": "user", "content": "y".repeat(300)}]});
+    assert_eq!(
+        gw.post(&key, "/v1/chat/completions", big.clone())
+            .await
+            .status(),
+        413
+    );
+    let (s, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"limits": {"max_body_bytes": 0}})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"unknown": 1})),
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    let cfg = config_with(None, "");
+    let dir = gw.take_dir();
+    let gw = Gateway::start_in(dir, &cfg, &[]).await;
+    assert_eq!(
+        gw.post(&key, "/v1/chat/completions", big).await.status(),
+        413
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_admin_change_is_audited_in_a_verifiable_chain() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (id, _) = gw.create_key(json!({"name": "a"})).await;
+    gw.admin_call(Method::POST, &format!("/admin/keys/{id}/revoke"), None)
+        .await;
+    gw.admin_call(
+        Method::PATCH,
+        "/admin/settings",
+        Some(json!({"echo_model": false})),
+    )
+    .await;
+    let (s, v) = gw.admin_call(Method::GET, "/admin/audit", None).await;
+    assert_eq!(s, 200);
+    let actions: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["settings.update", "key.revoke", "key.create"]);
+    assert_eq!(v["data"][1]["source"], "127.0.0.1");
+    let (_, ver) = gw
+        .admin_call(Method::GET, "/admin/audit/verify", None)
+        .await;
+    assert_eq!(
+        (ver["ok"].as_bool(), ver["entries"].as_u64()),
+        (Some(true), Some(3))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_document_describes_the_admin_api() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let doc: Value = gw
+        .http
+        .get(format!("{}/admin/openapi.json", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/admin/keys",
+        "/admin/keys/{id}",
+        "/admin/keys/{id}/revoke",
+        "/admin/upstreams",
+        "/admin/upstreams/{id}/test",
+        "/admin/settings",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing");
+    }
+    assert!(doc["components"]["schemas"].get("KeyView").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_changes_survive_kill_9() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    let (id, key) = gw.create_key(json!({"name": "durable"})).await;
+    let (gone_id, revoked) = gw.create_key(json!({"name": "gone"})).await;
+    gw.admin_call(Method::POST, &format!("/admin/keys/{gone_id}/revoke"), None)
+        .await;
+    gw.kill9();
+    let cfg = config_with(None, "");
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    let body = json!({"model": "assisters-echo", "messages": []});
+    assert_eq!(
+        gw.post(&key, "/v1/chat/completions", body.clone())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.post(&revoked, "/v1/chat/completions", body)
+            .await
+            .status(),
+        401
+    );
+    let (s, v) = gw
+        .admin_call(Method::GET, &format!("/admin/keys/{id}"), None)
+        .await;
+    assert_eq!((s, v["name"].as_str()), (200, Some("durable")));
+}

@@ -1,0 +1,245 @@
+//! A real upstream for the tests: an HTTP server speaking OpenAI's wire
+//! format (JSON and SSE), whose behaviour is chosen by the model name.
+//!
+//! - `mock`: answers normally; streams 3 content chunks (+ usage when asked).
+//! - `mock-gated`: streams one chunk, then waits for `release()` before the rest.
+//! - `mock-slow`: waits 3 s before answering.
+//! - `mock-500`: fails with a 500 whose body holds internal details.
+//! - `mock-400`: refuses with an OpenAI-shaped 400.
+//! - `mock-drop`: streams one chunk, then breaks the connection.
+//! - `mock-forge`: streams events whose text tries to forge SSE events.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+pub const UPSTREAM_SECRET: &str = "sk-upstream-secret-0123456789";
+pub const INTERNAL_DETAIL: &str = "Traceback: db password=hunter2 at /srv/model.py";
+
+#[derive(Clone, Default)]
+pub struct Recorded {
+    pub path: String,
+    pub body: Bytes,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    gate: Notify,
+    /// Set when a streaming response's body was dropped before it ended.
+    cancelled: Mutex<u32>,
+}
+
+pub struct MockUpstream {
+    addr: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockUpstream {
+    pub async fn start() -> MockUpstream {
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/models", get(models))
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/completions", post(completions))
+            .route("/v1/embeddings", post(embeddings))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        MockUpstream { addr, shared, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().clone()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.requests()
+            .last()
+            .cloned()
+            .expect("a request reached the upstream")
+    }
+
+    /// Lets a `mock-gated` stream continue past its first chunk.
+    pub fn release(&self) {
+        self.shared.gate.notify_one();
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn record(s: &Shared, path: &str, headers: &HeaderMap, body: &Bytes) {
+    s.requests.lock().push(Recorded {
+        path: path.to_owned(),
+        body: body.clone(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    });
+}
+
+async fn models() -> Json<Value> {
+    let ids = [
+        "mock",
+        "mock-gated",
+        "mock-slow",
+        "mock-500",
+        "mock-400",
+        "mock-drop",
+        "mock-forge",
+    ];
+    Json(json!({
+        "object": "list",
+        "data": ids.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "mock"})).collect::<Vec<_>>(),
+    }))
+}
+
+fn chunk(model: &str, content: &str) -> String {
+    json!({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}],
+    })
+    .to_string()
+}
+
+fn sse(events: Vec<String>) -> Response {
+    let body = events
+        .into_iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .collect::<String>();
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    record(&s, "/v1/chat/completions", &headers, &body);
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = req["model"].as_str().unwrap_or("").to_owned();
+    let stream = req["stream"].as_bool().unwrap_or(false);
+    let usage = json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10});
+    match model.as_str() {
+        "mock-slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        "mock-500" => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL).into_response();
+        }
+        "mock-400" => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": {"message": "temperature is out of range", "type": "invalid_request_error", "param": "temperature", "code": null, "internal": INTERNAL_DETAIL}})),
+            )
+                .into_response();
+        }
+        _ => {}
+    }
+    if !stream {
+        return Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from mock"}, "finish_reason": "stop"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let include_usage = req["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    match model.as_str() {
+        "mock-gated" => {
+            let first = Bytes::from(format!("data: {}\n\n", chunk(&model, "first")));
+            let rest = Bytes::from(format!(
+                "data: {}\n\ndata: [DONE]\n\n",
+                chunk(&model, "second")
+            ));
+            let shared = s.clone();
+            let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(first) })
+                .chain(futures_util::stream::once(async move {
+                    shared.gate.notified().await;
+                    Ok(rest)
+                }));
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "mock-drop" => {
+            let first = Bytes::from(format!("data: {}\n\n", chunk(&model, "partial")));
+            // The pause lets the first chunk leave before the connection breaks.
+            let stream = futures_util::stream::once(async move { Ok(first) }).chain(
+                futures_util::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Err(std::io::Error::other("upstream crashed"))
+                }),
+            );
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "mock-forge" => {
+            let forged = chunk(&model, "a\n\ndata: [DONE]\n\ndata: {\"evil\":true}");
+            let body = format!("data: not json at all\n\ndata: {forged}\n\ndata: [DONE]\n\n");
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
+        _ => {
+            let mut events: Vec<String> = ["Hello", " from", " mock"]
+                .iter()
+                .map(|c| chunk(&model, c))
+                .collect();
+            if include_usage {
+                events.push(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage}).to_string());
+            }
+            events.push("[DONE]".into());
+            sse(events)
+        }
+    }
+}
+
+async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    record(&s, "/v1/completions", &headers, &body);
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Json(json!({
+        "id": "cmpl-mock", "object": "text_completion", "created": 1, "model": req["model"],
+        "choices": [{"index": 0, "text": "completed", "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
+    }))
+    .into_response()
+}
+
+async fn embeddings(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    record(&s, "/v1/embeddings", &headers, &body);
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Json(json!({
+        "object": "list", "model": req["model"],
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }))
+    .into_response()
+}
