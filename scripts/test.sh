@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, the Rust unit and integration tests
+# (real server, real upstream), and the OpenAI Python SDK compatibility suite.
+# Installs what it needs on a fresh machine (Python venv packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+missing=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+  else
+    echo "missing: ${missing[*]}" >&2; exit 1
+  fi
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "OpenAI SDK compatibility (Python)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+ASSISTERS_BIN="$PWD/target/debug/assisters" .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
