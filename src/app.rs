@@ -3,8 +3,8 @@
 //! Layer order of the gateway listener, outermost first:
 //! 1. `CatchPanicLayer`: a bug in one request becomes a 500 in OpenAI's
 //!    shape; the server keeps serving.
-//! 2. Routes: `/v1/*` behind `keys::auth::require_key` (a bearer `ask_` key);
-//!    `/healthz` open.
+//! 2. Routes: `/v1/*`, whose handlers all start with the
+//!    `keys::auth::AuthedKey` extractor (a bearer `ask_` key); `/healthz` open.
 //! 3. Fallbacks: unknown paths and methods answer in OpenAI's error shape.
 //!
 //! The admin listener has its own stack (see `admin`).
@@ -203,7 +203,7 @@ impl AppState {
 /// The gateway listener's router.
 pub fn gateway_router(state: AppState) -> Router {
     Router::new()
-        .merge(crate::proxy::router(state.clone()))
+        .merge(crate::proxy::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::error::route_not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)

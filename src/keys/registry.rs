@@ -4,17 +4,18 @@
 //! and then replaces the entry here before the admin call returns, so a revoked
 //! key fails on the very next request (there is no cache to go stale).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 
 use super::{ApiKey, KeyHash};
 
 #[derive(Default)]
 pub struct KeyRegistry {
-    by_hash: RwLock<HashMap<KeyHash, Arc<ApiKey>>>,
+    // The keys are SHA-256 digests already: a cheap hasher is enough.
+    by_hash: RwLock<FxHashMap<KeyHash, Arc<ApiKey>>>,
 }
 
 impl KeyRegistry {

@@ -11,12 +11,12 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Response};
 use axum::routing::{get, post};
-use axum::{middleware, Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::app::AppState;
 use crate::error::{ApiError, RequestError};
-use crate::keys::auth::{require_key, AuthedKey};
+use crate::keys::auth::AuthedKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -36,35 +36,35 @@ impl Endpoint {
     }
 }
 
-pub fn router(state: AppState) -> Router<AppState> {
+/// Every handler takes [`AuthedKey`] first: no `/v1` route runs unauthenticated.
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*model}", get(get_model))
-        .route_layer(middleware::from_fn_with_state(state, require_key))
 }
 
 async fn chat(
+    k: AuthedKey,
     State(s): State<AppState>,
-    Extension(k): Extension<AuthedKey>,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     handle(s, k, Endpoint::Chat, req).await
 }
 
 async fn completions(
+    k: AuthedKey,
     State(s): State<AppState>,
-    Extension(k): Extension<AuthedKey>,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     handle(s, k, Endpoint::Completions, req).await
 }
 
 async fn embeddings(
+    k: AuthedKey,
     State(s): State<AppState>,
-    Extension(k): Extension<AuthedKey>,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     handle(s, k, Endpoint::Embeddings, req).await
@@ -152,10 +152,7 @@ fn visible_models(state: &AppState, key: &crate::keys::ApiKey) -> Vec<ModelObjec
     out
 }
 
-async fn list_models(
-    State(s): State<AppState>,
-    Extension(AuthedKey(key)): Extension<AuthedKey>,
-) -> Json<ModelList> {
+async fn list_models(AuthedKey(key): AuthedKey, State(s): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
         object: "list",
         data: visible_models(&s, &key),
@@ -163,8 +160,8 @@ async fn list_models(
 }
 
 async fn get_model(
+    AuthedKey(key): AuthedKey,
     State(s): State<AppState>,
-    Extension(AuthedKey(key)): Extension<AuthedKey>,
     Path(model): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
     visible_models(&s, &key)

@@ -93,12 +93,16 @@ impl Parser {
             out.push(Event::Done);
             return;
         }
-        match serde_json::from_slice::<serde_json::Value>(&data) {
-            Ok(v) if data.contains(&b'\n') || data.contains(&b'\r') => {
-                out.push(Event::Json(Bytes::from(v.to_string())));
+        if data.contains(&b'\n') || data.contains(&b'\r') {
+            match serde_json::from_slice::<serde_json::Value>(&data) {
+                Ok(v) => out.push(Event::Json(Bytes::from(v.to_string()))),
+                Err(_) => tracing::warn!("dropped a non-JSON event from an upstream stream"),
             }
-            Ok(_) => out.push(Event::Json(Bytes::from(data))),
-            Err(_) => tracing::warn!("dropped a non-JSON event from an upstream stream"),
+        } else if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() {
+            // Validated without building a tree: one line of JSON passes as is.
+            out.push(Event::Json(Bytes::from(data)));
+        } else {
+            tracing::warn!("dropped a non-JSON event from an upstream stream");
         }
     }
 }

@@ -58,7 +58,17 @@ pub struct Upstream {
     pub models: Vec<String>,
     pub discovered: RwLock<Vec<String>>,
     pub source: Source,
+    /// The URIs of the routes the gateway calls, parsed once.
+    uris: Vec<(&'static str, Uri)>,
 }
+
+/// Paths the gateway calls on every upstream, relative to its base URL.
+const PATHS: [&str; 4] = [
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/models",
+];
 
 impl Upstream {
     pub fn new(
@@ -80,6 +90,15 @@ impl Upstream {
             }
             None => None,
         };
+        let uris = PATHS
+            .iter()
+            .map(|p| {
+                format!("{base_url}{p}")
+                    .parse::<Uri>()
+                    .map(|u| (*p, u))
+                    .map_err(|e| format!("bad upstream URL: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Upstream {
             id,
             name,
@@ -88,6 +107,7 @@ impl Upstream {
             models,
             discovered: RwLock::new(Vec::new()),
             source,
+            uris,
         })
     }
 
@@ -111,9 +131,12 @@ impl Upstream {
         path: &str,
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, String> {
-        let uri: Uri = format!("{}{path}", self.base_url)
-            .parse()
-            .map_err(|e| format!("bad upstream URL: {e}"))?;
+        let uri = match self.uris.iter().find(|(p, _)| *p == path) {
+            Some((_, u)) => u.clone(),
+            None => format!("{}{path}", self.base_url)
+                .parse()
+                .map_err(|e| format!("bad upstream URL: {e}"))?,
+        };
         let mut b = Request::builder()
             .method(method)
             .uri(uri)
