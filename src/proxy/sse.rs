@@ -42,7 +42,7 @@ impl Parser {
     /// Appends `chunk` and pushes every event it completes onto `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
         self.buf.extend_from_slice(chunk);
-        while let Some(end) = self.buf.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buf) {
             // A lone '\r' at the end might be the first half of "\r\n".
             if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
                 break;
@@ -66,7 +66,7 @@ impl Parser {
             self.dispatch(out);
             return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(0) => return, // comment
             Some(i) => {
                 let v = &line[i + 1..];
