@@ -53,6 +53,7 @@ pub struct Inner {
     pub client: HttpClient,
     pub tokenizer: Tokenizer,
     pub admin: AdminAuth,
+    pub sessions: crate::admin::session::Sessions,
     settings: RwLock<Arc<Settings>>,
     bound: RwLock<Option<crate::server::Bound>>,
 }
@@ -96,6 +97,7 @@ impl AppState {
             client,
             tokenizer: Tokenizer::default(),
             admin,
+            sessions: Default::default(),
             settings: RwLock::new(Arc::new(settings)),
             bound: RwLock::new(None),
             config,

@@ -382,3 +382,94 @@ async fn admin_changes_survive_kill_9() {
         .await;
     assert_eq!((s, v["name"].as_str()), (200, Some("durable")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_time_login_link_becomes_a_strict_session_cookie() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (s, v) = gw
+        .admin_call(Method::POST, "/admin/login-links", None)
+        .await;
+    assert_eq!(s, 200);
+    let url = v["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&gw.admin) && url.contains("/login?code="));
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/",
+        "the code leaves the address bar"
+    );
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    assert!(!session.contains(&gw.token));
+
+    let r = no_redirect.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a link works once");
+
+    let r = no_redirect
+        .get(format!("{}/admin/keys", gw.admin))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = no_redirect
+        .post(format!("{}/admin/keys", gw.admin))
+        .header("cookie", &session)
+        .header("origin", "http://attacker.example")
+        .json(&json!({"name": "csrf"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = no_redirect
+        .get(format!("{}/admin/keys", gw.admin))
+        .header("cookie", "assisters_session=ses_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let (_, audit) = gw.admin_call(Method::GET, "/admin/audit", None).await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"session.login"), "{actions:?}");
+
+    let r = no_redirect
+        .post(format!("{}/admin/logout", gw.admin))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = no_redirect
+        .get(format!("{}/admin/keys", gw.admin))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let page = no_redirect
+        .get(format!("{}/", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}

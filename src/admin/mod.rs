@@ -8,7 +8,9 @@
 mod audit;
 mod keys;
 mod openapi;
+pub mod session;
 mod settings;
+mod ui;
 mod upstreams;
 
 use std::net::SocketAddr;
@@ -18,7 +20,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
-use axum::response::{Html, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use rand::distributions::{Alphanumeric, DistString};
@@ -92,11 +94,13 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::routes())
         .merge(upstreams::routes())
         .merge(settings::routes())
-        .merge(audit::routes());
+        .merge(audit::routes())
+        .merge(session::routes());
     Router::new()
         .merge(api)
         .route("/admin/openapi.json", get(openapi::document))
-        .route("/", get(index))
+        .route("/", get(ui::index))
+        .route("/{*path}", get(ui::asset))
         .fallback(crate::error::route_not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -114,20 +118,28 @@ async fn guard(
     }
     let path = req.uri().path();
     if path.starts_with("/admin/") && path != "/admin/openapi.json" {
-        let token = crate::keys::auth::bearer(req.headers()).map_err(|_| AuthError::Admin)?;
-        if !state.admin.check(token) {
-            return Err(AuthError::Admin.into());
-        }
+        let name = authorize(&state, req.headers()).ok_or(AuthError::Admin)?;
         let source = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
         req.extensions_mut().insert(Actor {
-            name: "admin-token".to_owned(),
+            name: name.to_owned(),
             source,
         });
     }
     Ok(next.run(req).await)
+}
+
+/// Who the caller is: the admin token (CLI, desktop webview) or a dashboard
+/// session cookie.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Option<&'static str> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        let token = crate::keys::auth::bearer(headers).ok()?;
+        return state.admin.check(token).then_some("admin-token");
+    }
+    let token = session::cookie_token(headers)?;
+    state.sessions.check(token).then_some("dashboard")
 }
 
 /// Browsers name the page that sent a request in `Origin`; only the admin
@@ -152,14 +164,6 @@ fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
             || origin == format!("http://[::1]:{p}")
     });
     own || origin == "tauri://localhost" || origin == "http://tauri.localhost"
-}
-
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Assisters Gateway</title></head>\
-         <body><main><h1>Assisters Gateway</h1><p>The admin API is served under <code>/admin/</code>; \
-         its OpenAPI document is at <a href=\"/admin/openapi.json\">/admin/openapi.json</a>.</p></main></body></html>",
-    )
 }
 
 /// `Json<T>` whose rejections answer in OpenAI's error shape.

@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         super::upstreams::delete, super::upstreams::test,
         super::settings::show, super::settings::update,
         super::audit::list, super::audit::verify,
+        super::session::new_link, super::session::logout,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -37,6 +37,8 @@ pub enum Command {
     /// Manage upstream model servers.
     #[command(subcommand)]
     Upstreams(UpstreamsCmd),
+    /// Print a one-time sign-in link for the dashboard.
+    Login,
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -144,6 +146,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
         Command::Keys(cmd) => keys(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Login => {
+            let v = AdminClient::from_data_dir(&data_dir)?
+                .call(Method::POST, "/admin/login-links", None)
+                .await?;
+            output::line(v.get("url").and_then(Value::as_str).unwrap_or(""))
+        }
         Command::Audit(AuditCmd::Verify { json }) => {
             let v = AdminClient::from_data_dir(&data_dir)?
                 .call(Method::GET, "/admin/audit/verify", None)

@@ -30,6 +30,12 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
         "  admin token:  {}",
         state.data_dir.join("admin-token").display()
     )?;
+    if let Some(url) = crate::admin::session::login_url(&state) {
+        writeln!(
+            out,
+            "  dashboard:    {url}  (sign-in link: works once, for ten minutes)"
+        )?;
+    }
     writeln!(
         out,
         "Create a key with: assisters --data-dir {} keys create --name my-app",
