@@ -39,6 +39,8 @@ pub enum Command {
     Upstreams(UpstreamsCmd),
     /// Print a one-time sign-in link for the dashboard.
     Login,
+    /// Print the admin API's OpenAPI document (no server needed).
+    Openapi,
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -146,6 +148,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
         Command::Keys(cmd) => keys(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Openapi => {
+            use utoipa::OpenApi;
+            output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)
+        }
         Command::Login => {
             let v = AdminClient::from_data_dir(&data_dir)?
                 .call(Method::POST, "/admin/login-links", None)
