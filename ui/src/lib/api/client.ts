@@ -1,0 +1,154 @@
+// The admin API client: typed from the generated OpenAPI schema, same-origin
+// with the session cookie by default, with one hook for the desktop app to
+// inject a bearer token instead.
+
+import createClient, { type Middleware } from 'openapi-fetch';
+import type { components, paths } from './schema';
+
+export type Schemas = components['schemas'];
+export type KeyView = Schemas['KeyView'];
+export type CreatedKey = Schemas['CreatedKey'];
+export type CreateKey = Schemas['CreateKey'];
+export type UpdateKey = Schemas['UpdateKey'];
+export type Environment = Schemas['Environment'];
+export type KeyStatus = Schemas['KeyStatus'];
+export type UpstreamView = Schemas['UpstreamView'];
+export type CreateUpstream = Schemas['CreateUpstream'];
+export type UpdateUpstream = Schemas['UpdateUpstream'];
+export type TestResult = Schemas['TestResult'];
+export type SettingsView = Schemas['SettingsView'];
+export type Settings = Schemas['Settings'];
+export type AuditEntry = Schemas['AuditEntry'];
+export type Verification = Schemas['Verification'];
+export type ErrorDetail = Schemas['ErrorDetail'];
+
+/** An admin call that failed; `message` is the server's own words. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly type: string;
+  readonly code: string | null;
+  readonly param: string | null;
+
+  constructor(status: number, detail: Partial<ErrorDetail> & { message: string }) {
+    super(detail.message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.type = detail.type ?? 'error';
+    this.code = detail.code ?? null;
+    this.param = detail.param ?? null;
+  }
+}
+
+/** Reads the OpenAI-shaped error body, falling back to a plain description. */
+export function errorFromBody(status: number, body: unknown, statusText = ''): ApiError {
+  const detail = (body as { error?: Partial<ErrorDetail> } | null)?.error;
+  if (detail && typeof detail.message === 'string' && detail.message) {
+    return new ApiError(status, detail as ErrorDetail);
+  }
+  const text = typeof body === 'string' && body.trim() ? body.trim().slice(0, 300) : '';
+  return new ApiError(status, {
+    message: text || `The gateway answered ${status}${statusText ? ` ${statusText}` : ''}.`,
+    type: 'http_error',
+  });
+}
+
+/** A message for anything thrown by an admin call. */
+export function messageOf(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof TypeError) return 'Cannot reach the gateway. Is it still running?';
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+// ---------------------------------------------------------------------------
+// Authentication hook
+
+/** How admin calls authenticate when not by the dashboard's session cookie. */
+export interface AdminAuth {
+  /** Sent as `Authorization: Bearer <token>`. */
+  token: string;
+  /** Where the admin API lives when the page is not served by it (desktop app). */
+  baseUrl?: string;
+}
+
+type AuthProvider = () => Promise<AdminAuth | null>;
+
+interface TauriInternals {
+  invoke: (cmd: string, args?: Record<string, unknown>) => Promise<unknown>;
+}
+
+/**
+ * The desktop app (Tauri) hands the dashboard the admin token through the
+ * `admin_session` command, answering either the token as a string or
+ * `{ token, base_url }`. In a browser there is no such bridge and the session
+ * cookie is used.
+ */
+export const tauriAdminSession: AuthProvider = async () => {
+  const tauri = (globalThis as { __TAURI_INTERNALS__?: TauriInternals }).__TAURI_INTERNALS__;
+  if (!tauri?.invoke) return null;
+  const answer = await tauri.invoke('admin_session');
+  if (typeof answer === 'string') return { token: answer };
+  const a = answer as { token?: string; base_url?: string } | null;
+  return a?.token ? { token: a.token, baseUrl: a.base_url } : null;
+};
+
+let authProvider: AuthProvider = tauriAdminSession;
+let authPromise: Promise<AdminAuth | null> | null = null;
+
+/** Replaces how the bearer token is obtained (tests, other shells). */
+export function setAdminAuthProvider(provider: AuthProvider): void {
+  authProvider = provider;
+  authPromise = null;
+}
+
+function adminAuth(): Promise<AdminAuth | null> {
+  authPromise ??= authProvider().catch(() => null);
+  return authPromise;
+}
+
+// ---------------------------------------------------------------------------
+// Session expiry
+
+type Listener = () => void;
+const unauthorizedListeners = new Set<Listener>();
+
+/** Called whenever an admin call answers 401. */
+export function onUnauthorized(fn: Listener): () => void {
+  unauthorizedListeners.add(fn);
+  return () => unauthorizedListeners.delete(fn);
+}
+
+// ---------------------------------------------------------------------------
+// The client
+
+const middleware: Middleware = {
+  async onRequest({ request }) {
+    const auth = await adminAuth();
+    if (!auth) return request;
+    const url = auth.baseUrl ? new URL(new URL(request.url).pathname + new URL(request.url).search, auth.baseUrl) : request.url;
+    const req = new Request(url, request);
+    req.headers.set('Authorization', `Bearer ${auth.token}`);
+    return req;
+  },
+  async onResponse({ response }) {
+    if (response.status === 401) unauthorizedListeners.forEach((fn) => fn());
+    return response;
+  },
+};
+
+function origin(): string {
+  return typeof location !== 'undefined' ? location.origin : 'http://localhost';
+}
+
+export const api = createClient<paths>({
+  baseUrl: origin(),
+  credentials: 'same-origin',
+  headers: { Accept: 'application/json' },
+});
+api.use(middleware);
+
+/** Turns an openapi-fetch result into its data, or throws an ApiError. */
+export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }): T {
+  if (r.response.ok) return r.data as T;
+  throw errorFromBody(r.response.status, r.error, r.response.statusText);
+}

@@ -1,0 +1,67 @@
+// The gateway's settings and where it listens, shared by the header, the
+// overview and the snippets.
+
+import { api, unwrap, type Settings, type SettingsView } from '../api/client';
+import { gatewayBaseUrl } from '../format';
+
+/** Deep partial, for JSON merge patches. */
+export type MergePatch<T> = { [K in keyof T]?: T[K] extends object ? MergePatch<T[K]> : T[K] };
+
+class GatewayStore {
+  view = $state<SettingsView | null>(null);
+  error = $state<unknown>(null);
+  loading = $state(false);
+
+  /** `http://127.0.0.1:8787/v1`, or null before the settings arrive. */
+  endpoint = $derived(
+    gatewayBaseUrl(this.view?.listeners?.listen, typeof location !== 'undefined' ? location.hostname : 'localhost'),
+  );
+
+  async load(): Promise<void> {
+    this.loading = true;
+    try {
+      this.view = unwrap(await api.GET('/admin/settings'));
+      this.error = null;
+    } catch (e) {
+      this.error = e;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  async patch(patch: MergePatch<Settings>): Promise<SettingsView> {
+    const view = unwrap(
+      await api.PATCH('/admin/settings', {
+        // The document types the body as a bare object; it is a merge patch of `Settings`.
+        body: patch as unknown as Record<string, never>,
+      }),
+    );
+    this.view = view;
+    return view;
+  }
+}
+
+export const gateway = new GatewayStore();
+
+/**
+ * The merge patch that turns `before` into `after`: only changed leaves,
+ * recursing into objects (arrays and scalars are replaced whole).
+ */
+export function mergePatch<T extends object>(before: T, after: T): MergePatch<T> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(after) as (keyof T & string)[]) {
+    const a = before[k] as unknown;
+    const b = after[k] as unknown;
+    if (isPlainObject(a) && isPlainObject(b)) {
+      const sub = mergePatch(a, b);
+      if (Object.keys(sub).length) out[k] = sub;
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      out[k] = b;
+    }
+  }
+  return out as MergePatch<T>;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,51 @@
+// API keys: the list, and the calls that change it.
+
+import { api, unwrap, type CreateKey, type CreatedKey, type KeyView, type UpdateKey } from '../api/client';
+
+export class KeysStore {
+  items = $state<KeyView[] | null>(null);
+  error = $state<unknown>(null);
+  loading = $state(false);
+
+  active = $derived(this.items?.filter((k) => k.status === 'active').length ?? 0);
+
+  async load(): Promise<void> {
+    this.loading = true;
+    try {
+      this.items = unwrap(await api.GET('/admin/keys')).data;
+      this.error = null;
+    } catch (e) {
+      this.error = e;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  #put(view: KeyView): void {
+    const list = this.items ?? [];
+    const i = list.findIndex((k) => k.id === view.id);
+    this.items = i < 0 ? [...list, view] : list.map((k) => (k.id === view.id ? view : k));
+  }
+
+  async create(req: CreateKey): Promise<CreatedKey> {
+    const created = unwrap(await api.POST('/admin/keys', { body: req }));
+    // The list must never hold the secret.
+    const { key: _secret, ...view } = created;
+    this.#put(view);
+    return created;
+  }
+
+  async update(id: string, patch: UpdateKey): Promise<KeyView> {
+    const view = unwrap(await api.PATCH('/admin/keys/{id}', { params: { path: { id } }, body: patch }));
+    this.#put(view);
+    return view;
+  }
+
+  async revoke(id: string): Promise<KeyView> {
+    const view = unwrap(await api.POST('/admin/keys/{id}/revoke', { params: { path: { id } } }));
+    this.#put(view);
+    return view;
+  }
+}
+
+export const keys = new KeysStore();
