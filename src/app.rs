@@ -49,13 +49,37 @@ pub struct Inner {
     pub store: Store,
     pub keyring: Keyring,
     pub keys: KeyRegistry,
+    pub limits: crate::limits::Limits,
+    pub throttle: crate::access::throttle::AuthThrottle,
     pub upstreams: Upstreams,
     pub client: HttpClient,
     pub tokenizer: Tokenizer,
     pub admin: AdminAuth,
     pub sessions: crate::admin::session::Sessions,
     settings: RwLock<Arc<Settings>>,
+    access_nets: RwLock<Arc<AccessNets>>,
     bound: RwLock<Option<crate::server::Bound>>,
+}
+
+/// The settings' address lists, parsed once per change rather than per request.
+#[derive(Debug, Default)]
+pub struct AccessNets {
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub allowed_ips: Vec<ipnet::IpNet>,
+}
+
+impl AccessNets {
+    fn from_settings(s: &Settings) -> AccessNets {
+        let parse = |v: &[String]| {
+            v.iter()
+                .filter_map(|e| crate::access::parse_cidr(e).ok())
+                .collect()
+        };
+        AccessNets {
+            trusted_proxies: parse(&s.access.trusted_proxies),
+            allowed_ips: parse(&s.access.allowed_ips),
+        }
+    }
 }
 
 impl Deref for AppState {
@@ -78,6 +102,7 @@ impl AppState {
         let admin = AdminAuth::load_or_create(&data_dir)
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let keys = KeyRegistry::new(store.read_now(crate::store::keys::all)?);
+        let limits = crate::limits::Limits::new(store.read_now(crate::store::tiers::all)?);
         let client =
             upstream::build_client(&config.upstream_defaults).map_err(StartError::Other)?;
 
@@ -93,6 +118,11 @@ impl AppState {
             store,
             keyring,
             keys,
+            limits,
+            throttle: crate::access::throttle::AuthThrottle::new(
+                settings.access.auth_failures_per_min,
+            ),
+            access_nets: RwLock::new(Arc::new(AccessNets::from_settings(&settings))),
             upstreams: Upstreams::default(),
             client,
             tokenizer: Tokenizer::default(),
@@ -112,7 +142,12 @@ impl AppState {
     }
 
     pub fn set_settings(&self, s: Settings) {
+        *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
         *self.settings.write() = Arc::new(s);
+    }
+
+    pub fn access_nets(&self) -> Arc<AccessNets> {
+        self.access_nets.read().clone()
     }
 
     pub fn bound(&self) -> Option<crate::server::Bound> {

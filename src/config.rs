@@ -36,6 +36,7 @@ pub struct Config {
     #[serde(with = "duration_str")]
     pub shutdown_grace: Duration,
     pub limits: Limits,
+    pub access: AccessConfig,
     pub upstream_defaults: UpstreamTimeouts,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
@@ -50,6 +51,25 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Largest upstream response the gateway buffers for a non-streaming call.
     pub max_response_bytes: u64,
+    /// Completion tokens reserved against tokens/min when a request sets no
+    /// `max_tokens`; settled against the real usage afterwards.
+    pub default_max_tokens: u32,
+    /// After a client leaves a stream, how long the gateway keeps reading the
+    /// upstream for its usage report, so the tokens are still charged.
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "30s")]
+    pub usage_drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// When non-empty, only these addresses (CIDRs) may call `/v1` at all.
+    pub allowed_ips: Vec<String>,
+    /// Failed authentications allowed per client address per minute.
+    pub auth_failures_per_min: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -96,6 +116,10 @@ impl Default for Config {
             echo_model: true,
             shutdown_grace: Duration::from_secs(30),
             limits: Limits::default(),
+            access: AccessConfig {
+                auth_failures_per_min: 30,
+                ..AccessConfig::default()
+            },
             upstream_defaults: UpstreamTimeouts::default(),
             upstreams: Vec::new(),
             log_level: "info".to_owned(),
@@ -108,6 +132,8 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 8 * 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
+            default_max_tokens: 1024,
+            usage_drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -178,6 +204,18 @@ impl Config {
         }
         if self.limits.max_body_bytes == 0 {
             return bad("limits.max_body_bytes must be greater than 0".into());
+        }
+        for (what, list) in [
+            ("access.trusted_proxies", &self.access.trusted_proxies),
+            ("access.allowed_ips", &self.access.allowed_ips),
+        ] {
+            for entry in list {
+                crate::access::parse_cidr(entry)
+                    .map_err(|e| ConfigError::Invalid(format!("{what}: {e}")))?;
+            }
+        }
+        if self.access.auth_failures_per_min == 0 {
+            return bad("access.auth_failures_per_min must be greater than 0".into());
         }
         let t = &self.upstream_defaults;
         for (name, d) in [

@@ -67,6 +67,56 @@ pub enum RequestError {
     Conflict(String),
 }
 
+/// The key's policy refuses the request: limits, addresses, origins.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{}", rate_limit_message(what, *limit, *retry_after))]
+    RateLimited {
+        /// `requests`, `tokens`, `daily tokens` or `concurrent streams`.
+        what: &'static str,
+        limit: u64,
+        retry_after: std::time::Duration,
+    },
+    #[error("This request needs an estimated {tokens} tokens (prompt plus max_tokens), more than this key's whole limit of {limit} tokens per minute, so it can never be admitted. Lower max_tokens or shorten the prompt, or use a key with a higher tier.")]
+    ExceedsQuota { tokens: u64, limit: u64 },
+    #[error("Too many failed authentication attempts from your address. Please try again in {}.", crate::limits::openai_duration(*retry_after))]
+    AuthThrottled { retry_after: std::time::Duration },
+    #[error("Requests from your IP address are not allowed{}.", if *for_key { " for this API key" } else { "" })]
+    IpNotAllowed { for_key: bool },
+    #[error("{}", origin_message(origin.as_deref()))]
+    OriginNotAllowed { origin: Option<String> },
+}
+
+fn rate_limit_message(what: &str, limit: u64, retry: std::time::Duration) -> String {
+    let wait = crate::limits::openai_duration(retry);
+    match what {
+        "concurrent streams" => format!(
+            "Rate limit reached for concurrent streams: limit {limit}. Please try again when a stream has finished."
+        ),
+        "daily tokens" => format!(
+            "Daily token budget reached: limit {limit} tokens per day. Please try again in {wait}."
+        ),
+        _ => format!("Rate limit reached for {what} per minute: limit {limit}. Please try again in {wait}."),
+    }
+}
+
+fn origin_message(origin: Option<&str>) -> String {
+    match origin {
+        Some(o) => format!("This API key may not be used from the origin {o:?}. Add its domain to the key's allowed domains."),
+        None => "This API key is restricted to certain domains, and the request names no Origin or Referer.".to_owned(),
+    }
+}
+
+impl PolicyError {
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            PolicyError::RateLimited { retry_after, .. }
+            | PolicyError::AuthThrottled { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
 /// The upstream model server failed us.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -97,6 +147,8 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -139,6 +191,15 @@ impl ApiError {
                 RequestError::Conflict(_) => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             },
+            ApiError::Policy(e) => match e {
+                PolicyError::RateLimited { .. } | PolicyError::AuthThrottled { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
+                PolicyError::ExceedsQuota { .. } => StatusCode::BAD_REQUEST,
+                PolicyError::IpNotAllowed { .. } | PolicyError::OriginNotAllowed { .. } => {
+                    StatusCode::FORBIDDEN
+                }
+            },
             ApiError::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,6 +241,23 @@ impl ApiError {
                 };
                 ("invalid_request_error", code, param, e.to_string())
             }
+            ApiError::Policy(e) => {
+                let (kind, code) = match e {
+                    PolicyError::RateLimited { what, .. } => (
+                        if what.contains("token") { "tokens" } else { "requests" },
+                        "rate_limit_exceeded",
+                    ),
+                    PolicyError::AuthThrottled { .. } => ("requests", "rate_limit_exceeded"),
+                    PolicyError::ExceedsQuota { .. } => {
+                        ("invalid_request_error", "tokens_exceed_rate_limit")
+                    }
+                    PolicyError::IpNotAllowed { .. } => ("invalid_request_error", "ip_not_allowed"),
+                    PolicyError::OriginNotAllowed { .. } => {
+                        ("invalid_request_error", "origin_not_allowed")
+                    }
+                };
+                (kind, Some(code), None, e.to_string())
+            }
             ApiError::Upstream(e) => {
                 let code = match e {
                     UpstreamError::Timeout(_) => "upstream_timeout",
@@ -217,6 +295,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let ApiError::Policy(p) = &self {
+            if let Some(wait) = p.retry_after() {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+        }
         resp
     }
 }

@@ -3,6 +3,7 @@
 //! The engine is this library; `src/main.rs` is a thin binary over it and
 //! `src-tauri/` embeds it in the desktop app. See ARCHITECTURE.md for the map.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod crypto;
 pub mod error;
 pub mod fsutil;
 pub mod keys;
+pub mod limits;
 pub mod proxy;
 pub mod server;
 pub mod settings;

@@ -177,6 +177,7 @@ async fn flush_last_used(state: AppState, mut stop: watch::Receiver<bool>) {
         if let Err(e) = crate::keys::flush_last_used(&state).await {
             tracing::warn!(error = %e, "last-used flush failed");
         }
+        state.throttle.prune();
     }
 }
 

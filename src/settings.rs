@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Limits, UpstreamTimeouts};
+use crate::config::{AccessConfig, Config, Limits, UpstreamTimeouts};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -11,6 +11,7 @@ pub struct Settings {
     /// Serve the built-in `assisters-echo` model.
     pub echo_model: bool,
     pub limits: Limits,
+    pub access: AccessConfig,
     /// `connect_timeout` and `pool_max_idle_per_host` take effect at the next start.
     pub upstream_defaults: UpstreamTimeouts,
 }
@@ -20,6 +21,7 @@ impl Settings {
         Settings {
             echo_model: c.echo_model,
             limits: c.limits.clone(),
+            access: c.access.clone(),
             upstream_defaults: c.upstream_defaults.clone(),
         }
     }
@@ -32,6 +34,7 @@ impl Settings {
             serde_json::from_value(doc).map_err(|e| format!("invalid settings: {e}"))?;
         let probe = Config {
             limits: next.limits.clone(),
+            access: next.access.clone(),
             upstream_defaults: next.upstream_defaults.clone(),
             ..Config::default()
         };
@@ -47,6 +50,10 @@ impl Settings {
             (
                 "limits",
                 serde_json::to_value(&self.limits).unwrap_or_default(),
+            ),
+            (
+                "access",
+                serde_json::to_value(&self.access).unwrap_or_default(),
             ),
             (
                 "upstream_defaults",

@@ -36,6 +36,13 @@ impl Tokenizer {
         }
     }
 
+    /// Tokens of every string inside `v` (a prompt or an input list).
+    pub fn count_value(&self, v: &Value) -> usize {
+        let mut texts = Vec::new();
+        collect_strings(v, &mut texts);
+        texts.iter().map(|t| self.count(t)).sum()
+    }
+
     /// Prompt tokens of a chat `messages` array, counting every string the
     /// model reads (content parts, names, tool call arguments).
     pub fn count_chat(&self, messages: &[Value]) -> usize {

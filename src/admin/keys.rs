@@ -1,8 +1,10 @@
 //! `/admin/keys`: create (the only time a secret is shown), list, get,
-//! update, revoke. Every change is written to the store with its audit entry
-//! in one transaction, then applied to the registry before the call returns.
+//! update, rotate, revoke. Every change is written to the store with its
+//! audit entry in one transaction, then applied to the registry before the
+//! call returns.
 
 use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,9 +13,11 @@ use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{double_option, Actor, AdminJson};
+use crate::access::origin::{parse_pattern, Pattern};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::keys::{generate_secret, new_id, ApiKey, Environment, KeyView};
+use crate::limits::Overrides;
 use crate::store::now;
 
 pub fn routes() -> Router<AppState> {
@@ -24,6 +28,7 @@ pub fn routes() -> Router<AppState> {
             get(get_key).patch(update).delete(revoke),
         )
         .route("/admin/keys/{id}/revoke", post(revoke))
+        .route("/admin/keys/{id}/rotate", post(rotate))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,6 +44,16 @@ pub struct CreateKey {
     /// Models the key may use; empty or absent means all.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Hosts (`example.com`) or subdomain wildcards (`*.example.com`) whose
+    /// pages may use the key; empty means any origin.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// CIDRs or addresses the key may be used from; empty means any.
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    /// Replacements for the tier's limits.
+    #[serde(default)]
+    pub overrides: Overrides,
     /// Lifetime from now, e.g. `30d`.
     #[serde(default)]
     pub expires_in: Option<String>,
@@ -58,10 +73,28 @@ pub struct UpdateKey {
     pub tier: Option<String>,
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_ips: Option<Vec<String>>,
+    /// Replaces all overrides; `{}` removes them.
+    #[serde(default)]
+    pub overrides: Option<Overrides>,
+    /// Lifetime from now, e.g. `30d`.
+    #[serde(default)]
+    pub expires_in: Option<String>,
     /// RFC 3339 timestamp, or `null` for no expiry.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub expires_at: Option<Option<String>>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// How long the old key keeps working, e.g. `24h` (default) or `0s`.
+    #[serde(default)]
+    pub grace: Option<String>,
 }
 
 /// A newly created key: its view plus the secret, shown this once.
@@ -71,6 +104,14 @@ pub struct CreatedKey {
     pub view: KeyView,
     /// The secret. It is not stored and cannot be shown again.
     pub key: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Rotated {
+    /// The successor, with its secret (shown this once).
+    pub new: CreatedKey,
+    /// The old key, now expiring at the end of the grace period.
+    pub old: KeyView,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -89,20 +130,18 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(n.to_owned())
 }
 
-fn check_tier(tier: &str) -> Result<String, ApiError> {
-    let ok = !tier.is_empty()
-        && tier.len() <= 32
-        && tier
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(tier.to_owned())
-    } else {
-        Err(ApiError::invalid(
-            "'tier' must be 1-32 lowercase letters, digits, '-' or '_'.",
+fn check_tier(state: &AppState, tier: &str) -> Result<String, ApiError> {
+    if state.limits.tier(tier).is_none() {
+        let names: Vec<String> = state.limits.tiers().into_iter().map(|t| t.name).collect();
+        return Err(ApiError::invalid(
+            format!(
+                "No tier named {tier:?}; the tiers are: {}.",
+                names.join(", ")
+            ),
             Some("tier"),
-        ))
+        ));
     }
+    Ok(tier.to_owned())
 }
 
 fn check_models(models: Vec<String>) -> Result<Vec<String>, ApiError> {
@@ -113,6 +152,26 @@ fn check_models(models: Vec<String>) -> Result<Vec<String>, ApiError> {
         ));
     }
     Ok(models)
+}
+
+fn check_domains(list: &[String]) -> Result<Vec<Pattern>, ApiError> {
+    list.iter()
+        .map(|d| parse_pattern(d).map_err(|e| ApiError::invalid(e, Some("allowed_domains"))))
+        .collect()
+}
+
+fn check_ips(list: &[String]) -> Result<Vec<ipnet::IpNet>, ApiError> {
+    list.iter()
+        .map(|d| {
+            crate::access::parse_cidr(d).map_err(|e| ApiError::invalid(e, Some("allowed_ips")))
+        })
+        .collect()
+}
+
+fn check_overrides(o: Overrides) -> Result<Overrides, ApiError> {
+    o.validate()
+        .map_err(|e| ApiError::invalid(e, Some("overrides")))?;
+    Ok(o)
 }
 
 fn expiry(
@@ -141,6 +200,20 @@ fn snapshot(k: &ApiKey) -> serde_json::Value {
     serde_json::to_value(k.view(now())).unwrap_or_default()
 }
 
+/// A new key record with a fresh secret, settings from `template`.
+fn fresh(template: &ApiKey, t: i64) -> (ApiKey, String) {
+    let secret = generate_secret();
+    let mut key = template.duplicate();
+    key.id = new_id("key");
+    key.hash = secret.hash;
+    key.prefix = secret.prefix;
+    key.created_at = t;
+    key.revoked_at = None;
+    key.replaced_by = None;
+    key.last_used_at = AtomicI64::new(0);
+    (key, secret.secret)
+}
+
 #[utoipa::path(post, path = "/admin/keys", request_body = CreateKey, tag = "keys",
     responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn create(
@@ -149,21 +222,28 @@ pub async fn create(
     AdminJson(req): AdminJson<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let t = now();
-    let secret = generate_secret();
-    let key = ApiKey {
-        id: new_id("key"),
+    let template = ApiKey {
+        id: String::new(),
         name: check_name(&req.name)?,
-        hash: secret.hash,
-        prefix: secret.prefix,
+        hash: [0; 32],
+        prefix: String::new(),
         environment: req.environment.unwrap_or(Environment::Dev),
-        tier: check_tier(req.tier.as_deref().unwrap_or("free"))?,
+        tier: check_tier(
+            &state,
+            req.tier.as_deref().unwrap_or(crate::limits::DEFAULT_TIER),
+        )?,
         models: check_models(req.models)?,
+        allowed_domains: check_domains(&req.allowed_domains)?,
+        allowed_ips: check_ips(&req.allowed_ips)?,
+        overrides: check_overrides(req.overrides)?,
+        replaced_by: None,
         created_at: t,
         expires_at: expiry(req.expires_in.as_deref(), req.expires_at.as_deref(), t)?,
         revoked_at: None,
         last_used_at: AtomicI64::new(0),
         last_used_flushed: AtomicI64::new(0),
     };
+    let (key, secret) = fresh(&template, t);
     let view = key.view(t);
     let entry = actor.audit("key.create", &key.id, None, Some(snapshot(&key)));
     let key = state
@@ -175,13 +255,7 @@ pub async fn create(
         })
         .await?;
     state.keys.put(key);
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            view,
-            key: secret.secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedKey { view, key: secret })))
 }
 
 #[utoipa::path(get, path = "/admin/keys", tag = "keys", responses((status = 200, body = KeyList)))]
@@ -198,7 +272,7 @@ pub async fn list(State(state): State<AppState>) -> Json<KeyList> {
     })
 }
 
-fn find(state: &AppState, id: &str) -> Result<std::sync::Arc<ApiKey>, ApiError> {
+fn find(state: &AppState, id: &str) -> Result<Arc<ApiKey>, ApiError> {
     state
         .keys
         .find_by_id(id)
@@ -214,7 +288,7 @@ pub async fn get_key(
     Ok(Json(find(&state, &id)?.view(now())))
 }
 
-/// Builds the successor record and persists it with its audit entry.
+/// Persists `old` edited by `edit`, with its audit entry; returns the new view.
 async fn replace(
     state: &AppState,
     actor: &Actor,
@@ -223,20 +297,7 @@ async fn replace(
     edit: impl FnOnce(&mut ApiKey),
 ) -> Result<KeyView, ApiError> {
     let t = now();
-    let mut next = ApiKey {
-        id: old.id.clone(),
-        name: old.name.clone(),
-        hash: old.hash,
-        prefix: old.prefix.clone(),
-        environment: old.environment,
-        tier: old.tier.clone(),
-        models: old.models.clone(),
-        created_at: old.created_at,
-        expires_at: old.expires_at,
-        revoked_at: old.revoked_at,
-        last_used_at: AtomicI64::new(old.last_used().unwrap_or(0)),
-        last_used_flushed: AtomicI64::new(0),
-    };
+    let mut next = old.duplicate();
     edit(&mut next);
     let entry = actor.audit(action, &old.id, Some(snapshot(old)), Some(snapshot(&next)));
     let next = state
@@ -253,7 +314,7 @@ async fn replace(
 }
 
 #[utoipa::path(patch, path = "/admin/keys/{id}", request_body = UpdateKey, tag = "keys",
-    responses((status = 200, body = KeyView), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = KeyView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -261,16 +322,32 @@ pub async fn update(
     AdminJson(req): AdminJson<UpdateKey>,
 ) -> Result<Json<KeyView>, ApiError> {
     let old = find(&state, &id)?;
+    let t = now();
     let name = req.name.as_deref().map(check_name).transpose()?;
-    let tier = req.tier.as_deref().map(check_tier).transpose()?;
+    let tier = req
+        .tier
+        .as_deref()
+        .map(|n| check_tier(&state, n))
+        .transpose()?;
     let models = req.models.map(check_models).transpose()?;
-    let expires_at = match req.expires_at {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(t)) => Some(Some(
-            crate::timefmt::parse_rfc3339(&t)
-                .map_err(|e| ApiError::invalid(e, Some("expires_at")))?,
-        )),
+    let domains = req
+        .allowed_domains
+        .as_deref()
+        .map(check_domains)
+        .transpose()?;
+    let ips = req.allowed_ips.as_deref().map(check_ips).transpose()?;
+    let overrides = req.overrides.map(check_overrides).transpose()?;
+    let expires_at = match (req.expires_in.as_deref(), req.expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "Give 'expires_in' or 'expires_at', not both.",
+                Some("expires_in"),
+            ))
+        }
+        (Some(d), None) => Some(expiry(Some(d), None, t)?),
+        (None, Some(None)) => Some(None),
+        (None, Some(Some(at))) => Some(expiry(None, Some(&at), t)?),
+        (None, None) => None,
     };
     let view = replace(&state, &actor, "key.update", &old, |k| {
         if let Some(n) = name {
@@ -284,6 +361,15 @@ pub async fn update(
         }
         if let Some(m) = models {
             k.models = m;
+        }
+        if let Some(d) = domains {
+            k.allowed_domains = d;
+        }
+        if let Some(i) = ips {
+            k.allowed_ips = i;
+        }
+        if let Some(o) = overrides {
+            k.overrides = o;
         }
         if let Some(e) = expires_at {
             k.expires_at = e;
@@ -310,4 +396,76 @@ pub async fn revoke(
     })
     .await?;
     Ok(Json(view))
+}
+
+/// Issues a successor with the same settings; the old key keeps working
+/// until the grace period ends (its expiry moves no later than that).
+#[utoipa::path(post, path = "/admin/keys/{id}/rotate", request_body = RotateKey, tag = "keys",
+    responses((status = 201, body = Rotated), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Rotated>), ApiError> {
+    let old = find(&state, &id)?;
+    let t = now();
+    if old.status(t) != crate::keys::KeyStatus::Active {
+        return Err(ApiError::invalid(
+            "Only an active key can be rotated.",
+            None,
+        ));
+    }
+    // The body is optional: no body means the default grace.
+    let req: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKey::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("Invalid body: {e}"), None))?
+    };
+    let grace = crate::timefmt::parse_duration(req.grace.as_deref().unwrap_or("24h"))
+        .map_err(|e| ApiError::invalid(e, Some("grace")))?;
+    let grace_end = t + grace.as_secs() as i64;
+    let (successor, secret) = fresh(&old, t);
+    let mut retired = old.duplicate();
+    retired.expires_at = Some(old.expires_at.map_or(grace_end, |e| e.min(grace_end)));
+    retired.replaced_by = Some(successor.id.clone());
+    let entries = (
+        actor.audit(
+            "key.create",
+            &successor.id,
+            None,
+            Some(snapshot(&successor)),
+        ),
+        actor.audit(
+            "key.rotate",
+            &old.id,
+            Some(snapshot(&old)),
+            Some(snapshot(&retired)),
+        ),
+    );
+    let (successor, retired) = state
+        .store
+        .write(move |tx| {
+            crate::store::keys::insert(tx, &successor)?;
+            crate::store::keys::update(tx, &retired)?;
+            crate::store::audit::append(tx, entries.0, t)?;
+            crate::store::audit::append(tx, entries.1, t)?;
+            Ok((successor, retired))
+        })
+        .await?;
+    let new_view = successor.view(t);
+    let old_view = retired.view(t);
+    state.keys.put(successor);
+    state.keys.put(retired);
+    Ok((
+        StatusCode::CREATED,
+        Json(Rotated {
+            new: CreatedKey {
+                view: new_view,
+                key: secret,
+            },
+            old: old_view,
+        }),
+    ))
 }

@@ -10,6 +10,7 @@ mod keys;
 mod openapi;
 pub mod session;
 mod settings;
+mod tiers;
 mod ui;
 mod upstreams;
 
@@ -92,6 +93,7 @@ impl Actor {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(keys::routes())
+        .merge(tiers::routes())
         .merge(upstreams::routes())
         .merge(settings::routes())
         .merge(audit::routes())

@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams and settings. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
     paths(
-        super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::revoke,
+        super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::revoke, super::keys::rotate,
+        super::tiers::list, super::tiers::get_one, super::tiers::create, super::tiers::update, super::tiers::delete,
         super::upstreams::create, super::upstreams::list, super::upstreams::get_one, super::upstreams::update,
         super::upstreams::delete, super::upstreams::test,
         super::settings::show, super::settings::update,

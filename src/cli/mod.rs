@@ -34,6 +34,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Manage rate-limit tiers.
+    #[command(subcommand)]
+    Tiers(TiersCmd),
     /// Manage upstream model servers.
     #[command(subcommand)]
     Upstreams(UpstreamsCmd),
@@ -76,6 +79,57 @@ pub enum KeysCmd {
         /// Restrict the key to these models (repeatable).
         #[arg(long = "model")]
         models: Vec<String>,
+        /// Allow browser use from this domain, e.g. example.com or *.example.com (repeatable).
+        #[arg(long = "allowed-domain")]
+        allowed_domains: Vec<String>,
+        /// Allow use from this address or CIDR (repeatable).
+        #[arg(long = "allowed-ip")]
+        allowed_ips: Vec<String>,
+        /// Override the tier's requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Override the tier's tokens per minute.
+        #[arg(long)]
+        tpm: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key; list flags replace the whole list.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        tier: Option<String>,
+        #[arg(long = "env")]
+        environment: Option<String>,
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long = "model")]
+        models: Vec<String>,
+        #[arg(long = "allowed-domain")]
+        allowed_domains: Vec<String>,
+        /// Remove all allowed domains.
+        #[arg(long, conflicts_with = "allowed_domains")]
+        clear_allowed_domains: bool,
+        #[arg(long = "allowed-ip")]
+        allowed_ips: Vec<String>,
+        /// Remove all allowed IPs.
+        #[arg(long, conflicts_with = "allowed_ips")]
+        clear_allowed_ips: bool,
+        #[arg(long)]
+        rpm: Option<u32>,
+        #[arg(long)]
+        tpm: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a successor with the same settings; the old key works until the grace period ends.
+    Rotate {
+        id: String,
+        /// How long the old key keeps working.
+        #[arg(long, default_value = "24h")]
+        grace: String,
         #[arg(long)]
         json: bool,
     },
@@ -96,6 +150,45 @@ pub enum KeysCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TiersCmd {
+    /// List tiers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a tier.
+    Create {
+        name: String,
+        #[arg(long)]
+        rpm: u32,
+        #[arg(long)]
+        tpm: u32,
+        #[arg(long)]
+        max_streams: Option<u32>,
+        #[arg(long)]
+        daily_tokens: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tier's numbers; applies to the next request of every key in it.
+    Update {
+        name: String,
+        #[arg(long)]
+        rpm: Option<u32>,
+        #[arg(long)]
+        tpm: Option<u32>,
+        #[arg(long)]
+        max_streams: Option<u32>,
+        #[arg(long)]
+        daily_tokens: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tier no key uses.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
         Command::Keys(cmd) => keys(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {
             use utoipa::OpenApi;
             output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)
@@ -179,14 +273,89 @@ async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
             environment,
             expires_in,
             models,
+            allowed_domains,
+            allowed_ips,
+            rpm,
+            tpm,
             json,
         } => {
             let body = json!({
                 "name": name, "tier": tier, "environment": environment,
                 "expires_in": expires_in, "models": models,
+                "allowed_domains": allowed_domains, "allowed_ips": allowed_ips,
+                "overrides": overrides(rpm, tpm),
             });
             let v = c.call(Method::POST, "/admin/keys", Some(body)).await?;
             output::created_key(&v, json)
+        }
+        KeysCmd::Update {
+            id,
+            name,
+            tier,
+            environment,
+            expires_in,
+            models,
+            allowed_domains,
+            clear_allowed_domains,
+            allowed_ips,
+            clear_allowed_ips,
+            rpm,
+            tpm,
+            json,
+        } => {
+            let mut body = serde_json::Map::new();
+            let mut set = |k: &str, v: Value| {
+                body.insert(k.to_owned(), v);
+            };
+            if let Some(v) = name {
+                set("name", json!(v));
+            }
+            if let Some(v) = tier {
+                set("tier", json!(v));
+            }
+            if let Some(v) = environment {
+                set("environment", json!(v));
+            }
+            if let Some(v) = expires_in {
+                set("expires_in", json!(v));
+            }
+            if !models.is_empty() {
+                set("models", json!(models));
+            }
+            if !allowed_domains.is_empty() || clear_allowed_domains {
+                set("allowed_domains", json!(allowed_domains));
+            }
+            if !allowed_ips.is_empty() || clear_allowed_ips {
+                set("allowed_ips", json!(allowed_ips));
+            }
+            if rpm.is_some() || tpm.is_some() {
+                set("overrides", overrides(rpm, tpm));
+            }
+            let v = c
+                .call(
+                    Method::PATCH,
+                    &format!("/admin/keys/{id}"),
+                    Some(Value::Object(body)),
+                )
+                .await?;
+            output::line_or_json(&v, json, &format!("Updated {id}."))
+        }
+        KeysCmd::Rotate { id, grace, json } => {
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/admin/keys/{id}/rotate"),
+                    Some(json!({"grace": grace})),
+                )
+                .await?;
+            if json {
+                return output::line_or_json(&v, true, "");
+            }
+            output::created_key(&v["new"], false)?;
+            output::line(&format!(
+                "The old key {id} keeps working until {}.",
+                v["old"]["expires_at"].as_str().unwrap_or("-")
+            ))
         }
         KeysCmd::List { json } => {
             let v = c.call(Method::GET, "/admin/keys", None).await?;
@@ -203,6 +372,76 @@ async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
                 .call(Method::POST, &format!("/admin/keys/{id}/revoke"), None)
                 .await?;
             output::line_or_json(&v, json, &format!("Revoked {id}."))
+        }
+    }
+}
+
+fn overrides(rpm: Option<u32>, tpm: Option<u32>) -> Value {
+    let mut o = serde_json::Map::new();
+    if let Some(v) = rpm {
+        o.insert("requests_per_min".into(), json!(v));
+    }
+    if let Some(v) = tpm {
+        o.insert("tokens_per_min".into(), json!(v));
+    }
+    Value::Object(o)
+}
+
+async fn tiers(c: &AdminClient, cmd: TiersCmd) -> anyhow::Result<()> {
+    match cmd {
+        TiersCmd::List { json } => {
+            let v = c.call(Method::GET, "/admin/tiers", None).await?;
+            output::tiers(v.get("data").unwrap_or(&Value::Null), json)
+        }
+        TiersCmd::Create {
+            name,
+            rpm,
+            tpm,
+            max_streams,
+            daily_tokens,
+            json,
+        } => {
+            let body = json!({
+                "name": name, "requests_per_min": rpm, "tokens_per_min": tpm,
+                "max_concurrent_streams": max_streams, "daily_token_budget": daily_tokens,
+            });
+            let v = c.call(Method::POST, "/admin/tiers", Some(body)).await?;
+            output::line_or_json(&v, json, &format!("Created tier {name}."))
+        }
+        TiersCmd::Update {
+            name,
+            rpm,
+            tpm,
+            max_streams,
+            daily_tokens,
+            json,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(v) = rpm {
+                body.insert("requests_per_min".into(), json!(v));
+            }
+            if let Some(v) = tpm {
+                body.insert("tokens_per_min".into(), json!(v));
+            }
+            if let Some(v) = max_streams {
+                body.insert("max_concurrent_streams".into(), json!(v));
+            }
+            if let Some(v) = daily_tokens {
+                body.insert("daily_token_budget".into(), json!(v));
+            }
+            let v = c
+                .call(
+                    Method::PATCH,
+                    &format!("/admin/tiers/{name}"),
+                    Some(Value::Object(body)),
+                )
+                .await?;
+            output::line_or_json(&v, json, &format!("Updated tier {name}."))
+        }
+        TiersCmd::Delete { name } => {
+            c.call(Method::DELETE, &format!("/admin/tiers/{name}"), None)
+                .await?;
+            output::line(&format!("Deleted tier {name}."))
         }
     }
 }

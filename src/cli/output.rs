@@ -107,6 +107,43 @@ pub fn keys(list: &Value, json: bool) -> anyhow::Result<()> {
     )
 }
 
+pub fn tiers(list: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return json_out(list);
+    }
+    let num = |v: &Value, f: &str| {
+        v.get(f)
+            .filter(|x| !x.is_null())
+            .map_or_else(|| "-".to_owned(), |x| x.to_string())
+    };
+    let rows = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    vec![
+                        s(t, "name").to_owned(),
+                        num(t, "requests_per_min"),
+                        num(t, "tokens_per_min"),
+                        num(t, "max_concurrent_streams"),
+                        num(t, "daily_token_budget"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "NAME",
+            "REQ/MIN",
+            "TOKENS/MIN",
+            "MAX STREAMS",
+            "DAILY TOKENS",
+        ],
+        rows,
+    )
+}
+
 pub fn upstreams(list: &Value, json: bool) -> anyhow::Result<()> {
     if json {
         return json_out(list);

@@ -1,29 +1,92 @@
-//! The `/v1` authentication layer: one valid, active `ask_` bearer key per
-//! request, looked up by its SHA-256.
+//! Admission of a `/v1` request before its handler runs: the client's
+//! address (global allowlist, failed-auth throttle), one valid and active
+//! `ask_` bearer key looked up by its SHA-256, then the key's own IP
+//! allowlist and allowed domains.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 
 use super::{hash_secret, well_formed, ApiKey, KeyStatus};
+use crate::access::{self, origin};
 use crate::app::AppState;
-use crate::error::{ApiError, AuthError};
+use crate::error::{ApiError, AuthError, PolicyError};
 
-/// The authenticated key. Every `/v1` handler takes it as its first
-/// argument, so no handler can run without it. (An extractor rather than a
+/// The authenticated key and the client's address. Every `/v1` handler takes
+/// it first, so no handler can run without it. (An extractor rather than a
 /// middleware layer: the layer's boxing cost showed in the benchmark.)
 #[derive(Clone)]
-pub struct AuthedKey(pub Arc<ApiKey>);
+pub struct AuthedKey {
+    pub key: Arc<ApiKey>,
+    pub client_ip: IpAddr,
+}
 
 impl FromRequestParts<AppState> for AuthedKey {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(AuthedKey(authenticate(state, &parts.headers)?))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        let nets = state.access_nets();
+        let client_ip = access::client_ip(peer, &parts.headers, &nets.trusted_proxies);
+        match admit(state, &parts.headers, client_ip, &nets.allowed_ips) {
+            Ok(key) => Ok(AuthedKey { key, client_ip }),
+            Err((err, restricted)) => {
+                let mut resp = err.into_response();
+                // Refusals are readable by the page that made them, except
+                // that a domain-restricted key never answers with `*`.
+                origin::cors(resp.headers_mut(), &parts.headers, !restricted, false);
+                Err(resp)
+            }
+        }
     }
+}
+
+/// `Err` carries whether the refusal concerns a domain-restricted key.
+fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    global_allow: &[ipnet::IpNet],
+) -> Result<Arc<ApiKey>, (ApiError, bool)> {
+    if !global_allow.is_empty() && !access::allowed(global_allow, ip) {
+        return Err((PolicyError::IpNotAllowed { for_key: false }.into(), false));
+    }
+    if let Some(retry_after) = state.throttle.blocked_for(ip) {
+        return Err((PolicyError::AuthThrottled { retry_after }.into(), false));
+    }
+    let key = match authenticate(state, headers) {
+        Ok(k) => k,
+        Err(e) => {
+            state.throttle.failed(ip);
+            return Err((e.into(), false));
+        }
+    };
+    let restricted = !key.allowed_domains.is_empty();
+    if !key.allowed_ips.is_empty() && !access::allowed(&key.allowed_ips, ip) {
+        return Err((
+            PolicyError::IpNotAllowed { for_key: true }.into(),
+            restricted,
+        ));
+    }
+    if restricted {
+        let found = origin::request_origin(headers);
+        let ok = found
+            .as_ref()
+            .is_some_and(|(_, host)| origin::allows(&key.allowed_domains, host.as_deref()));
+        if !ok {
+            let origin = found.map(|(raw, _)| raw.chars().take(200).collect());
+            return Err((PolicyError::OriginNotAllowed { origin }.into(), true));
+        }
+    }
+    Ok(key)
 }
 
 pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Arc<ApiKey>, AuthError> {

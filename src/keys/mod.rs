@@ -100,6 +100,14 @@ pub struct ApiKey {
     pub tier: String,
     /// Models this key may use; empty means all.
     pub models: Vec<String>,
+    /// Browser origins allowed to use the key; empty means any.
+    pub allowed_domains: Vec<crate::access::origin::Pattern>,
+    /// Client addresses allowed to use the key; empty means any.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    /// Replacements for the tier's limits.
+    pub overrides: crate::limits::Overrides,
+    /// The key that succeeded this one in a rotation.
+    pub replaced_by: Option<String>,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -139,6 +147,28 @@ impl ApiKey {
         }
     }
 
+    /// A copy to edit into the record that replaces this one.
+    pub fn duplicate(&self) -> ApiKey {
+        ApiKey {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            hash: self.hash,
+            prefix: self.prefix.clone(),
+            environment: self.environment,
+            tier: self.tier.clone(),
+            models: self.models.clone(),
+            allowed_domains: self.allowed_domains.clone(),
+            allowed_ips: self.allowed_ips.clone(),
+            overrides: self.overrides.clone(),
+            replaced_by: self.replaced_by.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: AtomicI64::new(self.last_used().unwrap_or(0)),
+            last_used_flushed: AtomicI64::new(0),
+        }
+    }
+
     pub fn view(&self, now: i64) -> KeyView {
         KeyView {
             id: self.id.clone(),
@@ -147,6 +177,10 @@ impl ApiKey {
             environment: self.environment,
             tier: self.tier.clone(),
             models: self.models.clone(),
+            allowed_domains: self.allowed_domains.iter().map(|p| p.as_string()).collect(),
+            allowed_ips: self.allowed_ips.iter().map(|n| n.to_string()).collect(),
+            overrides: self.overrides.clone(),
+            replaced_by: self.replaced_by.clone(),
             status: self.status(now),
             created_at: crate::timefmt::rfc3339(self.created_at),
             last_used_at: self.last_used().map(crate::timefmt::rfc3339),
@@ -166,6 +200,11 @@ pub struct KeyView {
     pub environment: Environment,
     pub tier: String,
     pub models: Vec<String>,
+    pub allowed_domains: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub overrides: crate::limits::Overrides,
+    /// Set when the key was rotated: the id of its successor.
+    pub replaced_by: Option<String>,
     pub status: KeyStatus,
     pub created_at: String,
     pub last_used_at: Option<String>,

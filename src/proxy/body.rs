@@ -1,14 +1,16 @@
 //! Reading a client's JSON body: content type, size limit (from
 //! `Content-Length` before reading, and while the body streams in), and the
-//! few fields the gateway routes on.
+//! fields the gateway routes, limits and counts on.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
+use super::Endpoint;
 use crate::error::{ApiError, RequestError};
+use crate::tokens::Tokenizer;
 
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
     check_content_type(headers)?;
@@ -48,20 +50,28 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The fields the gateway needs before forwarding; everything else in the
-/// body passes through untouched.
+/// A parsed request body and the fields the gateway acts on; everything
+/// else passes through untouched.
 #[derive(Debug)]
-pub struct Head {
+pub struct Parsed {
     pub model: String,
     pub stream: bool,
+    pub include_usage: bool,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_tokens: Option<u64>,
+    /// Number of choices asked for.
+    pub n: u64,
+    pub doc: Map<String, Value>,
 }
 
-pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
-    #[derive(Deserialize)]
-    struct Raw {
-        model: Option<serde_json::Value>,
-        stream: Option<serde_json::Value>,
-    }
+fn type_error(field: &str, expected: &str) -> ApiError {
+    ApiError::invalid(
+        format!("Invalid type for '{field}': expected {expected}."),
+        Some(field),
+    )
+}
+
+pub fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(RequestError::Json(if first.is_none() {
@@ -71,33 +81,81 @@ pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
         })
         .into());
     }
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
-    let model = match raw.model {
-        Some(serde_json::Value::String(m)) if !m.is_empty() => m,
-        Some(serde_json::Value::String(_)) | None => {
+    let doc: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+    let model = match doc.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(ApiError::invalid(
                 "You must provide a model parameter.",
                 Some("model"),
             ))
         }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid type for 'model': expected a string.",
-                Some("model"),
-            ))
+        Some(_) => return Err(type_error("model", "a string")),
+    };
+    let stream = match doc.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(type_error("stream", "a boolean")),
+    };
+    let include_usage = doc
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let uint = |field: &str| -> Result<Option<u64>, ApiError> {
+        match doc.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| type_error(field, "a non-negative integer")),
         }
     };
-    let stream = match raw.stream {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Bool(b)) => b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid type for 'stream': expected a boolean.",
-                Some("stream"),
-            ))
-        }
+    let max_tokens = match uint("max_completion_tokens")? {
+        Some(m) => Some(m),
+        None => uint("max_tokens")?,
     };
-    Ok(Head { model, stream })
+    let n = uint("n")?.unwrap_or(1).max(1);
+    Ok(Parsed {
+        model,
+        stream,
+        include_usage,
+        max_tokens,
+        n,
+        doc,
+    })
+}
+
+impl Parsed {
+    /// Prompt tokens: every string the model will read.
+    pub fn prompt_tokens(&self, endpoint: Endpoint, tok: &Tokenizer) -> u64 {
+        let count = match endpoint {
+            Endpoint::Chat => match self.doc.get("messages") {
+                Some(Value::Array(m)) => tok.count_chat(m),
+                _ => 0,
+            },
+            Endpoint::Completions => self.doc.get("prompt").map_or(0, |p| tok.count_value(p)),
+            Endpoint::Embeddings => self.doc.get("input").map_or(0, |p| tok.count_value(p)),
+        };
+        count as u64
+    }
+
+    /// The body with `stream_options.include_usage` set, so the upstream
+    /// reports the usage the gateway must charge.
+    pub fn with_usage_requested(&mut self) -> Bytes {
+        let opts = self
+            .doc
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !opts.is_object() {
+            *opts = Value::Object(Map::new());
+        }
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        Bytes::from(serde_json::to_vec(&self.doc).unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -105,14 +163,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn head_fields() {
-        let h = parse_head(br#"{"model":"m","stream":true,"extra":{"x":[1]}}"#);
-        assert!(matches!(h, Ok(Head { ref model, stream: true }) if model == "m"));
-        assert!(parse_head(br#"["m"]"#).is_err());
-        assert!(parse_head(br#"{"model":3}"#).is_err());
-        assert!(parse_head(br#"{"stream":true}"#).is_err());
-        assert!(parse_head(br#"{"model":"m","stream":"yes"}"#).is_err());
-        assert!(parse_head(br#"{"model":"m""#).is_err());
-        assert!(parse_head(b"").is_err());
+    fn fields() {
+        let p = parse(br#"{"model":"m","stream":true,"max_tokens":5,"n":2,"extra":{"x":[1]}}"#)
+            .unwrap();
+        assert_eq!(
+            (p.model.as_str(), p.stream, p.max_tokens, p.n),
+            ("m", true, Some(5), 2)
+        );
+        assert!(parse(br#"["m"]"#).is_err());
+        assert!(parse(br#"{"model":3}"#).is_err());
+        assert!(parse(br#"{"stream":true}"#).is_err());
+        assert!(parse(br#"{"model":"m","stream":"yes"}"#).is_err());
+        assert!(parse(br#"{"model":"m","max_tokens":-1}"#).is_err());
+        assert!(parse(br#"{"model":"m""#).is_err());
+        assert!(parse(b"").is_err());
+    }
+
+    #[test]
+    fn usage_is_requested_without_losing_fields() {
+        let mut p =
+            parse(br#"{"model":"m","stream":true,"stream_options":{"x":1},"y":2}"#).unwrap();
+        let v: Value = serde_json::from_slice(&p.with_usage_requested()).unwrap();
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"x": 1, "include_usage": true})
+        );
+        assert_eq!(v["y"], 2);
     }
 }

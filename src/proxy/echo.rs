@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue, Response};
 use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
 
+use super::forward::Usage;
 use super::sse::{self, Event};
 use super::Endpoint;
 use crate::error::ApiError;
@@ -14,13 +15,12 @@ use crate::tokens::Tokenizer;
 
 pub const MODEL: &str = "assisters-echo";
 
+/// The answer and the usage it reports.
 pub fn respond(
     endpoint: Endpoint,
-    body: &[u8],
+    req: &Value,
     tok: &Tokenizer,
-) -> Result<Response<Body>, ApiError> {
-    let req: Value = serde_json::from_slice(body)
-        .map_err(|e| crate::error::RequestError::Json(e.to_string()))?;
+) -> Result<(Response<Body>, Usage), ApiError> {
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = req
         .pointer("/stream_options/include_usage")
@@ -38,22 +38,23 @@ pub fn respond(
             let reply = last_user_text(messages);
             let usage = usage(tok.count_chat(messages), tok.count(&reply));
             let id = format!("chatcmpl-{}", crate::keys::new_id("echo"));
-            if stream {
-                Ok(sse_body(chat_chunks(
+            let resp = if stream {
+                sse_body(chat_chunks(
                     &id,
                     created,
                     &reply,
-                    include_usage.then_some(usage),
-                )))
+                    include_usage.then_some(&usage),
+                ))
             } else {
-                Ok(json_body(&json!({
+                json_body(&json!({
                     "id": id, "object": "chat.completion", "created": created, "model": MODEL,
                     "system_fingerprint": null,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "refusal": null},
                                  "logprobs": null, "finish_reason": "stop"}],
-                    "usage": usage,
-                })))
-            }
+                    "usage": usage_json(&usage),
+                }))
+            };
+            Ok((resp, usage))
         }
         Endpoint::Completions => {
             let prompt = match req.get("prompt") {
@@ -68,27 +69,36 @@ pub fn respond(
             };
             let usage = usage(tok.count(&prompt), tok.count(&prompt));
             let id = format!("cmpl-{}", crate::keys::new_id("echo"));
-            if stream {
-                Ok(sse_body(completion_chunks(
+            let resp = if stream {
+                sse_body(completion_chunks(
                     &id,
                     created,
                     &prompt,
-                    include_usage.then_some(usage),
-                )))
+                    include_usage.then_some(&usage),
+                ))
             } else {
-                Ok(json_body(&json!({
+                json_body(&json!({
                     "id": id, "object": "text_completion", "created": created, "model": MODEL,
                     "choices": [{"index": 0, "text": prompt, "logprobs": null, "finish_reason": "stop"}],
-                    "usage": usage,
-                })))
-            }
+                    "usage": usage_json(&usage),
+                }))
+            };
+            Ok((resp, usage))
         }
-        Endpoint::Embeddings => embeddings(&req, tok),
+        Endpoint::Embeddings => embeddings(req, tok),
     }
 }
 
-fn usage(prompt: usize, completion: usize) -> Value {
-    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+fn usage(prompt: usize, completion: usize) -> Usage {
+    Usage {
+        prompt_tokens: prompt as u64,
+        completion_tokens: completion as u64,
+        total_tokens: (prompt + completion) as u64,
+    }
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens})
 }
 
 /// The text of the last user message (string content or text parts).
@@ -116,7 +126,7 @@ fn pieces(text: &str) -> Vec<&str> {
     text.split_inclusive(' ').collect()
 }
 
-fn chat_chunks(id: &str, created: i64, reply: &str, usage: Option<Value>) -> Vec<Value> {
+fn chat_chunks(id: &str, created: i64, reply: &str, usage: Option<&Usage>) -> Vec<Value> {
     let with_usage = usage.is_some();
     let chunk = |delta: Value, finish: Value| {
         let mut c = json!({
@@ -142,13 +152,13 @@ fn chat_chunks(id: &str, created: i64, reply: &str, usage: Option<Value>) -> Vec
     if let Some(u) = usage {
         out.push(json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
-            "system_fingerprint": null, "choices": [], "usage": u,
+            "system_fingerprint": null, "choices": [], "usage": usage_json(u),
         }));
     }
     out
 }
 
-fn completion_chunks(id: &str, created: i64, text: &str, usage: Option<Value>) -> Vec<Value> {
+fn completion_chunks(id: &str, created: i64, text: &str, usage: Option<&Usage>) -> Vec<Value> {
     let chunk = |t: &str, finish: Value| {
         json!({
             "id": id, "object": "text_completion", "created": created, "model": MODEL,
@@ -163,13 +173,13 @@ fn completion_chunks(id: &str, created: i64, text: &str, usage: Option<Value>) -
     if let Some(u) = usage {
         out.push(json!({
             "id": id, "object": "text_completion", "created": created, "model": MODEL,
-            "choices": [], "usage": u,
+            "choices": [], "usage": usage_json(u),
         }));
     }
     out
 }
 
-fn embeddings(req: &Value, tok: &Tokenizer) -> Result<Response<Body>, ApiError> {
+fn embeddings(req: &Value, tok: &Tokenizer) -> Result<(Response<Body>, Usage), ApiError> {
     let inputs: Vec<String> = match req.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
@@ -207,10 +217,11 @@ fn embeddings(req: &Value, tok: &Tokenizer) -> Result<Response<Body>, ApiError> 
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
-    Ok(json_body(&json!({
+    let resp = json_body(&json!({
         "object": "list", "data": data, "model": MODEL,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    })))
+    }));
+    Ok((resp, usage(tokens, 0)))
 }
 
 /// A deterministic unit vector derived from the text's SHA-256 chain.

@@ -1,6 +1,7 @@
-//! Sending a request to an upstream and relaying its answer: JSON buffered
-//! (bounded), SSE re-framed event by event as chunks arrive, upstream errors
-//! turned into OpenAI-shaped errors without internal details.
+//! Sending a request to an upstream and relaying its answer: JSON read
+//! bounded, SSE handed to `relay`, upstream errors turned into OpenAI-shaped
+//! errors without internal details, and the token reservation settled
+//! against the usage the upstream reports.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +10,16 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Response, StatusCode};
 use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
-use futures_util::stream;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::relay::{self, StreamPlan};
 use super::sse;
 use super::upstream::{HttpClient, Upstream};
 use crate::error::{ApiError, UpstreamError};
+use crate::limits::{Reservation, StreamSlot};
 
 /// The per-call timing budget, read from settings at admission.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +30,46 @@ pub struct Budget {
     pub max_response_bytes: usize,
 }
 
-const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 pub const UPSTREAM_HEADER: &str = "x-assisters-upstream";
+
+/// The `usage` object of a completion or embedding.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.total_tokens
+            .max(self.prompt_tokens + self.completion_tokens)
+    }
+}
+
+/// What must happen when a call ends: settle the tokens, free the stream slot.
+#[derive(Default)]
+pub struct Finish {
+    pub reservation: Option<Reservation>,
+    pub slot: Option<StreamSlot>,
+    /// The client did not ask for the usage chunk; the gateway did.
+    pub strip_usage: bool,
+    pub drain_timeout: Duration,
+}
+
+impl Finish {
+    /// Settles against the reported usage; without a report the
+    /// reservation stands as spent.
+    pub fn settle(&mut self, usage: Option<Usage>) {
+        if let (Some(r), Some(u)) = (self.reservation.take(), usage) {
+            r.settle(u.total());
+        }
+        self.slot.take();
+    }
+}
 
 pub async fn send(
     client: &HttpClient,
@@ -37,6 +78,7 @@ pub async fn send(
     body: Bytes,
     stream: bool,
     budget: Budget,
+    mut finish: Finish,
 ) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
     let req = upstream
@@ -44,9 +86,13 @@ pub async fn send(
         .map_err(crate::error::InternalError::Other)?;
     let name = &upstream.name;
     let resp = match tokio::time::timeout(budget.first_byte, client.request(req)).await {
-        Err(_) => return Err(UpstreamError::Timeout(name.clone()).into()),
+        Err(_) => {
+            finish.settle(Some(Usage::default()));
+            return Err(UpstreamError::Timeout(name.clone()).into());
+        }
         Ok(Err(e)) => {
             tracing::warn!(upstream = %name, error = %e, "upstream request failed");
+            finish.settle(Some(Usage::default()));
             return Err(UpstreamError::Unreachable(name.clone()).into());
         }
         Ok(Ok(r)) => r,
@@ -58,17 +104,18 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if status.is_success() && stream && is_sse {
-        let deadline = started + budget.total;
-        return Ok(sse_response(
-            resp.into_body(),
-            name.clone(),
-            deadline,
-            budget.stream_idle,
-        ));
+        let plan = StreamPlan {
+            upstream: name.clone(),
+            deadline: started + budget.total,
+            idle: budget.stream_idle,
+            finish,
+        };
+        return Ok(relay::sse_response(resp.into_body(), plan));
     }
     let remaining = budget.total.saturating_sub(started.elapsed());
     let body = read_bounded(resp.into_body(), budget.max_response_bytes, remaining, name).await?;
     if status.is_success() {
+        finish.settle(usage_in(&body));
         let mut r = Response::new(Body::from(body));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -76,7 +123,18 @@ pub async fn send(
         );
         return Ok(r);
     }
+    // A refused call used no tokens.
+    finish.settle(Some(Usage::default()));
     Ok(upstream_error(status, &body, name))
+}
+
+/// The top-level `usage` of a JSON answer.
+pub fn usage_in(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage
 }
 
 async fn read_bounded(
@@ -131,86 +189,6 @@ fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Response<Body>
         status: status.as_u16(),
     })
     .into_response()
-}
-
-struct Relay {
-    body: Incoming,
-    parser: sse::Parser,
-    upstream: String,
-    deadline: Instant,
-    idle: Duration,
-    finished: bool,
-}
-
-/// Streams the upstream's events to the client as they arrive. A failure
-/// after the first byte cannot change the status any more, so it ends the
-/// stream with an OpenAI-shaped error event instead.
-fn sse_response(
-    body: Incoming,
-    upstream: String,
-    deadline: Instant,
-    idle: Duration,
-) -> Response<Body> {
-    let relay = Relay {
-        body,
-        parser: sse::Parser::new(MAX_EVENT_BYTES),
-        upstream,
-        deadline,
-        idle,
-        finished: false,
-    };
-    let s = stream::unfold(relay, |mut r| async move {
-        if r.finished {
-            return None;
-        }
-        loop {
-            let wait = r
-                .idle
-                .min(r.deadline.saturating_duration_since(Instant::now()));
-            let frame = match tokio::time::timeout(wait, r.body.frame()).await {
-                Err(_) => return Some((Ok(r.fail(UpstreamError::Timeout(r.upstream.clone()))), r)),
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(upstream = %r.upstream, error = %e, "upstream stream broke");
-                    let err = UpstreamError::BadResponse(r.upstream.clone());
-                    return Some((Ok(r.fail(err)), r));
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            let mut events = Vec::new();
-            if let Err(e) = r.parser.feed(&data, &mut events) {
-                tracing::warn!(upstream = %r.upstream, error = %e, "upstream stream refused");
-                let err = UpstreamError::BadResponse(r.upstream.clone());
-                return Some((Ok(r.fail(err)), r));
-            }
-            if events.is_empty() {
-                continue;
-            }
-            let mut out = BytesMut::new();
-            for ev in &events {
-                sse::write_event(&mut out, ev);
-            }
-            return Some((Ok::<Bytes, std::convert::Infallible>(out.freeze()), r));
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(s));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-impl Relay {
-    fn fail(&mut self, err: UpstreamError) -> Bytes {
-        self.finished = true;
-        error_event(&ApiError::from(err))
-    }
 }
 
 /// An SSE event carrying an OpenAI error body, as the SDKs expect mid-stream.

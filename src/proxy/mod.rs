@@ -4,19 +4,25 @@
 pub mod body;
 pub mod echo;
 pub mod forward;
+pub mod relay;
 pub mod sse;
 pub mod upstream;
 
 use axum::body::Body;
+use std::sync::Arc;
+
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, Response};
+use axum::http::{HeaderMap, HeaderValue, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::access::origin;
 use crate::app::AppState;
 use crate::error::{ApiError, RequestError};
 use crate::keys::auth::AuthedKey;
+use crate::limits::{self, Admission, KeyLimiter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -46,51 +52,129 @@ pub fn router() -> Router<AppState> {
         .route("/v1/models/{*model}", get(get_model))
 }
 
-async fn chat(
-    k: AuthedKey,
-    State(s): State<AppState>,
-    req: Request,
-) -> Result<Response<Body>, ApiError> {
+async fn chat(k: AuthedKey, State(s): State<AppState>, req: Request) -> Response<Body> {
     handle(s, k, Endpoint::Chat, req).await
 }
 
-async fn completions(
-    k: AuthedKey,
-    State(s): State<AppState>,
-    req: Request,
-) -> Result<Response<Body>, ApiError> {
+async fn completions(k: AuthedKey, State(s): State<AppState>, req: Request) -> Response<Body> {
     handle(s, k, Endpoint::Completions, req).await
 }
 
-async fn embeddings(
-    k: AuthedKey,
-    State(s): State<AppState>,
-    req: Request,
-) -> Result<Response<Body>, ApiError> {
+async fn embeddings(k: AuthedKey, State(s): State<AppState>, req: Request) -> Response<Body> {
     handle(s, k, Endpoint::Embeddings, req).await
 }
 
+/// Counts the request against requests/min, serves it, and puts the
+/// rate-limit and CORS headers on whatever the answer is.
 async fn handle(
     state: AppState,
-    AuthedKey(key): AuthedKey,
+    auth: AuthedKey,
     endpoint: Endpoint,
     req: Request,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let limiter = state.limits.limiter(&auth.key);
+    let (mut resp, admission) = match limiter.admit() {
+        Err((e, adm)) => (ApiError::from(e).into_response(), adm),
+        Ok(mut adm) => {
+            let r = serve(
+                &state,
+                &auth,
+                &limiter,
+                endpoint,
+                &parts.headers,
+                body,
+                &mut adm,
+            )
+            .await;
+            (r.unwrap_or_else(IntoResponse::into_response), adm)
+        }
+    };
+    finish_headers(&mut resp, &admission, &auth, &parts.headers);
+    resp
+}
+
+fn finish_headers(
+    resp: &mut Response<Body>,
+    adm: &Admission,
+    auth: &AuthedKey,
+    request_headers: &HeaderMap,
+) {
+    limits::apply_headers(resp.headers_mut(), adm);
+    let unrestricted = auth.key.allowed_domains.is_empty();
+    // A restricted key only got here with an allowed origin.
+    origin::cors(
+        resp.headers_mut(),
+        request_headers,
+        unrestricted,
+        !unrestricted,
+    );
+}
+
+async fn serve(
+    state: &AppState,
+    auth: &AuthedKey,
+    limiter: &Arc<KeyLimiter>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+    adm: &mut Admission,
 ) -> Result<Response<Body>, ApiError> {
     let settings = state.settings();
-    let (parts, body) = req.into_parts();
-    let bytes = body::read_json(&parts.headers, body, settings.limits.max_body_bytes).await?;
-    let head = body::parse_head(&bytes)?;
-    if !key.may_use(&head.model) {
-        return Err(RequestError::ModelNotFound(head.model).into());
+    let bytes = body::read_json(headers, body, settings.limits.max_body_bytes).await?;
+    let mut req = body::parse(&bytes)?;
+    let key = &auth.key;
+    if !key.may_use(&req.model) {
+        return Err(RequestError::ModelNotFound(req.model).into());
     }
-    let stream = head.stream && endpoint != Endpoint::Embeddings;
-    if head.model == echo::MODEL && settings.echo_model {
-        return echo::respond(endpoint, &bytes, &state.tokenizer);
-    }
-    let upstream = state
-        .upstreams
-        .route(&head.model)
-        .ok_or(RequestError::ModelNotFound(head.model))?;
+    let stream = req.stream && endpoint != Endpoint::Embeddings;
+    let is_echo = req.model == echo::MODEL && settings.echo_model;
+    let upstream = if is_echo {
+        None
+    } else {
+        Some(
+            state
+                .upstreams
+                .route(&req.model)
+                .ok_or_else(|| RequestError::ModelNotFound(req.model.clone()))?,
+        )
+    };
+
+    let completion = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => {
+            req.max_tokens
+                .unwrap_or(u64::from(settings.limits.default_max_tokens))
+                * req.n
+        }
+    };
+    let reserve = req.prompt_tokens(endpoint, &state.tokenizer) + completion;
+    let (reservation, tokens_left) = limiter.reserve(reserve, crate::store::now())?;
+    adm.tokens_remaining = tokens_left;
+    let slot = if stream {
+        Some(limiter.open_stream()?)
+    } else {
+        None
+    };
+    let mut finish = forward::Finish {
+        reservation: Some(reservation),
+        slot,
+        strip_usage: false,
+        drain_timeout: settings.limits.usage_drain_timeout,
+    };
+
+    let Some(upstream) = upstream else {
+        let doc = serde_json::Value::Object(std::mem::take(&mut req.doc));
+        let (resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
+        finish.settle(Some(usage));
+        return Ok(resp);
+    };
+    let out = if stream && !req.include_usage {
+        finish.strip_usage = true;
+        req.with_usage_requested()
+    } else {
+        bytes
+    };
     let t = &settings.upstream_defaults;
     let budget = forward::Budget {
         first_byte: t.first_byte_timeout,
@@ -103,9 +187,10 @@ async fn handle(
         &state.client,
         &upstream,
         endpoint.path(),
-        bytes,
+        out,
         stream,
         budget,
+        finish,
     )
     .await?;
     if let Ok(v) = HeaderValue::from_str(&upstream.name) {
@@ -152,21 +237,47 @@ fn visible_models(state: &AppState, key: &crate::keys::ApiKey) -> Vec<ModelObjec
     out
 }
 
-async fn list_models(AuthedKey(key): AuthedKey, State(s): State<AppState>) -> Json<ModelList> {
-    Json(ModelList {
-        object: "list",
-        data: visible_models(&s, &key),
+/// A request with no body to count: admission, then `f`, then the headers.
+fn simple(
+    state: &AppState,
+    auth: &AuthedKey,
+    headers: &HeaderMap,
+    f: impl FnOnce() -> Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    let limiter = state.limits.limiter(&auth.key);
+    let (mut resp, adm) = match limiter.admit() {
+        Err((e, adm)) => (ApiError::from(e).into_response(), adm),
+        Ok(adm) => (f().unwrap_or_else(IntoResponse::into_response), adm),
+    };
+    finish_headers(&mut resp, &adm, auth, headers);
+    resp
+}
+
+async fn list_models(
+    auth: AuthedKey,
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    simple(&s, &auth, &headers, || {
+        Ok(Json(ModelList {
+            object: "list",
+            data: visible_models(&s, &auth.key),
+        })
+        .into_response())
     })
 }
 
 async fn get_model(
-    AuthedKey(key): AuthedKey,
+    auth: AuthedKey,
     State(s): State<AppState>,
+    headers: HeaderMap,
     Path(model): Path<String>,
-) -> Result<Json<ModelObject>, ApiError> {
-    visible_models(&s, &key)
-        .into_iter()
-        .find(|m| m.id == model)
-        .map(Json)
-        .ok_or_else(|| RequestError::ModelNotFound(model).into())
+) -> Response<Body> {
+    simple(&s, &auth, &headers, || {
+        visible_models(&s, &auth.key)
+            .into_iter()
+            .find(|m| m.id == model)
+            .map(|m| Json(m).into_response())
+            .ok_or_else(|| RequestError::ModelNotFound(model).into())
+    })
 }

@@ -8,7 +8,17 @@ use super::StoreError;
 use crate::keys::{ApiKey, Environment};
 
 const COLUMNS: &str = "id, name, hash, prefix, environment, tier, models, created_at, \
-                       last_used_at, expires_at, revoked_at";
+                       last_used_at, expires_at, revoked_at, allowed_domains, allowed_ips, \
+                       overrides, replaced_by";
+
+fn json_col<T: serde::de::DeserializeOwned>(
+    r: &Row<'_>,
+    i: usize,
+    what: &str,
+) -> Result<T, StoreError> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("api_keys.{what}: {e}")))
+}
 
 fn from_row(r: &Row<'_>) -> Result<ApiKey, StoreError> {
     let hash: Vec<u8> = r.get(2)?;
@@ -31,6 +41,18 @@ fn from_row(r: &Row<'_>) -> Result<ApiKey, StoreError> {
         last_used_flushed: AtomicI64::new(r.get::<_, Option<i64>>(8)?.unwrap_or(0)),
         expires_at: r.get(9)?,
         revoked_at: r.get(10)?,
+        allowed_domains: json_col::<Vec<String>>(r, 11, "allowed_domains")?
+            .iter()
+            .map(|d| crate::access::origin::parse_pattern(d))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Corrupt)?,
+        allowed_ips: json_col::<Vec<String>>(r, 12, "allowed_ips")?
+            .iter()
+            .map(|d| crate::access::parse_cidr(d))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::Corrupt)?,
+        overrides: json_col(r, 13, "overrides")?,
+        replaced_by: r.get(14)?,
     })
 }
 
@@ -54,7 +76,7 @@ pub fn get(c: &Connection, id: &str) -> Result<Option<ApiKey>, StoreError> {
 
 pub fn insert(c: &Connection, k: &ApiKey) -> Result<(), StoreError> {
     c.execute(
-        &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10)"),
+        &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11, ?12, ?13, ?14)"),
         params![
             k.id,
             k.name,
@@ -66,16 +88,45 @@ pub fn insert(c: &Connection, k: &ApiKey) -> Result<(), StoreError> {
             k.created_at,
             k.expires_at,
             k.revoked_at,
+            domains_json(k),
+            ips_json(k),
+            overrides_json(k),
+            k.replaced_by,
         ],
     )?;
     Ok(())
+}
+
+fn domains_json(k: &ApiKey) -> String {
+    serde_json::to_string(
+        &k.allowed_domains
+            .iter()
+            .map(|p| p.as_string())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|_| "[]".into())
+}
+
+fn ips_json(k: &ApiKey) -> String {
+    serde_json::to_string(
+        &k.allowed_ips
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|_| "[]".into())
+}
+
+fn overrides_json(k: &ApiKey) -> String {
+    serde_json::to_string(&k.overrides).unwrap_or_else(|_| "{}".into())
 }
 
 /// Writes the editable fields of `k` (everything but id, hash and creation).
 pub fn update(c: &Connection, k: &ApiKey) -> Result<(), StoreError> {
     c.execute(
         "UPDATE api_keys SET name = ?2, environment = ?3, tier = ?4, models = ?5, \
-         expires_at = ?6, revoked_at = ?7 WHERE id = ?1",
+         expires_at = ?6, revoked_at = ?7, allowed_domains = ?8, allowed_ips = ?9, \
+         overrides = ?10, replaced_by = ?11 WHERE id = ?1",
         params![
             k.id,
             k.name,
@@ -84,6 +135,10 @@ pub fn update(c: &Connection, k: &ApiKey) -> Result<(), StoreError> {
             models_json(&k.models),
             k.expires_at,
             k.revoked_at,
+            domains_json(k),
+            ips_json(k),
+            overrides_json(k),
+            k.replaced_by,
         ],
     )?;
     Ok(())

@@ -47,6 +47,25 @@ const STEPS: &[&str] = &[
         hash       BLOB NOT NULL
     );
     "#,
+    // 2: tiers, and per-key access policy.
+    r#"
+    CREATE TABLE tiers (
+        name                    TEXT PRIMARY KEY,
+        requests_per_min        INTEGER NOT NULL,
+        tokens_per_min          INTEGER NOT NULL,
+        max_concurrent_streams  INTEGER,
+        daily_token_budget      INTEGER,
+        created_at              INTEGER NOT NULL,
+        updated_at              INTEGER NOT NULL
+    );
+    INSERT INTO tiers VALUES ('free', 10, 100000, NULL, NULL, 0, 0);
+    INSERT INTO tiers VALUES ('developer', 100, 1000000, NULL, NULL, 0, 0);
+    INSERT INTO tiers VALUES ('startup', 500, 5000000, NULL, NULL, 0, 0);
+    ALTER TABLE api_keys ADD COLUMN allowed_domains TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE api_keys ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE api_keys ADD COLUMN replaced_by TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod keys;
 mod migrations;
 pub mod settings;
+pub mod tiers;
 pub mod upstreams;
 
 use std::path::Path;

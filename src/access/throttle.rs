@@ -1,0 +1,57 @@
+//! Throttling failed authentication per client address, so keys cannot be
+//! guessed at speed: past the allowed failures per minute, the address is
+//! refused with 429 before any key is even looked at.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+
+pub struct AuthThrottle {
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    blocked: RwLock<FxHashMap<IpAddr, Instant>>,
+    clock: DefaultClock,
+}
+
+impl AuthThrottle {
+    pub fn new(failures_per_min: u32) -> AuthThrottle {
+        let q =
+            Quota::per_minute(NonZeroU32::new(failures_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
+        AuthThrottle {
+            failures: RateLimiter::keyed(q),
+            blocked: RwLock::new(FxHashMap::default()),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// How long this address must still wait, if it is blocked.
+    pub fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let map = self.blocked.read();
+        if map.is_empty() {
+            return None;
+        }
+        let until = *map.get(&ip)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Records a failed attempt; past the quota the address is blocked.
+    pub fn failed(&self, ip: IpAddr) {
+        if let Err(not_until) = self.failures.check_key(&ip) {
+            let wait = not_until
+                .wait_time_from(self.clock.now())
+                .max(Duration::from_secs(1));
+            self.blocked.write().insert(ip, Instant::now() + wait);
+        }
+    }
+
+    /// Forgets expired state; run periodically.
+    pub fn prune(&self) {
+        self.failures.retain_recent();
+        let now = Instant::now();
+        self.blocked.write().retain(|_, until| *until > now);
+    }
+}

@@ -1,0 +1,82 @@
+//! OpenAI's rate-limit response headers, with resets in its duration format.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use super::Admission;
+
+/// `1s`, `6m0s`, `1h2m3s`, `250ms`: the format OpenAI uses for resets.
+pub fn openai_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs() + u64::from(d.subsec_millis() > 0);
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Time until a per-minute quota with `remaining` of `limit` left is full again.
+fn reset(limit: u32, remaining: u32) -> Duration {
+    if limit == 0 {
+        return Duration::ZERO;
+    }
+    let missing = u64::from(limit.saturating_sub(remaining));
+    Duration::from_millis(missing * 60_000 / u64::from(limit))
+}
+
+pub fn apply_headers(h: &mut HeaderMap, a: &Admission) {
+    let pairs = [
+        ("x-ratelimit-limit-requests", a.requests_limit.to_string()),
+        (
+            "x-ratelimit-remaining-requests",
+            a.requests_remaining.to_string(),
+        ),
+        (
+            "x-ratelimit-reset-requests",
+            openai_duration(reset(a.requests_limit, a.requests_remaining)),
+        ),
+        ("x-ratelimit-limit-tokens", a.tokens_limit.to_string()),
+        (
+            "x-ratelimit-remaining-tokens",
+            a.tokens_remaining.to_string(),
+        ),
+        (
+            "x-ratelimit-reset-tokens",
+            openai_duration(reset(a.tokens_limit, a.tokens_remaining)),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_openai_format() {
+        assert_eq!(openai_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(openai_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(openai_duration(Duration::from_millis(1500)), "2s");
+        assert_eq!(openai_duration(Duration::from_secs(360)), "6m0s");
+        assert_eq!(openai_duration(Duration::from_secs(3723)), "1h2m3s");
+    }
+
+    #[test]
+    fn resets_scale_with_what_is_missing() {
+        assert_eq!(reset(10, 10), Duration::ZERO);
+        assert_eq!(reset(10, 9), Duration::from_secs(6));
+        assert_eq!(reset(10, 0), Duration::from_secs(60));
+    }
+}

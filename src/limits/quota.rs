@@ -1,0 +1,278 @@
+//! One key's limiter: governor quotas for requests/min and tokens/min, a
+//! ledger that settles token reservations against real usage, the open
+//! stream count and the daily token budget.
+//!
+//! Governor cannot give cells back, so settling goes through the ledger:
+//! an over-reservation becomes credit that later admissions spend before
+//! asking governor, and an under-reservation becomes debt that the next
+//! admission pays on top of its own reservation.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use parking_lot::Mutex;
+
+use super::Effective;
+use crate::error::PolicyError;
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+
+#[derive(Default)]
+struct Ledger {
+    credit: u64,
+    debt: u64,
+}
+
+#[derive(Default)]
+struct Daily {
+    day: i64,
+    used: u64,
+}
+
+pub struct KeyLimiter {
+    pub effective: Effective,
+    clock: DefaultClock,
+    requests: Limiter,
+    tokens: Limiter,
+    ledger: Mutex<Ledger>,
+    /// Shared with the limiter this one replaced, so open streams and the
+    /// day's usage survive a change of limits.
+    streams: Arc<AtomicU32>,
+    daily: Arc<Mutex<Daily>>,
+    last_tokens_remaining: AtomicU32,
+}
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+}
+
+/// What the request/min check saw, for the response headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    pub requests_limit: u32,
+    pub requests_remaining: u32,
+    pub tokens_limit: u32,
+    pub tokens_remaining: u32,
+}
+
+/// Tokens held for one request until its real usage is known.
+pub struct Reservation {
+    limiter: Arc<KeyLimiter>,
+    reserved: u64,
+    settled: bool,
+}
+
+/// An open stream; dropping it frees the slot.
+pub struct StreamSlot(Arc<AtomicU32>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn utc_day(now: i64) -> i64 {
+    now.div_euclid(86_400)
+}
+
+impl KeyLimiter {
+    pub fn new(effective: Effective, previous: Option<&KeyLimiter>) -> KeyLimiter {
+        let clock = DefaultClock::default();
+        let build = |n| {
+            RateLimiter::direct_with_clock(per_minute(n), clock.clone())
+                .with_middleware::<StateInformationMiddleware>()
+        };
+        KeyLimiter {
+            requests: build(effective.requests_per_min),
+            tokens: build(effective.tokens_per_min),
+            effective,
+            clock: clock.clone(),
+            ledger: Mutex::new(Ledger::default()),
+            streams: previous.map_or_else(Default::default, |p| p.streams.clone()),
+            daily: previous.map_or_else(Default::default, |p| p.daily.clone()),
+            last_tokens_remaining: AtomicU32::new(effective.tokens_per_min),
+        }
+    }
+
+    /// Governor reports capacity only as part of a decision, so the tokens
+    /// figure shown between reservations is the one the last reservation saw.
+    fn tokens_remaining(&self) -> u32 {
+        self.last_tokens_remaining.load(Ordering::Relaxed)
+    }
+
+    /// Counts one request against requests/min. Every request that reaches
+    /// this point counts, whether it later succeeds or not.
+    pub fn admit(&self) -> Result<Admission, (PolicyError, Admission)> {
+        let e = self.effective;
+        match self.requests.check() {
+            Ok(snap) => Ok(Admission {
+                requests_limit: e.requests_per_min,
+                requests_remaining: snap.remaining_burst_capacity(),
+                tokens_limit: e.tokens_per_min,
+                tokens_remaining: self.tokens_remaining(),
+            }),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                let adm = Admission {
+                    requests_limit: e.requests_per_min,
+                    requests_remaining: 0,
+                    tokens_limit: e.tokens_per_min,
+                    tokens_remaining: self.tokens_remaining(),
+                };
+                Err((
+                    PolicyError::RateLimited {
+                        what: "requests",
+                        limit: u64::from(e.requests_per_min),
+                        retry_after: wait,
+                    },
+                    adm,
+                ))
+            }
+        }
+    }
+
+    /// Reserves `n` tokens atomically: credit first, then governor (with any
+    /// debt owed), then the daily budget.
+    pub fn reserve(self: &Arc<Self>, n: u64, now: i64) -> Result<(Reservation, u32), PolicyError> {
+        let e = self.effective;
+        if n > u64::from(e.tokens_per_min) {
+            return Err(PolicyError::ExceedsQuota {
+                tokens: n,
+                limit: u64::from(e.tokens_per_min),
+            });
+        }
+        if let Some(budget) = e.daily_token_budget {
+            let d = self.daily.lock();
+            let used = if d.day == utc_day(now) { d.used } else { 0 };
+            if used + n > budget {
+                let midnight = (utc_day(now) + 1) * 86_400;
+                return Err(PolicyError::RateLimited {
+                    what: "daily tokens",
+                    limit: budget,
+                    retry_after: Duration::from_secs(u64::try_from(midnight - now).unwrap_or(1)),
+                });
+            }
+        }
+        let remaining = {
+            let mut ledger = self.ledger.lock();
+            let from_credit = ledger.credit.min(n);
+            let owed = (n - from_credit + ledger.debt).min(u64::from(e.tokens_per_min));
+            let credit_left = u32::try_from(ledger.credit - from_credit).unwrap_or(u32::MAX);
+            let shown = match NonZeroU32::new(u32::try_from(owed).unwrap_or(u32::MAX)) {
+                // Paid from credit alone: the last figure, less what was spent.
+                None => self
+                    .tokens_remaining()
+                    .saturating_sub(u32::try_from(from_credit).unwrap_or(u32::MAX)),
+                Some(cells) => match self.tokens.check_n(cells) {
+                    Ok(Ok(snap)) => snap.remaining_burst_capacity().saturating_add(credit_left),
+                    Ok(Err(not_until)) => {
+                        return Err(PolicyError::RateLimited {
+                            what: "tokens",
+                            limit: u64::from(e.tokens_per_min),
+                            retry_after: not_until.wait_time_from(self.clock.now()),
+                        })
+                    }
+                    Err(_) => {
+                        return Err(PolicyError::ExceedsQuota {
+                            tokens: n,
+                            limit: u64::from(e.tokens_per_min),
+                        })
+                    }
+                },
+            };
+            ledger.credit -= from_credit;
+            ledger.debt = 0;
+            let shown = shown.min(e.tokens_per_min);
+            self.last_tokens_remaining.store(shown, Ordering::Relaxed);
+            shown
+        };
+        if e.daily_token_budget.is_some() {
+            let mut d = self.daily.lock();
+            if d.day != utc_day(now) {
+                *d = Daily {
+                    day: utc_day(now),
+                    used: 0,
+                };
+            }
+            d.used += n;
+        }
+        Ok((
+            Reservation {
+                limiter: self.clone(),
+                reserved: n,
+                settled: false,
+            },
+            remaining,
+        ))
+    }
+
+    /// Opens a stream slot if the key has one free.
+    pub fn open_stream(&self) -> Result<StreamSlot, PolicyError> {
+        let Some(max) = self.effective.max_concurrent_streams else {
+            self.streams.fetch_add(1, Ordering::AcqRel);
+            return Ok(StreamSlot(self.streams.clone()));
+        };
+        let taken = self
+            .streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(StreamSlot(self.streams.clone())),
+            Err(_) => Err(PolicyError::RateLimited {
+                what: "concurrent streams",
+                limit: u64::from(max),
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    pub fn open_streams(&self) -> u32 {
+        self.streams.load(Ordering::Acquire)
+    }
+}
+
+impl Reservation {
+    /// Settles against the real token count: refunds or charges the difference.
+    pub fn settle(mut self, actual: u64) {
+        self.settle_inner(actual);
+    }
+
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    fn settle_inner(&mut self, actual: u64) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let l = &self.limiter;
+        {
+            let mut ledger = l.ledger.lock();
+            if actual < self.reserved {
+                let cap = u64::from(l.effective.tokens_per_min);
+                ledger.credit = (ledger.credit + (self.reserved - actual)).min(cap);
+            } else {
+                ledger.debt += actual - self.reserved;
+            }
+        }
+        if l.effective.daily_token_budget.is_some() {
+            let mut d = l.daily.lock();
+            d.used = (d.used + actual).saturating_sub(self.reserved);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    /// Unsettled (no usage was ever learned): the reservation stands as spent.
+    fn drop(&mut self) {
+        self.settled = true;
+    }
+}

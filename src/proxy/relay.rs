@@ -1,0 +1,144 @@
+//! Relaying an upstream's SSE stream to the client from a task of its own.
+//!
+//! The task owns the upstream body, so a client that disconnects does not
+//! cancel the reading: the task keeps reading (bounded by
+//! `usage_drain_timeout`) until the usage event arrives and the tokens can
+//! be charged. Events go to the client through a small bounded channel; a
+//! client that stops reading for longer than the idle timeout is treated as
+//! gone.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Response};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::forward::{error_event, Finish, Usage};
+use super::sse::{self, Event};
+use crate::error::{ApiError, UpstreamError};
+
+const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+const CHANNEL_CHUNKS: usize = 16;
+
+pub struct StreamPlan {
+    pub upstream: String,
+    pub deadline: Instant,
+    pub idle: Duration,
+    pub finish: Finish,
+}
+
+pub fn sse_response(body: Incoming, plan: StreamPlan) -> Response<Body> {
+    let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    tokio::spawn(relay(body, tx, plan));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), rx))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Is this event the usage-only chunk (`"choices": []` with a usage object)?
+fn usage_of(json: &[u8]) -> Option<(Usage, bool)> {
+    memchr::memmem::find(json, b"\"usage\"")?;
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        usage: Option<Usage>,
+        #[serde(default)]
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    let c: Chunk = serde_json::from_slice(json).ok()?;
+    let usage = c.usage?;
+    Some((usage, c.choices.is_none_or(|c| c.is_empty())))
+}
+
+async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
+    let StreamPlan {
+        upstream,
+        deadline,
+        idle,
+        mut finish,
+    } = plan;
+    let mut parser = sse::Parser::new(MAX_EVENT_BYTES);
+    let mut usage: Option<Usage> = None;
+    // Set once the client is gone: from then on we only read for usage.
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        if drain_until.is_some() && usage.is_some() {
+            break;
+        }
+        let limit = match drain_until {
+            Some(t) => t,
+            None => (Instant::now() + idle).min(deadline),
+        };
+        let frame = match tokio::time::timeout_at(limit, body.frame()).await {
+            Err(_) => {
+                if drain_until.is_none() {
+                    let _ = tx.try_send(error_event(&ApiError::from(UpstreamError::Timeout(
+                        upstream.clone(),
+                    ))));
+                }
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(upstream = %upstream, error = %e, "upstream stream broke");
+                if drain_until.is_none() {
+                    let _ = tx
+                        .send(error_event(&ApiError::from(UpstreamError::BadResponse(
+                            upstream.clone(),
+                        ))))
+                        .await;
+                }
+                break;
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let mut events = Vec::new();
+        if let Err(e) = parser.feed(&data, &mut events) {
+            tracing::warn!(upstream = %upstream, error = %e, "upstream stream refused");
+            if drain_until.is_none() {
+                let _ = tx
+                    .send(error_event(&ApiError::from(UpstreamError::BadResponse(
+                        upstream.clone(),
+                    ))))
+                    .await;
+            }
+            break;
+        }
+        let mut out = BytesMut::new();
+        for ev in &events {
+            if let Event::Json(j) = ev {
+                if let Some((u, usage_only)) = usage_of(j) {
+                    usage = Some(u);
+                    if usage_only && finish.strip_usage {
+                        continue;
+                    }
+                }
+            }
+            sse::write_event(&mut out, ev);
+        }
+        if out.is_empty() || drain_until.is_some() {
+            continue;
+        }
+        // A client that reads nothing for `idle` is as good as gone.
+        if tx.send_timeout(out.freeze(), idle).await.is_err() {
+            drain_until = Some(Instant::now() + finish.drain_timeout);
+        }
+    }
+    finish.settle(usage);
+}
