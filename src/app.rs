@@ -215,12 +215,19 @@ impl AppState {
     /// Asks every upstream without declared models which models it serves.
     pub async fn discover_models(&self) {
         let timeout = self.config.upstream_defaults.connect_timeout * 2;
+        let pending: Vec<_> = self
+            .upstreams
+            .list()
+            .into_iter()
+            .filter(|u| u.models.is_empty())
+            .map(|u| async move {
+                let found = u.discover(&self.client, timeout).await;
+                (u, found)
+            })
+            .collect();
         let mut changed = false;
-        for u in self.upstreams.list() {
-            if !u.models.is_empty() {
-                continue;
-            }
-            match u.discover(&self.client, timeout).await {
+        for (u, found) in futures_util::future::join_all(pending).await {
+            match found {
                 Ok(models) => {
                     let mut d = u.discovered.write();
                     if *d != models {

@@ -35,7 +35,8 @@ pub struct Bound {
 pub const RUNTIME_FILE: &str = "runtime.json";
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
-const DISCOVERY_INTERVAL: Duration = Duration::from_secs(300);
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
+const STARTUP_DISCOVERY: Duration = Duration::from_secs(3);
 
 /// A running gateway; dropping it does not stop it, [`Server::shutdown`] does.
 pub struct Server {
@@ -48,6 +49,14 @@ pub struct Server {
 impl Server {
     /// Binds both listeners and starts serving.
     pub async fn start(state: AppState) -> Result<Server, StartError> {
+        // Discover models before accepting requests, so a fresh start routes
+        // them at once; an unreachable upstream delays start by at most this.
+        if tokio::time::timeout(STARTUP_DISCOVERY, state.discover_models())
+            .await
+            .is_err()
+        {
+            tracing::warn!("model discovery is slow; continuing in the background");
+        }
         let cfg = &state.config;
         let bind = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr)
@@ -183,10 +192,10 @@ async fn flush_last_used(state: AppState, mut stop: watch::Receiver<bool>) {
 
 async fn discovery(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
-        state.discover_models().await;
         tokio::select! {
             _ = tokio::time::sleep(DISCOVERY_INTERVAL) => {}
             _ = stop.changed() => return,
         }
+        state.discover_models().await;
     }
 }

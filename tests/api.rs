@@ -72,6 +72,11 @@ async fn stream_is_relayed_chunk_by_chunk() {
     }
     assert!(rest.contains("\"second\""));
     assert!(rest.ends_with("data: [DONE]\n\n"));
+    // The gateway asked the upstream for usage (to charge it) but the client
+    // did not, so the usage chunk is not passed on.
+    let sent: Value = serde_json::from_slice(&up.last().body).unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    assert!(!rest.contains("\"usage\""), "{rest}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -291,3 +291,97 @@ async fn sigterm_lets_an_in_flight_stream_finish() {
     assert!(status.success());
     assert!(!gw.path().join("runtime.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tiers_and_key_policy_commands() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let table = stdout(&gw.cli(&["tiers", "list"], &[]));
+    assert!(
+        table.contains("free") && table.contains("100000") && table.contains("5000000"),
+        "{table}"
+    );
+    stdout(&gw.cli(
+        &[
+            "tiers",
+            "create",
+            "team",
+            "--rpm",
+            "42",
+            "--tpm",
+            "4200",
+            "--max-streams",
+            "2",
+        ],
+        &[],
+    ));
+    stdout(&gw.cli(&["tiers", "update", "team", "--rpm", "43"], &[]));
+    let tiers: Value =
+        serde_json::from_str(&stdout(&gw.cli(&["tiers", "list", "--json"], &[]))).unwrap();
+    let team = tiers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "team")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            team["requests_per_min"].as_u64(),
+            team["max_concurrent_streams"].as_u64()
+        ),
+        (Some(43), Some(2))
+    );
+
+    let created: Value = serde_json::from_str(&stdout(&gw.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "web",
+            "--tier",
+            "team",
+            "--allowed-domain",
+            "example.com",
+            "--allowed-domain",
+            "*.example.org",
+            "--allowed-ip",
+            "127.0.0.1",
+            "--json",
+        ],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(
+        created["allowed_domains"],
+        json!(["example.com", "*.example.org"])
+    );
+    assert_eq!(created["allowed_ips"], json!(["127.0.0.1/32"]));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let updated: Value = serde_json::from_str(&stdout(&gw.cli(
+        &[
+            "keys",
+            "update",
+            &id,
+            "--clear-allowed-domains",
+            "--rpm",
+            "5",
+            "--name",
+            "web2",
+            "--json",
+        ],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(updated["allowed_domains"], json!([]));
+    assert_eq!(updated["overrides"]["requests_per_min"], 5);
+    assert_eq!(updated["name"], "web2");
+    let del = gw.cli(&["tiers", "delete", "team"], &[]);
+    assert!(!del.status.success());
+    assert!(String::from_utf8_lossy(&del.stderr).contains(&id));
+
+    let rotated = stdout(&gw.cli(&["keys", "rotate", &id, "--grace", "1h"], &[]));
+    assert!(
+        rotated.contains("ask_") && rotated.contains("keeps working until"),
+        "{rotated}"
+    );
+}

@@ -185,7 +185,10 @@ mod tests {
             host_of("https://xn--bcher-kva.example").as_deref()
         ));
         // Browsers send IDN origins in punycode; upper case still matches.
-        assert!(allows(&p, host_of("https://XN--BCHER-KVA.example").as_deref()));
+        assert!(allows(
+            &p,
+            host_of("https://XN--BCHER-KVA.example").as_deref()
+        ));
     }
 
     #[test]

@@ -7,12 +7,19 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 pub struct AuthThrottle {
-    failures: DefaultKeyedRateLimiter<IpAddr>,
+    failures: RateLimiter<
+        IpAddr,
+        DefaultKeyedStateStore<IpAddr>,
+        DefaultClock,
+        StateInformationMiddleware,
+    >,
     blocked: RwLock<FxHashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
@@ -22,7 +29,7 @@ impl AuthThrottle {
         let q =
             Quota::per_minute(NonZeroU32::new(failures_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
         AuthThrottle {
-            failures: RateLimiter::keyed(q),
+            failures: RateLimiter::keyed(q).with_middleware::<StateInformationMiddleware>(),
             blocked: RwLock::new(FxHashMap::default()),
             clock: DefaultClock::default(),
         }
@@ -38,14 +45,16 @@ impl AuthThrottle {
         until.checked_duration_since(Instant::now())
     }
 
-    /// Records a failed attempt; past the quota the address is blocked.
+    /// Records a failed attempt; the attempt that spends the last allowed
+    /// failure blocks the address until one more would be allowed.
     pub fn failed(&self, ip: IpAddr) {
-        if let Err(not_until) = self.failures.check_key(&ip) {
-            let wait = not_until
-                .wait_time_from(self.clock.now())
-                .max(Duration::from_secs(1));
-            self.blocked.write().insert(ip, Instant::now() + wait);
-        }
+        let wait = match self.failures.check_key(&ip) {
+            Ok(snap) if snap.remaining_burst_capacity() > 0 => return,
+            Ok(snap) => snap.quota().replenish_interval(),
+            Err(not_until) => not_until.wait_time_from(self.clock.now()),
+        };
+        let wait = wait.max(Duration::from_secs(1));
+        self.blocked.write().insert(ip, Instant::now() + wait);
     }
 
     /// Forgets expired state; run periodically.

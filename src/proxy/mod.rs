@@ -15,6 +15,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Response};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -45,11 +46,20 @@ impl Endpoint {
 /// Every handler takes [`AuthedKey`] first: no `/v1` route runs unauthenticated.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(list_models))
-        .route("/v1/models/{*model}", get(get_model))
+        .route("/v1/chat/completions", post(chat).options(preflight))
+        .route("/v1/completions", post(completions).options(preflight))
+        .route("/v1/embeddings", post(embeddings).options(preflight))
+        .route("/v1/models", get(list_models).options(preflight))
+        .route("/v1/models/{*model}", get(get_model).options(preflight))
+}
+
+/// CORS preflight: browsers send it without the key, so it is answered
+/// without one; the actual request is checked against the key's domains.
+async fn preflight(headers: HeaderMap) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    *resp.headers_mut() = origin::preflight(&headers);
+    resp
 }
 
 async fn chat(k: AuthedKey, State(s): State<AppState>, req: Request) -> Response<Body> {

@@ -172,8 +172,15 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
     match model.as_str() {
         "mock-gated" => {
             let first = Bytes::from(format!("data: {}\n\n", chunk(&model, "first")));
+            let usage_event = if include_usage {
+                let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1,
+                               "model": model, "choices": [], "usage": usage});
+                format!("data: {u}\n\n")
+            } else {
+                String::new()
+            };
             let rest = Bytes::from(format!(
-                "data: {}\n\ndata: [DONE]\n\n",
+                "data: {}\n\n{usage_event}data: [DONE]\n\n",
                 chunk(&model, "second")
             ));
             let shared = s.clone();
