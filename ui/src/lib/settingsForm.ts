@@ -100,3 +100,8 @@ export function timeoutsPatch(
   else if (String(pool) !== before.pool_max_idle_per_host) patch.pool_max_idle_per_host = pool;
   return { patch, errors };
 }
+
+/** Whether a form differs from the values it was filled with. */
+export function formChanged<T extends object>(form: T, original: T): boolean {
+  return (Object.keys(original) as (keyof T)[]).some((k) => String(form[k]).trim() !== String(original[k]).trim());
+}

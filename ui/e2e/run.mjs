@@ -1,0 +1,516 @@
+// End-to-end test of the dashboard against the real gateway binary.
+//
+//   npm run build && npm run e2e
+//
+// Starts `assisters serve` on free ports with a fresh data dir (and a tiny
+// OpenAI-compatible mock upstream declared in a config file), signs in with a
+// one-time link from `assisters login`, drives the dashboard in Debian's
+// Chromium, checks every page with axe-core in light and dark themes, and
+// saves screenshots to artifacts/screenshots/. Prints "N passed, M failed"
+// last and exits non-zero on any failure.
+//
+// Environment: ASSISTERS_BIN (default ../target/debug/assisters),
+// CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default
+// <repo>/artifacts/screenshots), E2E_HEADED=1 to watch.
+
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '../..');
+const BIN = process.env.ASSISTERS_BIN ?? join(repo, 'target/debug/assisters');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOTS ?? join(repo, 'artifacts/screenshots');
+const AXE = require.resolve('axe-core/axe.min.js');
+const run = promisify(execFile);
+
+const PAGES = [
+  ['/', 'overview', 'Overview'],
+  ['/keys', 'keys', 'API keys'],
+  ['/tiers', 'tiers', 'Tiers'],
+  ['/upstreams', 'upstreams', 'Upstreams'],
+  ['/safety', 'safety', 'Safety'],
+  ['/logs', 'logs', 'Logs'],
+  ['/usage', 'usage', 'Usage'],
+  ['/audit', 'audit', 'Audit log'],
+  ['/status', 'status', 'Status'],
+  ['/settings', 'settings', 'Settings'],
+];
+
+let passed = 0;
+let failed = 0;
+const failures = [];
+
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`  ok    ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    failures.push(name);
+    console.log(`  FAIL  ${name}\n        ${String(e?.stack ?? e).split('\n').slice(0, 6).join('\n        ')}`);
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// --- a mock OpenAI-compatible upstream ------------------------------------
+
+function startMockUpstream() {
+  const server = createServer((req, res) => {
+    const json = (code, body) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method === 'GET' && req.url === '/v1/models') {
+      return json(200, {
+        object: 'list',
+        data: ['llama-3.1-8b-instruct', 'qwen2.5-7b-instruct', 'nomic-embed-text'].map((id) => ({
+          id,
+          object: 'model',
+          created: 0,
+          owned_by: 'mock',
+        })),
+      });
+    }
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/chat/completions') {
+        const model = JSON.parse(body || '{}').model ?? 'mock';
+        return json(200, {
+          id: 'chatcmpl-mock',
+          object: 'chat.completion',
+          created: 0,
+          model,
+          choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Hello from the mock.' } }],
+          usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+        });
+      }
+      json(404, { error: { message: 'not found', type: 'invalid_request_error' } });
+    });
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+// --- the gateway -----------------------------------------------------------
+
+async function startGateway(dataDir, configPath) {
+  const child = spawn(
+    BIN,
+    ['--data-dir', dataDir, 'serve', '--config', configPath, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  const runtime = join(dataDir, 'runtime.json');
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${log}`);
+    try {
+      const rt = JSON.parse(await readFile(runtime, 'utf8'));
+      if (rt.listen && rt.admin_listen) return { child, rt, log: () => log };
+    } catch {
+      // not written yet
+    }
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`gateway did not write runtime.json within 30 s:\n${log}`);
+}
+
+async function stopGateway(child) {
+  if (!child || child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(100);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+async function loginLink(dataDir) {
+  const { stdout } = await run(BIN, ['--data-dir', dataDir, 'login']);
+  const m = /http:\/\/\S+\/login\?code=\S+/.exec(stdout);
+  if (!m) throw new Error(`no login link in: ${stdout}`);
+  return m[0];
+}
+
+// --- browser helpers --------------------------------------------------------
+
+async function axeCheck(page, label) {
+  await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ' — ' + (n.failureSummary ?? '').replace(/\s+/g, ' ')),
+    }));
+  });
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const minor = violations.filter((v) => !bad.includes(v));
+  for (const v of minor) console.log(`        note: ${label}: ${v.impact} ${v.id}: ${v.help}`);
+  assert(
+    bad.length === 0,
+    `${label}: ${bad.length} serious/critical axe violations:\n` +
+      bad.map((v) => `  [${v.impact}] ${v.id}: ${v.help}\n    ${v.nodes.join('\n    ')}`).join('\n'),
+  );
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function gotoPage(page, admin, path, heading) {
+  await page.goto(`http://${admin}${path}`);
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+  // Let the page's own requests settle (skeletons give way to data).
+  await page.waitForLoadState('networkidle');
+  await page.waitForFunction(() => !document.querySelector('[aria-busy="true"], .skeleton'), null, { timeout: 10_000 });
+}
+
+// --- the run ---------------------------------------------------------------
+
+const tmp = await mkdtemp(join(tmpdir(), 'assisters-e2e-'));
+let gw;
+let mock;
+let browser;
+
+// Never leave the gateway running, even when interrupted.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    gw?.child?.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+process.on('exit', () => gw?.child?.exitCode === null && gw.child.kill('SIGKILL'));
+process.stdout.on('error', () => {});
+
+try {
+  await mkdir(SHOTS, { recursive: true });
+  mock = await startMockUpstream();
+  const mockUrl = `http://127.0.0.1:${mock.address().port}/v1`;
+  const config = join(tmp, 'config.toml');
+  await writeFile(config, `[[upstreams]]\nname = "local-mock"\nbase_url = "${mockUrl}"\n`);
+  const dataDir = join(tmp, 'data');
+  gw = await startGateway(dataDir, config);
+  const { listen, admin_listen: admin } = gw.rt;
+  const adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  const adminApi = (path, init = {}) =>
+    fetch(`http://${admin}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    });
+  const chat = (key, model = 'assisters-echo') =>
+    fetch(`http://${listen}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'ping from e2e' }] }),
+    });
+  console.log(`gateway: api ${listen}, admin ${admin}; mock upstream ${mockUrl}`);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: !process.env.E2E_HEADED,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ].filter((a) => a !== '--headless' || !process.env.E2E_HEADED),
+  });
+  // bypassCSP only so axe-core can be injected; the app itself runs under the CSP.
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: true, colorScheme: 'light' });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push(`console: ${m.text()}`);
+  });
+
+  // A second, cookie-less context checks the app itself runs under the real CSP.
+  await test('the dashboard runs under the server CSP and asks to sign in without a session', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const p = await ctx.newPage();
+    const errs = [];
+    p.on('console', (m) => m.type() === 'error' && /Content Security Policy|Refused/.test(m.text()) && errs.push(m.text()));
+    const resp = await p.goto(`http://${admin}/keys`);
+    assert(resp.headers()['content-security-policy']?.includes("default-src 'self'"), 'no CSP header on the page');
+    await p.getByRole('heading', { name: 'Your session has ended' }).waitFor();
+    await p.getByText('assisters login', { exact: false }).first().waitFor();
+    assert(errs.length === 0, `CSP violations: ${errs.join('; ')}`);
+    await ctx.close();
+  });
+
+  await test('a one-time login link signs in and lands on the overview', async () => {
+    const link = await loginLink(dataDir);
+    await page.goto(link);
+    await page.waitForURL(`http://${admin}/`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    const endpoint = `http://${listen}/v1`;
+    await page.locator('header').getByText(endpoint).waitFor();
+  });
+
+  let secret = '';
+  await test('create a key in the UI; the secret is shown once and works against the API', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
+    await page.getByRole('button', { name: 'Create key' }).first().click();
+    const dlg = page.getByRole('dialog', { name: 'Create API key' });
+    await dlg.waitFor();
+    await dlg.getByLabel('Name').fill('e2e checkout service');
+    await dlg.getByText('Production').click();
+    await dlg.getByLabel('Expires').selectOption('30d');
+    await shot(page, 'keys-create-dialog-light');
+    await dlg.getByRole('button', { name: 'Create key' }).click();
+    const shown = page.getByRole('dialog', { name: 'Save your new key' });
+    await shown.waitFor();
+    secret = await shown.getByRole('textbox', { name: 'Secret key' }).inputValue();
+    assert(/^ask_[A-Za-z0-9]{20,}$/.test(secret), `unexpected secret format: ${secret}`);
+    const curl = await shown.getByRole('tabpanel').first().innerText();
+    assert(curl.includes(secret) && curl.includes(`http://${listen}/v1/chat/completions`), 'curl snippet lacks key or endpoint');
+    await shown.getByRole('tab', { name: 'Python' }).click();
+    assert((await shown.getByRole('tabpanel', { name: 'Python' }).innerText()).includes('from openai import OpenAI'), 'python snippet');
+    await shown.getByRole('tab', { name: 'curl' }).click();
+    await shot(page, 'keys-created-dialog-light');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'keys-created-dialog-dark');
+    await axeCheck(page, 'key created dialog (dark)');
+    await page.emulateMedia({ colorScheme: 'light' });
+    const r = await chat(secret);
+    assert(r.status === 200, `chat completion answered ${r.status}: ${await r.text()}`);
+    const body = await r.json();
+    assert(body.choices?.[0]?.message?.content === 'ping from e2e', 'echo did not echo');
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await shown.waitFor({ state: 'hidden' });
+    const row = page.locator('tr', { hasText: 'e2e checkout service' });
+    await row.getByText('Production').waitFor();
+    await row.getByText('Active').waitFor();
+    // The secret is gone from the page once the dialog is closed.
+    assert(!(await page.content()).includes(secret), 'secret still in the DOM after closing');
+  });
+
+  await test('edit a key: rename and change its tier', async () => {
+    await page.getByRole('button', { name: 'Edit e2e checkout service' }).click();
+    const dlg = page.getByRole('dialog', { name: 'Edit key' });
+    await dlg.getByLabel('Name').fill('e2e checkout');
+    await dlg.getByLabel('Tier').fill('Pro');
+    await dlg.getByRole('button', { name: 'Save changes' }).click();
+    // The server's own message about the bad tier is shown in the dialog.
+    await dlg.getByText("'tier' must be 1-32 lowercase letters").waitFor();
+    await dlg.getByLabel('Tier').fill('pro');
+    await dlg.getByRole('button', { name: 'Save changes' }).click();
+    await dlg.waitFor({ state: 'hidden' });
+    await page.locator('tr', { hasText: 'e2e checkout' }).getByText('pro', { exact: true }).waitFor();
+  });
+
+  await test('search and filters narrow the key list', async () => {
+    for (const n of ['batch-jobs', 'staging-web']) {
+      const r = await adminApi('/admin/keys', { method: 'POST', body: JSON.stringify({ name: n, environment: n.startsWith('staging') ? 'staging' : 'dev' }) });
+      assert(r.status === 201, `create ${n}: ${r.status}`);
+    }
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
+    await page.getByText('3 keys').waitFor();
+    await page.getByLabel('Search keys').fill('batch');
+    await page.getByText('1 of 3 keys').waitFor();
+    await page.getByLabel('Search keys').fill('');
+    await page.getByLabel('Environment').selectOption('staging');
+    await page.getByText('1 of 3 keys').waitFor();
+    await page.locator('tr', { hasText: 'staging-web' }).waitFor();
+    await page.getByLabel('Tier', { exact: true }).selectOption('pro');
+    await page.getByText('No keys match').waitFor();
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await page.getByText('3 keys').waitFor();
+  });
+
+  await test('revoke the key in the UI; the next call gets 401', async () => {
+    await page.getByRole('button', { name: 'Revoke e2e checkout' }).click();
+    const dlg = page.getByRole('dialog', { name: 'Revoke this key?' });
+    await dlg.waitFor();
+    await shot(page, 'keys-revoke-confirm-light');
+    await dlg.getByRole('button', { name: 'Revoke key' }).click();
+    await dlg.waitFor({ state: 'hidden' });
+    await page.getByText('Key revoked').waitFor();
+    await page.locator('tr', { hasText: 'e2e checkout' }).getByText('Revoked').waitFor();
+    const r = await chat(secret);
+    assert(r.status === 401, `expected 401 after revoking, got ${r.status}`);
+  });
+
+  await test('upstreams: config-file upstream is listed read-only, tests OK, and delete shows why it is refused', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Upstreams' }).click();
+    const row = page.locator('tr', { hasText: 'local-mock' });
+    await row.getByText('Config file').waitFor();
+    await row.getByText('llama-3.1-8b-instruct').waitFor();
+    await row.getByRole('button', { name: 'Test connection to local-mock' }).click();
+    await row.getByText(/OK · \d+ ms/).waitFor();
+    await row.getByRole('button', { name: 'Delete local-mock' }).click();
+    const dlg = page.getByRole('dialog', { name: 'Delete this upstream?' });
+    await dlg.getByRole('button', { name: 'Delete upstream' }).click();
+    await dlg.getByRole('alert').getByText(/config file/i).waitFor();
+    await shot(page, 'upstreams-delete-refused-light');
+    await dlg.getByRole('button', { name: 'Cancel' }).click();
+    await row.waitFor();
+  });
+
+  await test('upstreams: add one in the UI; the connection test shows latency and models', async () => {
+    await page.getByRole('button', { name: 'Add upstream' }).first().click();
+    const dlg = page.getByRole('dialog', { name: 'Add upstream' });
+    await dlg.getByLabel('Name').fill('second-mock');
+    await dlg.getByLabel('Base URL').fill(mockUrl);
+    await dlg.getByLabel(/API key/).fill('sk-test-123');
+    await dlg.getByRole('button', { name: 'Add upstream' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit second-mock' });
+    await edit.getByText(/Connected/).waitFor();
+    await edit.getByText('qwen2.5-7b-instruct').waitFor();
+    await shot(page, 'upstreams-added-test-light');
+    await edit.getByRole('button', { name: 'Close' }).first().click();
+    const row = page.locator('tr', { hasText: 'second-mock' });
+    await row.getByText('Dashboard').waitFor();
+    await row.getByText('Stored').waitFor();
+    // A model of the new upstream is reachable through the gateway.
+    const k = await (await adminApi('/admin/keys', { method: 'POST', body: JSON.stringify({ name: 'upstream-check' }) })).json();
+    const r = await chat(k.key, 'qwen2.5-7b-instruct');
+    assert(r.status === 200, `chat via upstream answered ${r.status}`);
+    // Delete it again through the UI.
+    await row.getByRole('button', { name: 'Delete second-mock' }).click();
+    await page.getByRole('dialog', { name: 'Delete this upstream?' }).getByRole('button', { name: 'Delete upstream' }).click();
+    await page.getByText('Upstream deleted').waitFor();
+    await row.waitFor({ state: 'detached' });
+  });
+
+  await test('settings: limits and the echo model are saved through the API', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
+    await page.getByLabel('Largest request body (MiB)').fill('16');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByText('Limits saved').waitFor();
+    let s = await (await adminApi('/admin/settings')).json();
+    assert(s.settings.limits.max_body_bytes === 16 * 1024 * 1024, `max_body_bytes is ${s.settings.limits.max_body_bytes}`);
+    await page.getByLabel('Stream idle timeout').fill('banana');
+    await page.getByRole('button', { name: 'Save timeouts' }).click();
+    await page.getByText('Use a number and a unit').waitFor();
+    await page.getByLabel('Stream idle timeout').fill('90s');
+    await page.getByRole('button', { name: 'Save timeouts' }).click();
+    await page.getByText('Timeouts saved').waitFor();
+    s = await (await adminApi('/admin/settings')).json();
+    assert(['90s', '1m 30s', '1m30s'].includes(s.settings.upstream_defaults.stream_idle_timeout), `stream_idle_timeout is ${s.settings.upstream_defaults.stream_idle_timeout}`);
+    const echo = page.getByRole('switch', { name: 'Serve the assisters-echo model' });
+    await echo.click();
+    await page.getByText('Echo model disabled').waitFor();
+    s = await (await adminApi('/admin/settings')).json();
+    assert(s.settings.echo_model === false, 'echo model still on');
+    await echo.click();
+    await page.getByText('Echo model enabled').waitFor();
+  });
+
+  await test('audit: chain verified, entries shown, paging with before', async () => {
+    for (let i = 0; i < 26; i++) {
+      const r = await adminApi('/admin/keys', { method: 'POST', body: JSON.stringify({ name: `bulk-${i}`, tier: 'batch' }) });
+      assert(r.status === 201, `bulk key ${i}: ${r.status} ${await r.text()}`);
+    }
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit' }).click();
+    await page.getByRole('heading', { name: 'Chain intact' }).waitFor();
+    await page.getByText(/Page 1 · entries/).waitFor();
+    await page.getByRole('button', { name: 'Older' }).click();
+    await page.getByText(/Page 2 · entries/).waitFor();
+    await page.getByText('Key revoked').first().waitFor();
+    await page.getByRole('button', { name: 'Newer' }).click();
+    await page.getByText(/Page 1 · entries/).waitFor();
+    await page.getByRole('button', { name: /Show details of entry/ }).first().click();
+    await page.getByRole('heading', { name: 'Before' }).waitFor();
+  });
+
+  await test('every page: no serious or critical axe violations, light and dark; screenshots', async () => {
+    const problems = [];
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const [path, name, heading] of PAGES) {
+        try {
+          await gotoPage(page, admin, path, heading);
+          await shot(page, `${name}-${scheme}`);
+          await axeCheck(page, `${name} (${scheme})`);
+        } catch (e) {
+          problems.push(String(e.message ?? e));
+        }
+      }
+    }
+    assert(problems.length === 0, problems.join('\n'));
+  });
+
+  await test('client-side routes survive a reload, unknown ones show not found', async () => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.goto(`http://${admin}/audit`);
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await page.goto(`http://${admin}/no-such-page`);
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+    await page.getByRole('button', { name: 'Go to the overview' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  });
+
+  await test('keyboard: skip link and navigation work without a mouse', async () => {
+    await page.goto(`http://${admin}/`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.keyboard.press('Tab');
+    const skip = page.getByRole('link', { name: 'Skip to content' });
+    assert(await skip.evaluate((el) => el === document.activeElement), 'skip link is not the first stop');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
+    await page.getByRole('button', { name: 'Create key' }).first().focus();
+    await page.keyboard.press('Enter');
+    const dlg = page.getByRole('dialog', { name: 'Create API key' });
+    await dlg.waitFor();
+    assert(await dlg.getByLabel('Name').evaluate((el) => el === document.activeElement), 'focus did not move into the dialog');
+    await page.keyboard.press('Escape');
+    await dlg.waitFor({ state: 'hidden' });
+  });
+
+  await test('signing out ends the session', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'You have signed out' }).waitFor();
+    await page.goto(`http://${admin}/`);
+    await page.getByRole('heading', { name: 'Your session has ended' }).waitFor();
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await shot(page, `session-ended-${scheme}`);
+      await axeCheck(page, `session ended (${scheme})`);
+    }
+  });
+
+  await test('no uncaught errors or CSP violations in the page', async () => {
+    assert(pageErrors.length === 0, pageErrors.join('\n'));
+  });
+} catch (e) {
+  failed++;
+  console.log(`  FAIL  setup: ${e?.stack ?? e}`);
+} finally {
+  await browser?.close().catch(() => {});
+  await stopGateway(gw?.child);
+  mock?.close();
+  await rm(tmp, { recursive: true, force: true }).catch(() => {});
+}
+
+if (failures.length) console.log(`failed: ${failures.join('; ')}`);
+console.log(`screenshots: ${SHOTS}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
