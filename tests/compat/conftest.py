@@ -97,7 +97,7 @@ def gateway(upstream):
             time.sleep(0.05)
         time.sleep(0.05)
         info = json.loads(runtime.read_text())
-        out = subprocess.run([BIN, "--data-dir", data_dir, "keys", "create", "--name", "sdk", "--json"],
+        out = subprocess.run([BIN, "--data-dir", data_dir, "keys", "create", "--name", "sdk", "--tier", "startup", "--json"],
                              check=True, capture_output=True, text=True).stdout
         key = json.loads(out)["key"]
         yield {"base_url": f"http://{info['listen']}/v1", "key": key, "data_dir": data_dir}
