@@ -298,8 +298,9 @@ try {
     await axeCheck(page, 'key created dialog (dark)');
     await page.emulateMedia({ colorScheme: 'light' });
     const r = await chat(secret);
-    assert(r.status === 200, `chat completion answered ${r.status}: ${await r.text()}`);
-    const body = await r.json();
+    const text = await r.text();
+    assert(r.status === 200, `chat completion answered ${r.status}: ${text}`);
+    const body = JSON.parse(text);
     assert(body.choices?.[0]?.message?.content === 'ping from e2e', 'echo did not echo');
     await shown.getByRole('button', { name: 'Done' }).click();
     await shown.waitFor({ state: 'hidden' });
@@ -310,18 +311,30 @@ try {
     assert(!(await page.content()).includes(secret), 'secret still in the DOM after closing');
   });
 
-  await test('edit a key: rename and change its tier', async () => {
+  await test('edit a key: rename, change tier, restrict IPs (server errors shown in place)', async () => {
     await page.getByRole('button', { name: 'Edit e2e checkout service' }).click();
     const dlg = page.getByRole('dialog', { name: 'Edit key' });
     await dlg.getByLabel('Name').fill('e2e checkout');
-    await dlg.getByLabel('Tier').fill('Pro');
+    await dlg.getByLabel('Tier').selectOption('developer');
+    await dlg.getByText('Restrictions').click();
+    await dlg.getByLabel('Allowed IP addresses').fill('not-an-address');
+    await dlg.getByLabel('Allowed IP addresses').press('Enter');
     await dlg.getByRole('button', { name: 'Save changes' }).click();
-    // The server's own message about the bad tier is shown in the dialog.
-    await dlg.getByText("'tier' must be 1-32 lowercase letters").waitFor();
-    await dlg.getByLabel('Tier').fill('pro');
+    // The server's own message about the bad address is shown in the dialog.
+    await dlg.getByRole('alert').waitFor();
+    const msg = await dlg.getByRole('alert').innerText();
+    assert(/not-an-address/i.test(msg), `unexpected error text: ${msg}`);
+    await shot(page, 'keys-edit-error-light');
+    await dlg.getByRole('button', { name: 'Remove not-an-address' }).click();
+    await dlg.getByLabel('Allowed IP addresses').fill('127.0.0.1/32');
+    await dlg.getByLabel('Allowed IP addresses').press('Enter');
     await dlg.getByRole('button', { name: 'Save changes' }).click();
     await dlg.waitFor({ state: 'hidden' });
-    await page.locator('tr', { hasText: 'e2e checkout' }).getByText('pro', { exact: true }).waitFor();
+    const row = page.locator('tr', { hasText: 'e2e checkout' });
+    await row.getByText('developer', { exact: true }).waitFor();
+    await row.getByText('1 IP rule').waitFor();
+    const r = await chat(secret);
+    assert(r.status === 200, `key restricted to 127.0.0.1 answered ${r.status} from 127.0.0.1`);
   });
 
   await test('search and filters narrow the key list', async () => {
@@ -338,23 +351,79 @@ try {
     await page.getByLabel('Environment').selectOption('staging');
     await page.getByText('1 of 3 keys').waitFor();
     await page.locator('tr', { hasText: 'staging-web' }).waitFor();
-    await page.getByLabel('Tier', { exact: true }).selectOption('pro');
+    await page.getByLabel('Tier', { exact: true }).selectOption('developer');
     await page.getByText('No keys match').waitFor();
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await page.getByText('3 keys').waitFor();
   });
 
+  let rotated = '';
+  await test('rotate a key: the new secret works, the old one stops', async () => {
+    await page.getByRole('button', { name: 'Rotate e2e checkout' }).click();
+    const dlg = page.getByRole('dialog', { name: 'Rotate key' });
+    await dlg.getByLabel('Stop the old key now').check();
+    await shot(page, 'keys-rotate-dialog-light');
+    await dlg.getByRole('button', { name: 'Rotate key' }).click();
+    const shown = page.getByRole('dialog', { name: 'Save the rotated key' });
+    await shown.waitFor();
+    rotated = await shown.getByRole('textbox', { name: 'Secret key' }).inputValue();
+    assert(rotated.startsWith('ask_') && rotated !== secret, 'no new secret');
+    await shown.getByText('has stopped working').waitFor();
+    await shown.getByRole('button', { name: 'Done' }).click();
+    const [rn, ro] = [await chat(rotated), await chat(secret)];
+    assert(rn.status === 200, `rotated key answered ${rn.status}`);
+    assert(ro.status === 401, `old key answered ${ro.status} after rotation with no grace`);
+  });
+
   await test('revoke the key in the UI; the next call gets 401', async () => {
-    await page.getByRole('button', { name: 'Revoke e2e checkout' }).click();
+    const row = page.locator('tr', { hasText: rotated.slice(0, 12) });
+    await row.getByRole('button', { name: 'Revoke e2e checkout' }).click();
     const dlg = page.getByRole('dialog', { name: 'Revoke this key?' });
     await dlg.waitFor();
     await shot(page, 'keys-revoke-confirm-light');
     await dlg.getByRole('button', { name: 'Revoke key' }).click();
     await dlg.waitFor({ state: 'hidden' });
     await page.getByText('Key revoked').waitFor();
-    await page.locator('tr', { hasText: 'e2e checkout' }).getByText('Revoked').waitFor();
-    const r = await chat(secret);
+    await row.getByText('Revoked').waitFor();
+    const r = await chat(rotated);
     assert(r.status === 401, `expected 401 after revoking, got ${r.status}`);
+  });
+
+  await test('tiers: create and edit in the UI; deleting a tier in use shows why it is refused', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tiers' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Tiers' }).waitFor();
+    await page.locator('tr[data-tier="free"]').waitFor();
+    await page.getByRole('button', { name: 'Create tier' }).first().click();
+    const dlg = page.getByRole('dialog', { name: 'Create tier' });
+    await dlg.getByLabel('Name').fill('enterprise');
+    await dlg.getByLabel('Requests per minute').fill('1,000');
+    await dlg.getByLabel('Tokens per minute').fill('2000000');
+    await dlg.getByLabel(/Concurrent streams/).fill('0');
+    await dlg.getByRole('button', { name: 'Create tier' }).click();
+    await dlg.getByText('A whole number, at least 1 — or leave empty.').waitFor();
+    await dlg.getByLabel(/Concurrent streams/).fill('20');
+    await dlg.getByRole('button', { name: 'Create tier' }).click();
+    await dlg.waitFor({ state: 'hidden' });
+    const row = page.locator('tr[data-tier="enterprise"]');
+    await row.getByText('1,000').waitFor();
+    await row.getByText('2M').waitFor();
+    await row.getByRole('button', { name: 'Edit tier enterprise' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit tier enterprise' });
+    await edit.getByLabel(/Daily token budget/).fill('5000000');
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await edit.waitFor({ state: 'hidden' });
+    await row.getByText('5M').waitFor();
+    const t = await (await adminApi('/admin/tiers/enterprise')).json();
+    assert(t.daily_token_budget === 5000000 && t.max_concurrent_streams === 20, `tier is ${JSON.stringify(t)}`);
+    await page.locator('tr[data-tier="developer"]').getByRole('button', { name: 'Delete tier developer' }).click();
+    const del = page.getByRole('dialog', { name: 'Delete this tier?' });
+    await del.getByRole('button', { name: 'Delete tier' }).click();
+    await del.getByRole('alert').waitFor();
+    await shot(page, 'tiers-delete-refused-light');
+    await del.getByRole('button', { name: 'Cancel' }).click();
+    await row.getByRole('button', { name: 'Delete tier enterprise' }).click();
+    await page.getByRole('dialog', { name: 'Delete this tier?' }).getByRole('button', { name: 'Delete tier' }).click();
+    await row.waitFor({ state: 'detached' });
   });
 
   await test('upstreams: config-file upstream is listed read-only, tests OK, and delete shows why it is refused', async () => {
@@ -425,7 +494,7 @@ try {
 
   await test('audit: chain verified, entries shown, paging with before', async () => {
     for (let i = 0; i < 26; i++) {
-      const r = await adminApi('/admin/keys', { method: 'POST', body: JSON.stringify({ name: `bulk-${i}`, tier: 'batch' }) });
+      const r = await adminApi('/admin/keys', { method: 'POST', body: JSON.stringify({ name: `bulk-${i}`, tier: 'free' }) });
       assert(r.status === 201, `bulk key ${i}: ${r.status} ${await r.text()}`);
     }
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit' }).click();
@@ -433,7 +502,6 @@ try {
     await page.getByText(/Page 1 · entries/).waitFor();
     await page.getByRole('button', { name: 'Older' }).click();
     await page.getByText(/Page 2 · entries/).waitFor();
-    await page.getByText('Key revoked').first().waitFor();
     await page.getByRole('button', { name: 'Newer' }).click();
     await page.getByText(/Page 1 · entries/).waitFor();
     await page.getByRole('button', { name: /Show details of entry/ }).first().click();

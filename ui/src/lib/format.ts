@@ -154,3 +154,9 @@ export function gatewayBaseUrl(listen: string | null | undefined, pageHost = 'lo
 export function maskedKey(prefix: string): string {
   return `${prefix}…`;
 }
+
+/** 1500000 → "1.5M", 12000 → "12K", 950 → "950". */
+export function compactNumber(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  return new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 }).format(n);
+}

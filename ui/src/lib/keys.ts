@@ -90,3 +90,56 @@ export function toDateInput(v: string | null | undefined): string {
 export function splitList(s: string): string[] {
   return [...new Set(s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean))];
 }
+
+import type { Overrides } from './api/client';
+
+export const OVERRIDE_FIELDS = [
+  { key: 'requests_per_min', label: 'Requests / min' },
+  { key: 'tokens_per_min', label: 'Tokens / min' },
+  { key: 'max_concurrent_streams', label: 'Concurrent streams' },
+  { key: 'daily_token_budget', label: 'Daily tokens' },
+] as const;
+
+export type OverrideKey = (typeof OVERRIDE_FIELDS)[number]['key'];
+export type OverridesForm = Record<OverrideKey, string>;
+
+export function overridesForm(o: Overrides | null | undefined): OverridesForm {
+  const v = (n: number | null | undefined) => (n === null || n === undefined ? '' : String(n));
+  return {
+    requests_per_min: v(o?.requests_per_min),
+    tokens_per_min: v(o?.tokens_per_min),
+    max_concurrent_streams: v(o?.max_concurrent_streams),
+    daily_token_budget: v(o?.daily_token_budget),
+  };
+}
+
+/** Parses the override fields: empty means "use the tier's". */
+export function parseOverrides(f: OverridesForm): { overrides: Overrides; errors: Partial<OverridesForm> } {
+  const overrides: Overrides = {};
+  const errors: Partial<OverridesForm> = {};
+  for (const { key } of OVERRIDE_FIELDS) {
+    const t = f[key].trim().replace(/[,_\s]/g, '');
+    if (!t) continue;
+    if (!/^\d+$/.test(t) || Number(t) < 1) errors[key] = 'A whole number, at least 1.';
+    else overrides[key] = Number(t);
+  }
+  return { overrides, errors };
+}
+
+/** "2 domains · 1 IP range · 3 models", or "" when the key is unrestricted. */
+export function restrictionSummary(k: Pick<KeyView, 'models' | 'allowed_domains' | 'allowed_ips'>): string {
+  const parts: string[] = [];
+  const n = (c: number, one: string, many: string) => `${c} ${c === 1 ? one : many}`;
+  if (k.models.length) parts.push(k.models.length === 1 ? k.models[0] : n(k.models.length, 'model', 'models'));
+  if (k.allowed_domains.length)
+    parts.push(k.allowed_domains.length === 1 ? k.allowed_domains[0] : n(k.allowed_domains.length, 'domain', 'domains'));
+  if (k.allowed_ips.length) parts.push(n(k.allowed_ips.length, 'IP rule', 'IP rules'));
+  return parts.join(' · ');
+}
+
+export const GRACE_CHOICES = [
+  { value: '0s', label: 'Stop the old key now' },
+  { value: '1h', label: '1 hour' },
+  { value: '24h', label: '24 hours' },
+  { value: '7d', label: '7 days' },
+] as const;

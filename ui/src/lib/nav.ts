@@ -11,7 +11,7 @@ export interface Page {
 export const PAGES: Page[] = [
   { path: '/', label: 'Overview', group: 'Gateway' },
   { path: '/keys', label: 'Keys', group: 'Gateway' },
-  { path: '/tiers', label: 'Tiers', group: 'Gateway', soon: true },
+  { path: '/tiers', label: 'Tiers', group: 'Gateway' },
   { path: '/upstreams', label: 'Upstreams', group: 'Gateway' },
   { path: '/safety', label: 'Safety', group: 'Gateway', soon: true },
   { path: '/logs', label: 'Logs', group: 'Observe', soon: true },

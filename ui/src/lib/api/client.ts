@@ -21,6 +21,11 @@ export type Settings = Schemas['Settings'];
 export type AuditEntry = Schemas['AuditEntry'];
 export type Verification = Schemas['Verification'];
 export type ErrorDetail = Schemas['ErrorDetail'];
+export type Tier = Schemas['Tier'];
+export type UpdateTier = Schemas['UpdateTier'];
+export type Overrides = Schemas['Overrides'];
+export type Rotated = Schemas['Rotated'];
+export type AccessConfig = Schemas['AccessConfig'];
 
 /** An admin call that failed; `message` is the server's own words. */
 export class ApiError extends Error {

@@ -82,6 +82,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/keys/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issues a successor with the same settings; the old key keeps working
+         *     until the grace period ends (its expiry moves no later than that).
+         */
+        post: operations["rotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/login-links": {
         parameters: {
             query?: never;
@@ -131,6 +151,39 @@ export interface paths {
         patch: operations["settings_update"];
         trace?: never;
     };
+    "/admin/tiers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["tiers_list"];
+        put?: never;
+        post: operations["tiers_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/tiers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["tiers_get_one"];
+        put?: never;
+        post?: never;
+        /** Refused while any key (revoked ones included) names the tier. */
+        delete: operations["tiers_delete"];
+        options?: never;
+        head?: never;
+        patch: operations["tiers_update"];
+        trace?: never;
+    };
     "/admin/upstreams": {
         parameters: {
             query?: never;
@@ -154,10 +207,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["get_one"];
+        get: operations["upstreams_get_one"];
         put?: never;
         post?: never;
-        delete: operations["delete"];
+        delete: operations["upstreams_delete"];
         options?: never;
         head?: never;
         patch: operations["upstreams_update"];
@@ -183,6 +236,24 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AccessConfig: {
+            /**
+             * @description When non-empty, only these addresses (CIDRs) may call `/v1` at all.
+             * @default []
+             */
+            allowed_ips: string[];
+            /**
+             * Format: int32
+             * @description Failed authentications allowed per client address per minute.
+             * @default 0
+             */
+            auth_failures_per_min: number;
+            /**
+             * @description Proxies (CIDRs) whose `X-Forwarded-For` is believed.
+             * @default []
+             */
+            trusted_proxies: string[];
+        };
         /** @description What an admin did; `before`/`after` are summaries without secrets. */
         AuditEntry: {
             action: string;
@@ -216,6 +287,13 @@ export interface components {
             key: string;
         };
         CreateKey: {
+            /**
+             * @description Hosts (`example.com`) or subdomain wildcards (`*.example.com`) whose
+             *     pages may use the key; empty means any origin.
+             */
+            allowed_domains?: string[];
+            /** @description CIDRs or addresses the key may be used from; empty means any. */
+            allowed_ips?: string[];
             environment?: null | components["schemas"]["Environment"];
             /** @description Absolute expiry (RFC 3339); exclusive with `expires_in`. */
             expires_at?: string | null;
@@ -224,6 +302,8 @@ export interface components {
             /** @description Models the key may use; empty or absent means all. */
             models?: string[];
             name: string;
+            /** @description Replacements for the tier's limits. */
+            overrides?: components["schemas"]["Overrides"];
             /** @description Defaults to `free`. */
             tier?: string | null;
         };
@@ -254,6 +334,8 @@ export interface components {
         KeyStatus: "active" | "revoked" | "expired";
         /** @description What the admin API shows of a key: never the secret, never the hash. */
         KeyView: {
+            allowed_domains: string[];
+            allowed_ips: string[];
             created_at: string;
             environment: components["schemas"]["Environment"];
             expires_at?: string | null;
@@ -261,13 +343,23 @@ export interface components {
             last_used_at?: string | null;
             models: string[];
             name: string;
+            overrides: components["schemas"]["Overrides"];
             /** @description The first characters of the secret, to recognise it. */
             prefix: string;
+            /** @description Set when the key was rotated: the id of its successor. */
+            replaced_by?: string | null;
             revoked_at?: string | null;
             status: components["schemas"]["KeyStatus"];
             tier: string;
         };
         Limits: {
+            /**
+             * Format: int32
+             * @description Completion tokens reserved against tokens/min when a request sets no
+             *     `max_tokens`; settled against the real usage afterwards.
+             * @default 1024
+             */
+            default_max_tokens: number;
             /**
              * Format: int64
              * @description Largest accepted request body, in bytes.
@@ -280,12 +372,44 @@ export interface components {
              * @default 67108864
              */
             max_response_bytes: number;
+            /**
+             * @description After a client leaves a stream, how long the gateway keeps reading the
+             *     upstream for its usage report, so the tokens are still charged.
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 30
+             *     }
+             * @example 30s
+             */
+            usage_drain_timeout: string;
         };
         LoginLink: {
             /** @description Open it in a browser on this machine; it works once, for ten minutes. */
             url: string;
         };
+        /** @description Per-key replacements for the tier's numbers; absent fields keep the tier's. */
+        Overrides: {
+            /** Format: int64 */
+            daily_token_budget?: number | null;
+            /** Format: int32 */
+            max_concurrent_streams?: number | null;
+            /** Format: int32 */
+            requests_per_min?: number | null;
+            /** Format: int32 */
+            tokens_per_min?: number | null;
+        };
+        Rotated: {
+            /** @description The successor, with its secret (shown this once). */
+            new: components["schemas"]["CreatedKey"];
+            /** @description The old key, now expiring at the end of the grace period. */
+            old: components["schemas"]["KeyView"];
+        };
+        RotateKey: {
+            /** @description How long the old key keeps working, e.g. `24h` (default) or `0s`. */
+            grace?: string | null;
+        };
         Settings: {
+            access: components["schemas"]["AccessConfig"];
             /** @description Serve the built-in `assisters-echo` model. */
             echo_model: boolean;
             limits: components["schemas"]["Limits"];
@@ -307,13 +431,54 @@ export interface components {
             models: string[];
             ok: boolean;
         };
+        Tier: {
+            /**
+             * Format: int64
+             * @description At most this many tokens per key per UTC day; `null` for no budget.
+             */
+            daily_token_budget?: number | null;
+            /**
+             * Format: int32
+             * @description At most this many streams open at once per key; `null` for no limit.
+             */
+            max_concurrent_streams?: number | null;
+            name: string;
+            /** Format: int32 */
+            requests_per_min: number;
+            /** Format: int32 */
+            tokens_per_min: number;
+        };
+        TierList: {
+            data: components["schemas"]["Tier"][];
+        };
         UpdateKey: {
+            allowed_domains?: string[] | null;
+            allowed_ips?: string[] | null;
             environment?: null | components["schemas"]["Environment"];
             /** @description RFC 3339 timestamp, or `null` for no expiry. */
             expires_at?: string | null;
+            /** @description Lifetime from now, e.g. `30d`. */
+            expires_in?: string | null;
             models?: string[] | null;
             name?: string | null;
+            overrides?: null | components["schemas"]["Overrides"];
             tier?: string | null;
+        };
+        UpdateTier: {
+            /**
+             * Format: int64
+             * @description A number, or `null` for no budget.
+             */
+            daily_token_budget?: number | null;
+            /**
+             * Format: int32
+             * @description A number, or `null` for no limit.
+             */
+            max_concurrent_streams?: number | null;
+            /** Format: int32 */
+            requests_per_min?: number | null;
+            /** Format: int32 */
+            tokens_per_min?: number | null;
         };
         UpdateUpstream: {
             /** @description A new key, or `null` to remove it. */
@@ -535,6 +700,14 @@ export interface operations {
                     "application/json": components["schemas"]["KeyView"];
                 };
             };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -562,6 +735,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateKey"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Rotated"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -660,6 +874,169 @@ export interface operations {
             };
         };
     };
+    tiers_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TierList"];
+                };
+            };
+        };
+    };
+    tiers_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Tier"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tier"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    tiers_get_one: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tier"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    tiers_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    tiers_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateTier"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tier"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     upstreams_list: {
         parameters: {
             query?: never;
@@ -718,7 +1095,7 @@ export interface operations {
             };
         };
     };
-    get_one: {
+    upstreams_get_one: {
         parameters: {
             query?: never;
             header?: never;
@@ -747,7 +1124,7 @@ export interface operations {
             };
         };
     };
-    delete: {
+    upstreams_delete: {
         parameters: {
             query?: never;
             header?: never;

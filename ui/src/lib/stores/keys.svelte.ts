@@ -1,6 +1,6 @@
 // API keys: the list, and the calls that change it.
 
-import { api, unwrap, type CreateKey, type CreatedKey, type KeyView, type UpdateKey } from '../api/client';
+import { api, unwrap, type CreateKey, type CreatedKey, type KeyView, type Rotated, type UpdateKey } from '../api/client';
 
 export class KeysStore {
   items = $state<KeyView[] | null>(null);
@@ -39,6 +39,15 @@ export class KeysStore {
     const view = unwrap(await api.PATCH('/admin/keys/{id}', { params: { path: { id } }, body: patch }));
     this.#put(view);
     return view;
+  }
+
+  /** Issues a successor; the old key keeps working for `grace` (e.g. "24h"). */
+  async rotate(id: string, grace: string): Promise<Rotated> {
+    const rotated = unwrap(await api.POST('/admin/keys/{id}/rotate', { params: { path: { id } }, body: { grace } }));
+    const { key: _secret, ...view } = rotated.new;
+    this.#put(rotated.old);
+    this.#put(view);
+    return rotated;
   }
 
   async revoke(id: string): Promise<KeyView> {
