@@ -43,7 +43,11 @@ export function filterKeys(keys: KeyView[], f: KeyFilter): KeyView[] {
 export function sortKeys(keys: KeyView[]): KeyView[] {
   const rank: Record<KeyStatus, number> = { active: 0, expired: 1, revoked: 2 };
   return [...keys].sort(
-    (a, b) => rank[a.status] - rank[b.status] || b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id),
+    (a, b) =>
+      rank[a.status] - rank[b.status] ||
+      b.created_at.localeCompare(a.created_at) ||
+      a.name.localeCompare(b.name, 'en', { numeric: true }) ||
+      a.id.localeCompare(b.id),
   );
 }
 
