@@ -8,6 +8,8 @@ const MIB = 1024 * 1024;
 export interface LimitsForm {
   max_body_mib: string;
   max_response_mib: string;
+  default_max_tokens: string;
+  usage_drain_timeout: string;
 }
 
 export interface TimeoutsForm {
@@ -27,6 +29,8 @@ export function limitsForm(s: Settings): LimitsForm {
   return {
     max_body_mib: mibString(s.limits.max_body_bytes),
     max_response_mib: mibString(s.limits.max_response_bytes),
+    default_max_tokens: s.limits.default_max_tokens === undefined ? '' : String(s.limits.default_max_tokens),
+    usage_drain_timeout: s.limits.usage_drain_timeout ?? '',
   };
 }
 
@@ -78,6 +82,14 @@ export function limitsPatch(
   else if (mibString(current.limits.max_body_bytes) !== f.max_body_mib.trim()) patch.max_body_bytes = body;
   if (typeof resp === 'string') errors.max_response_mib = resp;
   else if (mibString(current.limits.max_response_bytes) !== f.max_response_mib.trim()) patch.max_response_bytes = resp;
+  const before = limitsForm(current);
+  const tokens = parseCount(f.default_max_tokens);
+  if (typeof tokens === 'string' || tokens < 1) errors.default_max_tokens = 'A whole number, at least 1.';
+  else if (String(tokens) !== before.default_max_tokens) patch.default_max_tokens = tokens;
+  const drain = f.usage_drain_timeout.trim();
+  const drainErr = checkDuration(drain);
+  if (drainErr) errors.usage_drain_timeout = drainErr;
+  else if (drain !== before.usage_drain_timeout) patch.usage_drain_timeout = drain;
   return { patch, errors };
 }
 

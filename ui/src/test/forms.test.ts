@@ -14,7 +14,7 @@ import { mergePatch } from '../lib/stores/gateway.svelte';
 
 const settings: Settings = {
   echo_model: true,
-  limits: { max_body_bytes: 8388608, max_response_bytes: 67108864 },
+  limits: { max_body_bytes: 8388608, max_response_bytes: 67108864, default_max_tokens: 1024, usage_drain_timeout: '30s' },
   access: { allowed_ips: [], trusted_proxies: [], auth_failures_per_min: 30 },
   upstream_defaults: {
     connect_timeout: '5s',
@@ -28,7 +28,7 @@ const settings: Settings = {
 describe('settings forms', () => {
   it('shows limits in MiB and patches only what changed', () => {
     const f = limitsForm(settings);
-    expect(f).toEqual({ max_body_mib: '8', max_response_mib: '64' });
+    expect(f).toEqual({ max_body_mib: '8', max_response_mib: '64', default_max_tokens: '1024', usage_drain_timeout: '30s' });
     expect(limitsPatch(f, settings)).toEqual({ patch: {}, errors: {} });
     expect(limitsPatch({ ...f, max_body_mib: '16' }, settings).patch).toEqual({ max_body_bytes: 16777216 });
     expect(limitsPatch({ ...f, max_body_mib: '0.5' }, settings).patch).toEqual({ max_body_bytes: 524288 });
@@ -37,7 +37,9 @@ describe('settings forms', () => {
     expect(parseMib('')).toMatch(/Enter/);
     expect(parseMib('-1')).toMatch(/positive/);
     expect(parseMib('abc')).toMatch(/positive/);
-    expect(limitsPatch({ max_body_mib: 'x', max_response_mib: '64' }, settings).errors.max_body_mib).toBeTruthy();
+    const bad = limitsPatch({ ...limitsForm(settings), max_body_mib: 'x', default_max_tokens: '0', usage_drain_timeout: 'later' }, settings);
+    expect(Object.keys(bad.errors).sort()).toEqual(['default_max_tokens', 'max_body_mib', 'usage_drain_timeout']);
+    expect(limitsPatch({ ...limitsForm(settings), default_max_tokens: '4096' }, settings).patch).toEqual({ default_max_tokens: 4096 });
   });
   it('validates and patches timeouts', () => {
     const f = timeoutsForm(settings);
