@@ -275,6 +275,8 @@ try {
   await test('create a key in the UI; the secret is shown once and works against the API', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();
     await page.getByRole('heading', { level: 1, name: 'API keys' }).waitFor();
+    await page.getByRole('heading', { name: 'Create your first API key' }).waitFor();
+    await shot(page, 'keys-empty-light');
     await page.getByRole('button', { name: 'Create key' }).first().click();
     const dlg = page.getByRole('dialog', { name: 'Create API key' });
     await dlg.waitFor();
@@ -522,6 +524,14 @@ try {
         }
       }
     }
+    // A narrow window: navigation moves to the top and tables scroll.
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: 760, height: 900 });
+    for (const [path, name, heading] of [PAGES[0], PAGES[1]]) {
+      await gotoPage(page, admin, path, heading);
+      await shot(page, `${name}-narrow-light`);
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
     assert(problems.length === 0, problems.join('\n'));
   });
 
