@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the Rust unit and integration tests
-# (real server, real upstream), and the OpenAI Python SDK compatibility suite.
-# Installs what it needs on a fresh machine (Python venv packages).
+# (real server, real upstream), the OpenAI Python SDK compatibility suite,
+# and the dashboard's type check, unit tests and end-to-end tests in a real
+# Chromium. Installs what it needs on a fresh machine (Debian packages, the
+# Python venv, npm packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "system packages"
 missing=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
@@ -34,3 +38,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
 ASSISTERS_BIN="$PWD/target/debug/assisters" .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
+
+step "dashboard: install, type check, unit tests, build"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run check && npm test && npm run build)
+
+step "dashboard: end-to-end in Chromium against the real gateway"
+(cd ui && ASSISTERS_BIN="$PWD/../target/debug/assisters" npm run e2e)

@@ -1,14 +1,14 @@
-//! Token counting with a real BPE tokenizer (`cl100k_base`), loaded on first
-//! use so a gateway that never needs it never pays its memory.
+//! Token counting with a real BPE tokenizer (`cl100k_base`, from GitHub's
+//! `bpe-openai`: the same tokens as tiktoken, about 3x faster on prompts,
+//! which matters because every request is counted). Loaded on first use.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use tiktoken_rs::CoreBPE;
 
 #[derive(Default)]
 pub struct Tokenizer {
-    bpe: OnceLock<Option<CoreBPE>>,
+    bpe: OnceLock<&'static bpe_openai::Tokenizer>,
 }
 
 /// OpenAI's accounting for chat prompts: every message costs a few framing
@@ -17,23 +17,8 @@ const TOKENS_PER_MESSAGE: usize = 3;
 const REPLY_PRIMING: usize = 3;
 
 impl Tokenizer {
-    fn bpe(&self) -> Option<&CoreBPE> {
-        self.bpe
-            .get_or_init(|| match tiktoken_rs::cl100k_base() {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    tracing::error!(error = %e, "tokenizer failed to load; counting by bytes");
-                    None
-                }
-            })
-            .as_ref()
-    }
-
     pub fn count(&self, text: &str) -> usize {
-        match self.bpe() {
-            Some(b) => b.encode_ordinary(text).len(),
-            None => text.len().div_ceil(4),
-        }
+        self.bpe.get_or_init(bpe_openai::cl100k_base).count(text)
     }
 
     /// Tokens of every string inside `v` (a prompt or an input list).

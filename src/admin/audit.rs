@@ -16,6 +16,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// At most this many entries (default 100, at most 1000).
     pub limit: Option<u32>,
@@ -36,11 +37,12 @@ pub struct Verification {
     pub error: Option<String>,
 }
 
-#[utoipa::path(get, path = "/admin/audit", tag = "audit", params(Page), responses((status = 200, body = AuditPage)))]
+#[utoipa::path(operation_id = "audit_list", get, path = "/admin/audit", tag = "audit", params(Page), responses((status = 200, body = AuditPage)))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(p): Query<Page>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    let Query(p) = page.map_err(|e| ApiError::invalid(e.body_text(), None))?;
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let data = state
         .store
@@ -49,7 +51,7 @@ pub async fn list(
     Ok(Json(AuditPage { data }))
 }
 
-#[utoipa::path(get, path = "/admin/audit/verify", tag = "audit", responses((status = 200, body = Verification)))]
+#[utoipa::path(operation_id = "audit_verify", get, path = "/admin/audit/verify", tag = "audit", responses((status = 200, body = Verification)))]
 pub async fn verify(State(state): State<AppState>) -> Result<Json<Verification>, ApiError> {
     let result = state.store.read(crate::store::audit::verify).await?;
     Ok(Json(match result {

@@ -214,7 +214,7 @@ fn fresh(template: &ApiKey, t: i64) -> (ApiKey, String) {
     (key, secret.secret)
 }
 
-#[utoipa::path(post, path = "/admin/keys", request_body = CreateKey, tag = "keys",
+#[utoipa::path(operation_id = "keys_create", post, path = "/admin/keys", request_body = CreateKey, tag = "keys",
     responses((status = 201, body = CreatedKey), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -258,7 +258,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedKey { view, key: secret })))
 }
 
-#[utoipa::path(get, path = "/admin/keys", tag = "keys", responses((status = 200, body = KeyList)))]
+#[utoipa::path(operation_id = "keys_list", get, path = "/admin/keys", tag = "keys", responses((status = 200, body = KeyList)))]
 pub async fn list(State(state): State<AppState>) -> Json<KeyList> {
     let t = now();
     let mut keys = state.keys.all();
@@ -279,7 +279,7 @@ fn find(state: &AppState, id: &str) -> Result<Arc<ApiKey>, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("No key with id {id:?}.")))
 }
 
-#[utoipa::path(get, path = "/admin/keys/{id}", tag = "keys",
+#[utoipa::path(operation_id = "keys_get_key", get, path = "/admin/keys/{id}", tag = "keys",
     responses((status = 200, body = KeyView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_key(
     State(state): State<AppState>,
@@ -313,7 +313,7 @@ async fn replace(
     Ok(view)
 }
 
-#[utoipa::path(patch, path = "/admin/keys/{id}", request_body = UpdateKey, tag = "keys",
+#[utoipa::path(operation_id = "keys_update", patch, path = "/admin/keys/{id}", request_body = UpdateKey, tag = "keys",
     responses((status = 200, body = KeyView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -379,7 +379,7 @@ pub async fn update(
     Ok(Json(view))
 }
 
-#[utoipa::path(post, path = "/admin/keys/{id}/revoke", tag = "keys",
+#[utoipa::path(operation_id = "keys_revoke", post, path = "/admin/keys/{id}/revoke", tag = "keys",
     responses((status = 200, body = KeyView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
@@ -400,7 +400,7 @@ pub async fn revoke(
 
 /// Issues a successor with the same settings; the old key keeps working
 /// until the grace period ends (its expiry moves no later than that).
-#[utoipa::path(post, path = "/admin/keys/{id}/rotate", request_body = RotateKey, tag = "keys",
+#[utoipa::path(operation_id = "keys_rotate", post, path = "/admin/keys/{id}/rotate", request_body = RotateKey, tag = "keys",
     responses((status = 201, body = Rotated), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn rotate(
     State(state): State<AppState>,

@@ -172,7 +172,7 @@ pub struct LoginLink {
     pub url: String,
 }
 
-#[utoipa::path(post, path = "/admin/login-links", tag = "session", responses((status = 200, body = LoginLink)))]
+#[utoipa::path(operation_id = "session_new_link", post, path = "/admin/login-links", tag = "session", responses((status = 200, body = LoginLink)))]
 pub async fn new_link(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -188,7 +188,7 @@ pub async fn new_link(
     Ok(Json(LoginLink { url }))
 }
 
-#[utoipa::path(post, path = "/admin/logout", tag = "session", responses((status = 204)))]
+#[utoipa::path(operation_id = "session_logout", post, path = "/admin/logout", tag = "session", responses((status = 204)))]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(t) = cookie_token(&headers) {
         state.sessions.end(t);

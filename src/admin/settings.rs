@@ -33,13 +33,13 @@ fn view(state: &AppState) -> SettingsView {
     }
 }
 
-#[utoipa::path(get, path = "/admin/settings", tag = "settings", responses((status = 200, body = SettingsView)))]
+#[utoipa::path(operation_id = "settings_show", get, path = "/admin/settings", tag = "settings", responses((status = 200, body = SettingsView)))]
 pub async fn show(State(state): State<AppState>) -> Json<SettingsView> {
     Json(view(&state))
 }
 
 /// Body: a JSON merge patch of `settings`, e.g. `{"limits":{"max_body_bytes":1048576}}`.
-#[utoipa::path(patch, path = "/admin/settings", tag = "settings", request_body = Object,
+#[utoipa::path(operation_id = "settings_update", patch, path = "/admin/settings", tag = "settings", request_body = Object,
     responses((status = 200, body = SettingsView), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,

@@ -141,14 +141,14 @@ enum Change {
     Delete(String),
 }
 
-#[utoipa::path(get, path = "/admin/tiers", tag = "tiers", responses((status = 200, body = TierList)))]
+#[utoipa::path(operation_id = "tiers_list", get, path = "/admin/tiers", tag = "tiers", responses((status = 200, body = TierList)))]
 pub async fn list(State(state): State<AppState>) -> Json<TierList> {
     Json(TierList {
         data: state.limits.tiers(),
     })
 }
 
-#[utoipa::path(get, path = "/admin/tiers/{name}", tag = "tiers",
+#[utoipa::path(operation_id = "tiers_get_one", get, path = "/admin/tiers/{name}", tag = "tiers",
     responses((status = 200, body = Tier), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -157,7 +157,7 @@ pub async fn get_one(
     Ok(Json(find(&state, &name)?))
 }
 
-#[utoipa::path(post, path = "/admin/tiers", request_body = Tier, tag = "tiers",
+#[utoipa::path(operation_id = "tiers_create", post, path = "/admin/tiers", request_body = Tier, tag = "tiers",
     responses((status = 201, body = Tier), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -182,7 +182,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(tier)))
 }
 
-#[utoipa::path(patch, path = "/admin/tiers/{name}", request_body = UpdateTier, tag = "tiers",
+#[utoipa::path(operation_id = "tiers_update", patch, path = "/admin/tiers/{name}", request_body = UpdateTier, tag = "tiers",
     responses((status = 200, body = Tier), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -216,7 +216,7 @@ pub async fn update(
 }
 
 /// Refused while any key (revoked ones included) names the tier.
-#[utoipa::path(delete, path = "/admin/tiers/{name}", tag = "tiers",
+#[utoipa::path(operation_id = "tiers_delete", delete, path = "/admin/tiers/{name}", tag = "tiers",
     responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -128,7 +128,7 @@ async fn apply(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/admin/upstreams", request_body = CreateUpstream, tag = "upstreams",
+#[utoipa::path(operation_id = "upstreams_create", post, path = "/admin/upstreams", request_body = CreateUpstream, tag = "upstreams",
     responses((status = 201, body = UpstreamView), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -183,14 +183,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&*find(&state, &id)?))))
 }
 
-#[utoipa::path(get, path = "/admin/upstreams", tag = "upstreams", responses((status = 200, body = UpstreamList)))]
+#[utoipa::path(operation_id = "upstreams_list", get, path = "/admin/upstreams", tag = "upstreams", responses((status = 200, body = UpstreamList)))]
 pub async fn list(State(state): State<AppState>) -> Json<UpstreamList> {
     Json(UpstreamList {
         data: state.upstreams.list().iter().map(|u| view(u)).collect(),
     })
 }
 
-#[utoipa::path(get, path = "/admin/upstreams/{id}", tag = "upstreams",
+#[utoipa::path(operation_id = "upstreams_get_one", get, path = "/admin/upstreams/{id}", tag = "upstreams",
     responses((status = 200, body = UpstreamView), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -208,7 +208,7 @@ async fn stored(state: &AppState, id: &str) -> Result<UpstreamRow, ApiError> {
         .ok_or_else(|| ApiError::not_found("No such upstream."))
 }
 
-#[utoipa::path(patch, path = "/admin/upstreams/{id}", request_body = UpdateUpstream, tag = "upstreams",
+#[utoipa::path(operation_id = "upstreams_update", patch, path = "/admin/upstreams/{id}", request_body = UpdateUpstream, tag = "upstreams",
     responses((status = 200, body = UpstreamView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -263,7 +263,7 @@ pub async fn update(
     Ok(Json(view(&*find(&state, &row_id)?)))
 }
 
-#[utoipa::path(delete, path = "/admin/upstreams/{id}", tag = "upstreams",
+#[utoipa::path(operation_id = "upstreams_delete", delete, path = "/admin/upstreams/{id}", tag = "upstreams",
     responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -287,7 +287,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/admin/upstreams/{id}/test", tag = "upstreams",
+#[utoipa::path(operation_id = "upstreams_test", post, path = "/admin/upstreams/{id}/test", tag = "upstreams",
     responses((status = 200, body = TestResult), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn test(
     State(state): State<AppState>,

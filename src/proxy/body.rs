@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
 use super::Endpoint;
@@ -21,19 +21,46 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<By
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| ApiError::invalid("Invalid Content-Length header.", None))?;
         if len > limit {
+            drain(body).await;
             return Err(RequestError::TooLarge { limit }.into());
         }
     }
-    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(RequestError::TooLarge { limit }.into())
+    // Counted as it streams in: a chunked body has no Content-Length.
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(buf.freeze()),
+            Some(Ok(f)) => {
+                if let Ok(d) = f.into_data() {
+                    if (buf.len() + d.len()) as u64 > limit {
+                        drain(body).await;
+                        return Err(RequestError::TooLarge { limit }.into());
+                    }
+                    buf.extend_from_slice(&d);
+                }
+            }
+            Some(Err(e)) => {
+                return Err(ApiError::invalid(
+                    format!("The request body could not be read: {e}."),
+                    None,
+                ))
+            }
         }
-        Err(e) => Err(ApiError::invalid(
-            format!("The request body could not be read: {e}."),
-            None,
-        )),
+    }
+}
+
+/// Reads and discards a refused body, up to a bound, so the client (still
+/// sending) reads the 413 instead of a reset connection.
+async fn drain(mut body: Body) {
+    const MAX: usize = 1024 * 1024;
+    let mut seen = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while seen < MAX {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 

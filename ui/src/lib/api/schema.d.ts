@@ -25,7 +25,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["verify"];
+        get: operations["audit_verify"];
         put?: never;
         post?: never;
         delete?: never;
@@ -57,7 +57,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["get_key"];
+        get: operations["keys_get_key"];
         put?: never;
         post?: never;
         delete?: never;
@@ -75,7 +75,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["revoke"];
+        post: operations["keys_revoke"];
         delete?: never;
         options?: never;
         head?: never;
@@ -95,7 +95,7 @@ export interface paths {
          * Issues a successor with the same settings; the old key keeps working
          *     until the grace period ends (its expiry moves no later than that).
          */
-        post: operations["rotate"];
+        post: operations["keys_rotate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -111,7 +111,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["new_link"];
+        post: operations["session_new_link"];
         delete?: never;
         options?: never;
         head?: never;
@@ -127,7 +127,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["logout"];
+        post: operations["session_logout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -141,7 +141,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["show"];
+        get: operations["settings_show"];
         put?: never;
         post?: never;
         delete?: never;
@@ -225,7 +225,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["test"];
+        post: operations["upstreams_test"];
         delete?: never;
         options?: never;
         head?: never;
@@ -559,9 +559,9 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only entries older than this sequence number. */
-                before?: number | null;
+                before?: number;
                 /** @description At most this many entries (default 100, at most 1000). */
-                limit?: number | null;
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -579,7 +579,7 @@ export interface operations {
             };
         };
     };
-    verify: {
+    audit_verify: {
         parameters: {
             query?: never;
             header?: never;
@@ -648,7 +648,7 @@ export interface operations {
             };
         };
     };
-    get_key: {
+    keys_get_key: {
         parameters: {
             query?: never;
             header?: never;
@@ -718,7 +718,7 @@ export interface operations {
             };
         };
     };
-    revoke: {
+    keys_revoke: {
         parameters: {
             query?: never;
             header?: never;
@@ -747,7 +747,7 @@ export interface operations {
             };
         };
     };
-    rotate: {
+    keys_rotate: {
         parameters: {
             query?: never;
             header?: never;
@@ -788,7 +788,7 @@ export interface operations {
             };
         };
     };
-    new_link: {
+    session_new_link: {
         parameters: {
             query?: never;
             header?: never;
@@ -807,7 +807,7 @@ export interface operations {
             };
         };
     };
-    logout: {
+    session_logout: {
         parameters: {
             query?: never;
             header?: never;
@@ -824,7 +824,7 @@ export interface operations {
             };
         };
     };
-    show: {
+    settings_show: {
         parameters: {
             query?: never;
             header?: never;
@@ -1200,7 +1200,7 @@ export interface operations {
             };
         };
     };
-    test: {
+    upstreams_test: {
         parameters: {
             query?: never;
             header?: never;

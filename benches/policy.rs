@@ -1,0 +1,105 @@
+//! Cost of the policy check per request, in-process: key lookup, the
+//! requests/min decision, token counting and the reservation with its
+//! settlement, with 1 key and with 10,000 keys. Run: `cargo bench --bench policy`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::sync::atomic::AtomicI64;
+use std::time::Instant;
+
+use assisters::config::{Config, Overrides};
+use assisters::keys::{generate_secret, ApiKey, Environment};
+use assisters::AppState;
+use axum::http::{header, HeaderMap, HeaderValue};
+
+const PROMPT: &str = r#"{"model":"mock","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Summarize the following paragraph in one sentence. Performance work on network services is mostly about measurement discipline: fix the workload, pin the processes, warm up, run long enough to see the tail, and compare against a baseline taken on the same machine in the same session, because absolute numbers from a shared two-core virtual machine mean very little on their own."}],"max_tokens":128}"#;
+
+fn key(i: usize) -> (ApiKey, String) {
+    let s = generate_secret();
+    let k = ApiKey {
+        id: format!("key_{i}"),
+        name: format!("k{i}"),
+        hash: s.hash,
+        prefix: s.prefix,
+        environment: Environment::Prod,
+        tier: "huge".into(),
+        models: vec![],
+        allowed_domains: vec![],
+        allowed_ips: vec![],
+        overrides: Default::default(),
+        replaced_by: None,
+        created_at: 0,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: AtomicI64::new(0),
+        last_used_flushed: AtomicI64::new(0),
+    };
+    (k, s.secret)
+}
+
+fn per_op(label: &str, n: usize, f: impl FnMut(usize)) {
+    let mut f = f;
+    for i in 0..n / 10 {
+        f(i);
+    }
+    let t = Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    println!(
+        "{label:<44} {:>8.0} ns",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(
+        None,
+        &Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let state = AppState::new(config).unwrap();
+    state.limits.set_tiers(vec![assisters::limits::Tier {
+        name: "huge".into(),
+        requests_per_min: 4_000_000_000,
+        tokens_per_min: 4_000_000_000,
+        max_concurrent_streams: None,
+        daily_token_budget: None,
+    }]);
+    let mut headers = Vec::new();
+    for i in 0..10_000 {
+        let (k, secret) = key(i);
+        state.keys.put(k);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {secret}")).unwrap(),
+        );
+        headers.push(h);
+    }
+    let n = 200_000;
+    for (label, spread) in [("1 key", 1usize), ("10,000 keys", 10_000)] {
+        println!("-- {label}");
+        per_op("authenticate (SHA-256 + lookup)", n, |i| {
+            assisters::keys::auth::authenticate(&state, &headers[i % spread]).unwrap();
+        });
+        per_op("admit + reserve + settle", n, |i| {
+            let k = assisters::keys::auth::authenticate(&state, &headers[i % spread]).unwrap();
+            let l = state.limits.limiter(&k);
+            l.admit().map_err(|_| ()).unwrap();
+            let (r, _) = l.reserve(500, 0).unwrap();
+            r.settle(200);
+        });
+    }
+    println!("-- per request body");
+    per_op("parse body (serde_json::Map)", n / 4, |_| {
+        assisters::proxy::body::parse(PROMPT.as_bytes()).unwrap();
+    });
+    let parsed = assisters::proxy::body::parse(PROMPT.as_bytes()).unwrap();
+    per_op("count prompt tokens (cl100k)", n / 4, |_| {
+        parsed.prompt_tokens(assisters::proxy::Endpoint::Chat, &state.tokenizer);
+    });
+}
