@@ -37,10 +37,10 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
-ASSISTERS_BIN="$PWD/target/debug/assisters" .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
+GATEWAY_BIN="$PWD/target/debug/assisters" .venv/bin/python -m pytest tests/compat -q -p no:cacheprovider
 
 step "dashboard: install, type check, unit tests, build"
 (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run check && npm test && npm run build)
 
 step "dashboard: end-to-end in Chromium against the real gateway"
-(cd ui && ASSISTERS_BIN="$PWD/../target/debug/assisters" npm run e2e)
+(cd ui && GATEWAY_BIN="$PWD/../target/debug/assisters" npm run e2e)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("ASSISTERS_BIN", str(ROOT / "target" / "debug" / "assisters"))
+BIN = os.environ.get("GATEWAY_BIN", str(ROOT / "target" / "debug" / "assisters"))
 
 
 class Upstream(BaseHTTPRequestHandler):

@@ -9,7 +9,7 @@
 // saves screenshots to artifacts/screenshots/. Prints "N passed, M failed"
 // last and exits non-zero on any failure.
 //
-// Environment: ASSISTERS_BIN (default ../target/debug/assisters),
+// Environment: GATEWAY_BIN (default ../target/debug/assisters),
 // CHROMIUM (default /usr/bin/chromium), SCREENSHOTS (default
 // <repo>/artifacts/screenshots), E2E_HEADED=1 to watch.
 
@@ -26,7 +26,7 @@ import { chromium } from 'playwright-core';
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');
-const BIN = process.env.ASSISTERS_BIN ?? join(repo, 'target/debug/assisters');
+const BIN = process.env.GATEWAY_BIN ?? join(repo, 'target/debug/assisters');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = process.env.SCREENSHOTS ?? join(repo, 'artifacts/screenshots');
 const AXE = require.resolve('axe-core/axe.min.js');

@@ -1,6 +1,6 @@
 // Generates src/lib/api/schema.d.ts from the gateway's OpenAPI document.
 // The binary prints the document without a server: `assisters openapi`.
-// Override the binary with ASSISTERS_BIN.
+// Override the binary with GATEWAY_BIN.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
 
 const ui = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = process.env.ASSISTERS_BIN ?? resolve(ui, '../target/debug/assisters');
+const bin = process.env.GATEWAY_BIN ?? resolve(ui, '../target/debug/assisters');
 const out = resolve(ui, 'src/lib/api/schema.d.ts');
 
 let doc;
@@ -16,7 +16,7 @@ try {
   doc = JSON.parse(execFileSync(bin, ['openapi'], { encoding: 'utf8', maxBuffer: 16 << 20 }));
 } catch (e) {
   console.error(`gen:api: could not run "${bin} openapi": ${e.message}`);
-  console.error('Build the gateway (cargo build) or point ASSISTERS_BIN at the binary.');
+  console.error('Build the gateway (cargo build) or point GATEWAY_BIN at the binary.');
   process.exit(1);
 }
 const ast = await openapiTS(doc, { alphabetize: true });
