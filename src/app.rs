@@ -51,6 +51,9 @@ pub struct Inner {
     pub keys: KeyRegistry,
     pub limits: crate::limits::Limits,
     pub throttle: crate::access::throttle::AuthThrottle,
+    pub logs: crate::logs::LogSink,
+    pub redactor: crate::logs::redact::Redactor,
+    log_writer: parking_lot::Mutex<Option<crate::logs::LogWriter>>,
     pub upstreams: Upstreams,
     pub client: HttpClient,
     pub tokenizer: Tokenizer,
@@ -113,6 +116,7 @@ impl AppState {
             settings = settings.patched(&patch).map_err(StartError::Other)?;
         }
 
+        let (log_sink, log_writer) = crate::logs::channel();
         let state = AppState(Arc::new(Inner {
             data_dir,
             store,
@@ -123,6 +127,9 @@ impl AppState {
                 settings.access.auth_failures_per_min,
             ),
             access_nets: RwLock::new(Arc::new(AccessNets::from_settings(&settings))),
+            logs: log_sink,
+            redactor: crate::logs::redact::Redactor::new(),
+            log_writer: parking_lot::Mutex::new(Some(log_writer)),
             upstreams: Upstreams::default(),
             client,
             tokenizer: Tokenizer::default(),
@@ -144,6 +151,11 @@ impl AppState {
     pub fn set_settings(&self, s: Settings) {
         *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
         *self.settings.write() = Arc::new(s);
+    }
+
+    /// The log writer, taken once by the server that runs it.
+    pub fn take_log_writer(&self) -> Option<crate::logs::LogWriter> {
+        self.log_writer.lock().take()
     }
 
     pub fn access_nets(&self) -> Arc<AccessNets> {

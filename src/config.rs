@@ -37,6 +37,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub limits: Limits,
     pub access: AccessConfig,
+    pub logs: LogsConfig,
     pub upstream_defaults: UpstreamTimeouts,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
@@ -59,6 +60,47 @@ pub struct Limits {
     #[serde(with = "duration_str")]
     #[schema(value_type = String, example = "30s")]
     pub usage_drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Keep request bodies (sealed with AES-256-GCM) in the request log.
+    pub store_bodies: bool,
+    /// What to redact from bodies before they are stored.
+    pub redact: crate::logs::redact::RedactConfig,
+    pub retention: Retention,
+}
+
+/// How long each kind of data is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "30days")]
+    pub request_logs: Duration,
+    #[serde(with = "duration_str")]
+    #[schema(value_type = String, example = "90days")]
+    pub usage: Duration,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            store_bodies: true,
+            redact: Default::default(),
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            request_logs: Duration::from_secs(30 * 86_400),
+            usage: Duration::from_secs(90 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
@@ -120,6 +162,7 @@ impl Default for Config {
                 auth_failures_per_min: 30,
                 ..AccessConfig::default()
             },
+            logs: LogsConfig::default(),
             upstream_defaults: UpstreamTimeouts::default(),
             upstreams: Vec::new(),
             log_level: "info".to_owned(),

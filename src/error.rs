@@ -139,6 +139,9 @@ pub enum InternalError {
     Crypto(#[from] crate::crypto::CryptoError),
     #[error("{0}")]
     Other(String),
+    /// Stored data failed its integrity check; the message is safe to show.
+    #[error("{0}")]
+    Integrity(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +267,9 @@ impl ApiError {
                     _ => "upstream_error",
                 };
                 ("api_error", Some(code), None, e.to_string())
+            }
+            ApiError::Internal(InternalError::Integrity(m)) => {
+                ("api_error", Some("integrity_error"), None, m.clone())
             }
             ApiError::Internal(_) => (
                 "api_error",

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fsutil;
 pub mod keys;
 pub mod limits;
+pub mod logs;
 pub mod proxy;
 pub mod server;
 pub mod settings;

@@ -44,6 +44,9 @@ pub struct Server {
     state: AppState,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The log writer stops last, after every request has finished.
+    log_stop: watch::Sender<bool>,
+    log_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -96,19 +99,31 @@ impl Server {
             grace,
         ));
         tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
+        tasks.spawn(retention(state.clone(), stop_rx.clone()));
         tasks.spawn(discovery(state.clone(), stop_rx));
+        let (log_stop, log_stop_rx) = watch::channel(false);
+        let log_writer = state
+            .take_log_writer()
+            .map(|w| tokio::spawn(w.run(state.clone(), log_stop_rx)));
         Ok(Server {
             bound,
             state,
             stop,
             tasks,
+            log_stop,
+            log_writer,
         })
     }
 
-    /// Stops accepting, lets in-flight work finish (bounded), flushes the store.
+    /// Stops accepting, lets in-flight work finish (bounded), writes the
+    /// queued request logs, flushes the store.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let _ = self.log_stop.send(true);
+        if let Some(w) = self.log_writer.take() {
+            let _ = w.await;
+        }
         if let Err(e) = crate::keys::flush_last_used(&self.state).await {
             tracing::warn!(error = %e, "last-used flush failed at shutdown");
         }
@@ -187,6 +202,18 @@ async fn flush_last_used(state: AppState, mut stop: watch::Receiver<bool>) {
             tracing::warn!(error = %e, "last-used flush failed");
         }
         state.throttle.prune();
+    }
+}
+
+async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = crate::logs::retention::run_once(&state).await {
+            tracing::warn!(error = %e, "retention pass failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(crate::logs::retention::INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AccessConfig, Config, Limits, UpstreamTimeouts};
+use crate::config::{AccessConfig, Config, Limits, LogsConfig, UpstreamTimeouts};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -12,6 +12,7 @@ pub struct Settings {
     pub echo_model: bool,
     pub limits: Limits,
     pub access: AccessConfig,
+    pub logs: LogsConfig,
     /// `connect_timeout` and `pool_max_idle_per_host` take effect at the next start.
     pub upstream_defaults: UpstreamTimeouts,
 }
@@ -22,6 +23,7 @@ impl Settings {
             echo_model: c.echo_model,
             limits: c.limits.clone(),
             access: c.access.clone(),
+            logs: c.logs.clone(),
             upstream_defaults: c.upstream_defaults.clone(),
         }
     }
@@ -55,6 +57,7 @@ impl Settings {
                 "access",
                 serde_json::to_value(&self.access).unwrap_or_default(),
             ),
+            ("logs", serde_json::to_value(&self.logs).unwrap_or_default()),
             (
                 "upstream_defaults",
                 serde_json::to_value(&self.upstream_defaults).unwrap_or_default(),

@@ -7,6 +7,7 @@
 
 mod audit;
 mod keys;
+mod logs;
 mod openapi;
 pub mod session;
 mod settings;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(keys::routes())
         .merge(tiers::routes())
+        .merge(logs::routes())
         .merge(upstreams::routes())
         .merge(settings::routes())
         .merge(audit::routes())

@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::upstreams::delete, super::upstreams::test,
         super::settings::show, super::settings::update,
         super::audit::list, super::audit::verify,
+        super::logs::list, super::logs::get_one, super::logs::body,
         super::session::new_link, super::session::logout,
     ),
     modifiers(&BearerAuth),

@@ -26,6 +26,27 @@ pub struct AuthedKey {
     pub client_ip: IpAddr,
 }
 
+impl AuthedKey {
+    /// A request log record for this request, its id taken from a valid
+    /// client `x-request-id` or made up.
+    pub fn draft(&self, headers: &HeaderMap) -> crate::logs::Draft {
+        let mut d = crate::logs::Draft::new(
+            crate::logs::request_id(headers.get("x-request-id")),
+            Some(self.client_ip.to_string()),
+            origin_of(headers),
+        );
+        d.record.key_id = Some(self.key.id.clone());
+        d
+    }
+}
+
+fn origin_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect())
+}
+
 impl FromRequestParts<AppState> for AuthedKey {
     type Rejection = Response;
 
@@ -39,10 +60,25 @@ impl FromRequestParts<AppState> for AuthedKey {
         match admit(state, &parts.headers, client_ip, &nets.allowed_ips) {
             Ok(key) => Ok(AuthedKey { key, client_ip }),
             Err((err, restricted)) => {
+                let code = err.body().error.code;
                 let mut resp = err.into_response();
                 // Refusals are readable by the page that made them, except
                 // that a domain-restricted key never answers with `*`.
                 origin::cors(resp.headers_mut(), &parts.headers, !restricted, false);
+                // Refused requests are logged too (without a body or key id:
+                // nothing the client sent is trusted yet).
+                let d = crate::logs::Draft::new(
+                    crate::logs::request_id(parts.headers.get("x-request-id")),
+                    Some(client_ip.to_string()),
+                    origin_of(&parts.headers),
+                );
+                if let Ok(v) = axum::http::HeaderValue::from_str(&d.record.id) {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                state
+                    .logs
+                    .submit(d.finish(resp.status().as_u16(), code, None))
+                    .await;
                 Err(resp)
             }
         }

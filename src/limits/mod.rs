@@ -44,6 +44,10 @@ pub struct Overrides {
     pub max_concurrent_streams: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_token_budget: Option<u64>,
+    /// Store this key's request bodies in the request log (`false` keeps
+    /// them out even when body logging is on globally).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_bodies: Option<bool>,
 }
 
 impl Overrides {

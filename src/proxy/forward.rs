@@ -58,6 +58,8 @@ pub struct Finish {
     /// The client did not ask for the usage chunk; the gateway did.
     pub strip_usage: bool,
     pub drain_timeout: Duration,
+    /// A stream's log record, written by the relay when the stream ends.
+    pub log: Option<(crate::logs::Draft, crate::app::AppState)>,
 }
 
 impl Finish {
@@ -68,6 +70,26 @@ impl Finish {
             r.settle(u.total());
         }
         self.slot.take();
+    }
+
+    /// The end of a stream: settles, then writes the stream's log record.
+    pub async fn end_stream(mut self, usage: Option<Usage>, error_code: Option<&str>) {
+        self.settle(usage);
+        if let Some((draft, state)) = self.log.take() {
+            let tokens = usage.map(|u| (u.prompt_tokens, u.completion_tokens));
+            state
+                .logs
+                .submit(draft.finish(200, error_code, tokens))
+                .await;
+        }
+    }
+
+    pub fn first_byte(&mut self) {
+        if let Some((d, _)) = self.log.as_mut() {
+            if d.record.ttfb_ms.is_none() {
+                d.first_byte();
+            }
+        }
     }
 }
 
@@ -115,12 +137,16 @@ pub async fn send(
     let remaining = budget.total.saturating_sub(started.elapsed());
     let body = read_bounded(resp.into_body(), budget.max_response_bytes, remaining, name).await?;
     if status.is_success() {
-        finish.settle(usage_in(&body));
+        let usage = usage_in(&body);
+        finish.settle(usage);
         let mut r = Response::new(Body::from(body));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(u) = usage {
+            r.extensions_mut().insert(u);
+        }
         return Ok(r);
     }
     // A refused call used no tokens.

@@ -24,6 +24,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, RequestError};
 use crate::keys::auth::AuthedKey;
 use crate::limits::{self, Admission, KeyLimiter};
+use crate::logs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -83,25 +84,51 @@ async fn handle(
     req: Request,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    let mut draft = Some(auth.draft(&parts.headers));
     let limiter = state.limits.limiter(&auth.key);
+    let mut error_code = None;
+    let mut to_response = |e: ApiError| {
+        error_code = e.body().error.code;
+        e.into_response()
+    };
     let (mut resp, admission) = match limiter.admit() {
-        Err((e, adm)) => (ApiError::from(e).into_response(), adm),
+        Err((e, adm)) => (to_response(e.into()), adm),
         Ok(mut adm) => {
-            let r = serve(
-                &state,
-                &auth,
-                &limiter,
+            let call = Call {
+                state: &state,
+                auth: &auth,
+                limiter: &limiter,
                 endpoint,
-                &parts.headers,
-                body,
-                &mut adm,
-            )
-            .await;
-            (r.unwrap_or_else(IntoResponse::into_response), adm)
+                headers: &parts.headers,
+            };
+            let r = serve(call, body, &mut adm, &mut draft).await;
+            (r.unwrap_or_else(to_response), adm)
         }
     };
     finish_headers(&mut resp, &admission, &auth, &parts.headers);
+    // A stream's record went with it to the relay, which writes it at the end.
+    if let Some(d) = draft {
+        finish_log(&state, d, &mut resp, error_code).await;
+    }
     resp
+}
+
+/// Writes the request's log record and names it in `x-request-id`.
+async fn finish_log(
+    state: &AppState,
+    d: logs::Draft,
+    resp: &mut Response<Body>,
+    code: Option<&str>,
+) {
+    let usage = resp
+        .extensions()
+        .get::<forward::Usage>()
+        .map(|u| (u.prompt_tokens, u.completion_tokens));
+    if let Ok(v) = HeaderValue::from_str(&d.record.id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let record = d.finish(resp.status().as_u16(), code, usage);
+    state.logs.submit(record).await;
 }
 
 fn finish_headers(
@@ -121,19 +148,46 @@ fn finish_headers(
     );
 }
 
-async fn serve(
-    state: &AppState,
-    auth: &AuthedKey,
-    limiter: &Arc<KeyLimiter>,
+/// One admitted request and what it is checked against.
+struct Call<'a> {
+    state: &'a AppState,
+    auth: &'a AuthedKey,
+    limiter: &'a Arc<KeyLimiter>,
     endpoint: Endpoint,
-    headers: &HeaderMap,
+    headers: &'a HeaderMap,
+}
+
+async fn serve(
+    call: Call<'_>,
     body: Body,
     adm: &mut Admission,
+    draft: &mut Option<logs::Draft>,
 ) -> Result<Response<Body>, ApiError> {
+    let Call {
+        state,
+        auth,
+        limiter,
+        endpoint,
+        headers,
+    } = call;
     let settings = state.settings();
     let bytes = body::read_json(headers, body, settings.limits.max_body_bytes).await?;
-    let mut req = body::parse(&bytes)?;
     let key = &auth.key;
+    if let Some(d) = draft.as_mut() {
+        if settings.logs.store_bodies && key.overrides.log_bodies != Some(false) {
+            d.record.body = Some(if settings.logs.redact.any() {
+                let text = String::from_utf8_lossy(&bytes);
+                bytes::Bytes::from(state.redactor.apply(&settings.logs.redact, &text))
+            } else {
+                bytes.clone()
+            });
+        }
+    }
+    let mut req = body::parse(&bytes)?;
+    if let Some(d) = draft.as_mut() {
+        d.record.model = Some(req.model.clone());
+        d.record.stream = req.stream && endpoint != Endpoint::Embeddings;
+    }
     if !key.may_use(&req.model) {
         return Err(RequestError::ModelNotFound(req.model).into());
     }
@@ -171,14 +225,22 @@ async fn serve(
         slot,
         strip_usage: false,
         drain_timeout: settings.limits.usage_drain_timeout,
+        log: None,
     };
 
     let Some(upstream) = upstream else {
         let doc = serde_json::Value::Object(std::mem::take(&mut req.doc));
-        let (resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
+        let (mut resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
         finish.settle(Some(usage));
+        resp.extensions_mut().insert(usage);
         return Ok(resp);
     };
+    if let Some(d) = draft.as_mut() {
+        d.record.upstream = Some(upstream.name.clone());
+    }
+    if stream {
+        finish.log = draft.take().map(|d| (d, state.clone()));
+    }
     let out = if stream && !req.include_usage {
         finish.strip_usage = true;
         req.with_usage_requested()

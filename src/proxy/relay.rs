@@ -72,6 +72,7 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
     } = plan;
     let mut parser = sse::Parser::new(MAX_EVENT_BYTES);
     let mut usage: Option<Usage> = None;
+    let mut failure: Option<&'static str> = None;
     // Set once the client is gone: from then on we only read for usage.
     let mut drain_until: Option<Instant> = None;
     loop {
@@ -82,63 +83,63 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
             Some(t) => t,
             None => (Instant::now() + idle).min(deadline),
         };
-        let frame = match tokio::time::timeout_at(limit, body.frame()).await {
-            Err(_) => {
-                if drain_until.is_none() {
-                    let _ = tx.try_send(error_event(&ApiError::from(UpstreamError::Timeout(
-                        upstream.clone(),
-                    ))));
-                }
-                break;
-            }
+        let err = match tokio::time::timeout_at(limit, body.frame()).await {
+            Err(_) => Some(UpstreamError::Timeout(upstream.clone())),
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 tracing::warn!(upstream = %upstream, error = %e, "upstream stream broke");
-                if drain_until.is_none() {
-                    let _ = tx
-                        .send(error_event(&ApiError::from(UpstreamError::BadResponse(
-                            upstream.clone(),
-                        ))))
-                        .await;
-                }
-                break;
+                Some(UpstreamError::BadResponse(upstream.clone()))
             }
-            Ok(Some(Ok(f))) => f,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let mut events = Vec::new();
-        if let Err(e) = parser.feed(&data, &mut events) {
-            tracing::warn!(upstream = %upstream, error = %e, "upstream stream refused");
-            if drain_until.is_none() {
-                let _ = tx
-                    .send(error_event(&ApiError::from(UpstreamError::BadResponse(
-                        upstream.clone(),
-                    ))))
-                    .await;
-            }
-            break;
-        }
-        let mut out = BytesMut::new();
-        for ev in &events {
-            if let Event::Json(j) = ev {
-                if let Some((u, usage_only)) = usage_of(j) {
-                    usage = Some(u);
-                    if usage_only && finish.strip_usage {
-                        continue;
+            Ok(Some(Ok(f))) => {
+                let Ok(data) = f.into_data() else { continue };
+                let mut events = Vec::new();
+                match parser.feed(&data, &mut events) {
+                    Err(e) => {
+                        tracing::warn!(upstream = %upstream, error = %e, "upstream stream refused");
+                        Some(UpstreamError::BadResponse(upstream.clone()))
+                    }
+                    Ok(()) => {
+                        let out = reframe(&events, &mut usage, finish.strip_usage);
+                        if out.is_empty() || drain_until.is_some() {
+                            continue;
+                        }
+                        finish.first_byte();
+                        // A client that reads nothing for `idle` is as good as gone.
+                        if tx.send_timeout(out, idle).await.is_err() {
+                            drain_until = Some(Instant::now() + finish.drain_timeout);
+                            failure = Some("client_disconnected");
+                        }
+                        None
                     }
                 }
             }
-            sse::write_event(&mut out, ev);
-        }
-        if out.is_empty() || drain_until.is_some() {
-            continue;
-        }
-        // A client that reads nothing for `idle` is as good as gone.
-        if tx.send_timeout(out.freeze(), idle).await.is_err() {
-            drain_until = Some(Instant::now() + finish.drain_timeout);
+        };
+        if let Some(err) = err {
+            if drain_until.is_none() {
+                let err = ApiError::from(err);
+                failure = err.body().error.code;
+                let _ = tx.send_timeout(error_event(&err), idle).await;
+            }
+            break;
         }
     }
-    finish.settle(usage);
+    finish.end_stream(usage, failure).await;
+}
+
+/// The events in wire form, noting usage and leaving out the usage-only
+/// chunk when the client did not ask for it.
+fn reframe(events: &[Event], usage: &mut Option<Usage>, strip_usage: bool) -> Bytes {
+    let mut out = BytesMut::new();
+    for ev in events {
+        if let Event::Json(j) = ev {
+            if let Some((u, usage_only)) = usage_of(j) {
+                *usage = Some(u);
+                if usage_only && strip_usage {
+                    continue;
+                }
+            }
+        }
+        sse::write_event(&mut out, ev);
+    }
+    out.freeze()
 }

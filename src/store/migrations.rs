@@ -66,6 +66,30 @@ const STEPS: &[&str] = &[
     ALTER TABLE api_keys ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE api_keys ADD COLUMN replaced_by TEXT;
     "#,
+    // 3: request logs.
+    r#"
+    CREATE TABLE request_logs (
+        id                 TEXT PRIMARY KEY,
+        at                 INTEGER NOT NULL,
+        key_id             TEXT,
+        model              TEXT,
+        upstream           TEXT,
+        status             INTEGER NOT NULL,
+        error_code         TEXT,
+        latency_ms         INTEGER NOT NULL,
+        ttfb_ms            INTEGER,
+        prompt_tokens      INTEGER,
+        completion_tokens  INTEGER,
+        client_ip          TEXT,
+        origin             TEXT,
+        stream             INTEGER NOT NULL,
+        safety             TEXT NOT NULL,
+        body_enc           BLOB,
+        key_version        INTEGER
+    );
+    CREATE INDEX request_logs_at ON request_logs (at, id);
+    CREATE INDEX request_logs_key_at ON request_logs (key_id, at);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

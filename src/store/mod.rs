@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod logs;
 mod migrations;
 pub mod settings;
 pub mod tiers;
@@ -113,6 +114,18 @@ impl Store {
     ) -> Result<R, StoreError> {
         let conn = self.inner.readers[0].lock();
         f(&conn)
+    }
+
+    /// Returns free pages to the file system and truncates the WAL.
+    pub async fn vacuum_incremental(&self) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.writer.lock();
+            conn.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
     /// Checkpoints the WAL into the main file; called on clean shutdown.

@@ -1,0 +1,249 @@
+//! Request logs: one record per `/v1` request, written by a background task
+//! in batches (group commit), request bodies sealed with AES-256-GCM under
+//! the master key with the record id as associated data, optionally
+//! redacted first.
+//!
+//! The queue is bounded. When it is full the finishing request waits for
+//! room (backpressure) for up to `SUBMIT_WAIT`; only a store stuck for that
+//! long makes a record be dropped, and every drop is counted.
+
+pub mod redact;
+pub mod retention;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::crypto::Keyring;
+use crate::store::Store;
+
+const QUEUE: usize = 8192;
+const BATCH: usize = 512;
+/// How long the writer gathers a batch before committing it: the most a
+/// crash can lose (besides what is still queued).
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+const SUBMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// A finished request, as stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Record {
+    pub id: String,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub key_id: Option<String>,
+    pub model: Option<String>,
+    pub upstream: Option<String>,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub latency_ms: u64,
+    pub ttfb_ms: Option<u64>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub client_ip: Option<String>,
+    pub origin: Option<String>,
+    pub stream: bool,
+    /// What the safety checks did; `{"checks":[]}` means none ran.
+    #[schema(value_type = Object)]
+    pub safety: serde_json::Value,
+    #[serde(skip)]
+    pub body: Option<Bytes>,
+}
+
+/// A record being filled in while its request runs.
+pub struct Draft {
+    pub record: Record,
+    pub started: Instant,
+}
+
+impl Draft {
+    pub fn new(id: String, client_ip: Option<String>, origin: Option<String>) -> Draft {
+        Draft {
+            record: Record {
+                id,
+                at: unix_ms(),
+                key_id: None,
+                model: None,
+                upstream: None,
+                status: 0,
+                error_code: None,
+                latency_ms: 0,
+                ttfb_ms: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                client_ip,
+                origin,
+                stream: false,
+                safety: serde_json::json!({"checks": []}),
+                body: None,
+            },
+            started: Instant::now(),
+        }
+    }
+
+    pub fn first_byte(&mut self) {
+        self.record.ttfb_ms = Some(self.started.elapsed().as_millis() as u64);
+    }
+
+    pub fn finish(
+        mut self,
+        status: u16,
+        error_code: Option<&str>,
+        usage: Option<(u64, u64)>,
+    ) -> Record {
+        self.record.status = status;
+        self.record.error_code = error_code.map(str::to_owned);
+        self.record.latency_ms = self.started.elapsed().as_millis() as u64;
+        if let Some((p, c)) = usage {
+            self.record.prompt_tokens = Some(p);
+            self.record.completion_tokens = Some(c);
+        }
+        self.record
+    }
+}
+
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub queued: AtomicU64,
+}
+
+/// The sending side, held in `AppState`.
+pub struct LogSink {
+    tx: mpsc::Sender<Record>,
+    pub counters: Arc<Counters>,
+}
+
+impl LogSink {
+    /// Queues a record; waits for room when the queue is full.
+    pub async fn submit(&self, r: Record) {
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let r = match self.tx.try_send(r) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(r)) => r,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.lost();
+                return;
+            }
+        };
+        if self.tx.send_timeout(r, SUBMIT_WAIT).await.is_err() {
+            self.lost();
+        }
+    }
+
+    fn lost(&self) {
+        self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("request log record dropped: the log writer is stuck");
+    }
+}
+
+pub struct LogWriter {
+    rx: mpsc::Receiver<Record>,
+    counters: Arc<Counters>,
+}
+
+pub fn channel() -> (LogSink, LogWriter) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let counters = Arc::new(Counters::default());
+    (
+        LogSink {
+            tx,
+            counters: counters.clone(),
+        },
+        LogWriter { rx, counters },
+    )
+}
+
+impl LogWriter {
+    /// Writes batches until `stop` fires, then drains the queue and returns.
+    pub async fn run(
+        mut self,
+        state: crate::app::AppState,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let (store, keyring) = (&state.store, &state.keyring);
+        loop {
+            let first = tokio::select! {
+                r = self.rx.recv() => r,
+                _ = stop.changed() => None,
+            };
+            let Some(first) = first else { break };
+            let mut batch = vec![first];
+            let window = Instant::now() + BATCH_WINDOW;
+            while batch.len() < BATCH {
+                match tokio::time::timeout_at(window, self.rx.recv()).await {
+                    Ok(Some(r)) => batch.push(r),
+                    _ => break,
+                }
+            }
+            self.write(store, keyring, batch).await;
+        }
+        // Clean shutdown: nothing queued is lost.
+        let mut rest = Vec::new();
+        while let Ok(r) = self.rx.try_recv() {
+            rest.push(r);
+        }
+        for chunk in rest.chunks(BATCH) {
+            self.write(store, keyring, chunk.to_vec()).await;
+        }
+    }
+
+    async fn write(&self, store: &Store, keyring: &Keyring, batch: Vec<Record>) {
+        let n = batch.len() as u64;
+        let mut rows = Vec::with_capacity(batch.len());
+        for r in batch {
+            let sealed = match &r.body {
+                Some(b) => match keyring.seal(b, r.id.as_bytes()) {
+                    Ok(s) => Some((s, keyring.current_version())),
+                    Err(e) => {
+                        tracing::error!(error = %e, "sealing a request body failed; stored without it");
+                        None
+                    }
+                },
+                None => None,
+            };
+            rows.push((r, sealed));
+        }
+        let result = store
+            .write(move |tx| crate::store::logs::insert_batch(tx, &rows))
+            .await;
+        self.counters.queued.fetch_sub(n, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                self.counters.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+                tracing::error!(error = %e, records = n, "writing request logs failed");
+            }
+        }
+    }
+}
+
+/// A client-supplied request id is echoed and logged only if it is short
+/// and plain; anything else gets a fresh one.
+pub fn request_id(client: Option<&axum::http::HeaderValue>) -> String {
+    if let Some(v) = client.and_then(|v| v.to_str().ok()) {
+        if !v.is_empty()
+            && v.len() <= 128
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return v.to_owned();
+        }
+    }
+    crate::keys::new_id("req")
+}

@@ -1,0 +1,140 @@
+//! Queries on `request_logs`.
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::StoreError;
+use crate::logs::Record;
+
+type Sealed = Option<(Vec<u8>, u32)>;
+
+pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached(
+        "INSERT OR REPLACE INTO request_logs (id, at, key_id, model, upstream, status, error_code, \
+         latency_ms, ttfb_ms, prompt_tokens, completion_tokens, client_ip, origin, stream, safety, \
+         body_enc, key_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?;
+    for (r, sealed) in rows {
+        stmt.execute(params![
+            r.id,
+            r.at,
+            r.key_id,
+            r.model,
+            r.upstream,
+            r.status,
+            r.error_code,
+            r.latency_ms as i64,
+            r.ttfb_ms.map(|v| v as i64),
+            r.prompt_tokens.map(|v| v as i64),
+            r.completion_tokens.map(|v| v as i64),
+            r.client_ip,
+            r.origin,
+            r.stream,
+            r.safety.to_string(),
+            sealed.as_ref().map(|s| s.0.as_slice()),
+            sealed.as_ref().map(|s| s.1),
+        ])?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "id, at, key_id, model, upstream, status, error_code, latency_ms, ttfb_ms, \
+                       prompt_tokens, completion_tokens, client_ip, origin, stream, safety, body_enc IS NOT NULL";
+
+/// A stored record and whether it has a sealed body.
+pub type Row2 = (Record, bool);
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Row2> {
+    let safety: String = r.get(14)?;
+    Ok((
+        Record {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            key_id: r.get(2)?,
+            model: r.get(3)?,
+            upstream: r.get(4)?,
+            status: r.get(5)?,
+            error_code: r.get(6)?,
+            latency_ms: r.get::<_, i64>(7)? as u64,
+            ttfb_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+            prompt_tokens: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+            completion_tokens: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+            client_ip: r.get(11)?,
+            origin: r.get(12)?,
+            stream: r.get(13)?,
+            safety: serde_json::from_str(&safety).unwrap_or_default(),
+            body: None,
+        },
+        r.get(15)?,
+    ))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub key_id: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    /// Keyset cursor: records strictly older than (at, id).
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// Newest first, paged by keyset so deep pages cost what the first one does.
+pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM request_logs WHERE 1=1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut push = |clause: &str, v: rusqlite::types::Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(v) = f.since_ms {
+        push(" AND at >= ?", v.into(), &mut sql);
+    }
+    if let Some(v) = f.until_ms {
+        push(" AND at < ?", v.into(), &mut sql);
+    }
+    if let Some(v) = &f.key_id {
+        push(" AND key_id = ?", v.clone().into(), &mut sql);
+    }
+    if let Some(v) = &f.model {
+        push(" AND model = ?", v.clone().into(), &mut sql);
+    }
+    if let Some(v) = f.status {
+        push(" AND status = ?", i64::from(v).into(), &mut sql);
+    }
+    if let Some((at, id)) = &f.before {
+        push(" AND (at < ?", (*at).into(), &mut sql);
+        push(" OR (at = ?", (*at).into(), &mut sql);
+        push(" AND id < ?))", id.clone().into(), &mut sql);
+    }
+    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {}", f.limit));
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn get(c: &Connection, id: &str) -> Result<Option<Row2>, StoreError> {
+    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM request_logs WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], from_row).optional()?)
+}
+
+pub fn sealed_body(c: &Connection, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let v: Option<Option<Vec<u8>>> = c
+        .query_row(
+            "SELECT body_enc FROM request_logs WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.flatten())
+}
+
+/// Deletes up to `batch` records older than `cutoff_ms`; returns how many.
+pub fn delete_older_than(c: &Connection, cutoff_ms: i64, batch: u32) -> Result<usize, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM request_logs WHERE rowid IN \
+         (SELECT rowid FROM request_logs WHERE at < ?1 LIMIT ?2)",
+        params![cutoff_ms, batch],
+    )?)
+}
