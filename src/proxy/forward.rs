@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Method, Response, StatusCode};
-use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -151,7 +150,7 @@ pub async fn send(
     }
     // A refused call used no tokens.
     finish.settle(Some(Usage::default()));
-    Ok(upstream_error(status, &body, name))
+    upstream_error(status, &body, name)
 }
 
 /// The top-level `usage` of a JSON answer.
@@ -183,7 +182,7 @@ async fn read_bounded(
 /// A 4xx with an OpenAI-shaped body keeps its status and message (the client
 /// made the mistake and should see it); anything else becomes a 502 that
 /// reveals nothing of the upstream's internals.
-fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Response<Body> {
+fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Result<Response<Body>, ApiError> {
     #[derive(serde::Deserialize, serde::Serialize)]
     struct Shape {
         error: Detail,
@@ -206,15 +205,15 @@ fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Response<Body>
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            return r;
+            return Ok(r);
         }
     }
     tracing::warn!(upstream = %name, %status, "upstream answered with an error");
-    ApiError::from(UpstreamError::Failed {
+    Err(UpstreamError::Failed {
         upstream: name.to_owned(),
         status: status.as_u16(),
-    })
-    .into_response()
+    }
+    .into())
 }
 
 /// An SSE event carrying an OpenAI error body, as the SDKs expect mid-stream.

@@ -85,6 +85,9 @@ async fn handle(
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let mut draft = Some(auth.draft(&parts.headers));
+    let request_id = draft
+        .as_ref()
+        .and_then(|d| HeaderValue::from_str(&d.record.id).ok());
     let limiter = state.limits.limiter(&auth.key);
     let mut error_code = None;
     let mut to_response = |e: ApiError| {
@@ -106,29 +109,24 @@ async fn handle(
         }
     };
     finish_headers(&mut resp, &admission, &auth, &parts.headers);
+    if let Some(v) = request_id {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     // A stream's record went with it to the relay, which writes it at the end.
     if let Some(d) = draft {
-        finish_log(&state, d, &mut resp, error_code).await;
+        let record = finish_log(d, &resp, error_code);
+        state.logs.submit(record).await;
     }
     resp
 }
 
-/// Writes the request's log record and names it in `x-request-id`.
-async fn finish_log(
-    state: &AppState,
-    d: logs::Draft,
-    resp: &mut Response<Body>,
-    code: Option<&str>,
-) {
+/// The request's log record, from the answer it got.
+fn finish_log(d: logs::Draft, resp: &Response<Body>, code: Option<&str>) -> logs::Record {
     let usage = resp
         .extensions()
         .get::<forward::Usage>()
         .map(|u| (u.prompt_tokens, u.completion_tokens));
-    if let Ok(v) = HeaderValue::from_str(&d.record.id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    let record = d.finish(resp.status().as_u16(), code, usage);
-    state.logs.submit(record).await;
+    d.finish(resp.status().as_u16(), code, usage)
 }
 
 fn finish_headers(

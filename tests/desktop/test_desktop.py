@@ -1,0 +1,393 @@
+"""End-to-end test of the desktop app: the real window under Xvfb, driven
+through WebDriver (tauri-driver + WebKitWebDriver), against the gateway
+embedded in the app.
+
+Run through tests/desktop/run.sh, which installs what is needed, builds the
+app and starts Xvfb. Environment:
+  APP             the built desktop binary (required)
+  ARTIFACTS       where screenshots go (default: artifacts/desktop)
+  TAURI_DRIVER    the tauri-driver binary (default: tauri-driver on PATH)
+
+Prints one line per test and a final "N passed, M failed"; exits 1 on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.options import ArgOptions
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = os.environ.get("APP", "")
+ARTIFACTS = Path(os.environ.get("ARTIFACTS", ROOT / "artifacts" / "desktop"))
+TAURI_DRIVER = os.environ.get("TAURI_DRIVER", shutil.which("tauri-driver") or "tauri-driver")
+WAIT = 20
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, fn, timeout: float = WAIT, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = v
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None, timeout=10):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def refused(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except urllib.error.URLError as e:
+        return isinstance(e.reason, ConnectionRefusedError)
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def chat(listen: str, key: str, text: str):
+    return http(
+        "POST",
+        f"http://{listen}/v1/chat/completions",
+        {"model": "assisters-echo", "messages": [{"role": "user", "content": text}]},
+        token=key,
+    )
+
+
+def screenshot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def screen(name: str) -> None:
+    """The whole X screen (dialogs, several windows), with ImageMagick's import."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["import", "-window", "root", str(ARTIFACTS / f"{name}.png")],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def xpath_literal(s: str) -> str:
+    return f'"{s}"' if '"' not in s else f"'{s}'"
+
+
+class Ui:
+    """Finds things the way a person does: by role-ish names and visible text."""
+
+    def __init__(self, driver):
+        self.d = driver
+
+    def wait(self, cond, timeout=WAIT):
+        return WebDriverWait(self.d, timeout).until(cond)
+
+    def visible(self, xpath: str, timeout=WAIT) -> WebElement:
+        return self.wait(EC.visibility_of_element_located((By.XPATH, xpath)), timeout)
+
+    def heading(self, text: str, timeout=WAIT) -> WebElement:
+        return self.visible(f"//h1[normalize-space()={xpath_literal(text)}]", timeout)
+
+    def dialog(self, title: str) -> WebElement:
+        return self.visible(
+            f"//dialog[@open][.//*[self::h1 or self::h2][normalize-space()={xpath_literal(title)}]]"
+        )
+
+    def button(self, name: str, within: WebElement | None = None) -> WebElement:
+        lit = xpath_literal(name)
+        xp = f".//button[@aria-label={lit} or normalize-space()={lit}]"
+        root = within if within is not None else self.d
+        return self.wait(lambda _: next((b for b in root.find_elements(By.XPATH, xp) if b.is_displayed() and b.is_enabled()), None))
+
+    def nav(self, name: str) -> None:
+        link = self.visible(f"//nav[@aria-label='Main']//a[normalize-space()={xpath_literal(name)}]")
+        link.click()
+
+    def row(self, text: str) -> WebElement:
+        return self.visible(f"//tr[.//*[contains(normalize-space(), {xpath_literal(text)})]]")
+
+    def invoke(self, cmd: str, args: dict | None = None):
+        """Calls one of the app's Tauri commands from the page, as the dashboard does."""
+        return self.d.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1] || {})"
+            ".then((v) => done({ok: v}), (e) => done({err: String(e)}));",
+            cmd,
+            args or {},
+        )
+
+
+# --------------------------------------------------------------------------
+# the session
+
+
+class Session:
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-"))
+        self.data_dir = self.tmp / "data"
+        self.listen = f"127.0.0.1:{free_port()}"
+        self.admin = f"127.0.0.1:{free_port()}"
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "ASSISTERS_DATA_DIR": str(self.data_dir),
+                "ASSISTERS_LISTEN": self.listen,
+                "ASSISTERS_ADMIN_LISTEN": self.admin,
+                # Keep the test away from the person's own autostart entries.
+                "XDG_CONFIG_HOME": str(self.tmp / "config"),
+                "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+            }
+        )
+        self.driver_log = open(ARTIFACTS / "tauri-driver.log", "w")  # noqa: SIM115
+        port = free_port()
+        native = free_port()
+        self.driver_proc = subprocess.Popen(
+            [TAURI_DRIVER, "--port", str(port), "--native-port", str(native)],
+            env=self.env,
+            stdout=self.driver_log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True)
+        opts = ArgOptions()
+        opts.set_capability("browserName", "wry")
+        opts.set_capability("tauri:options", {"application": APP})
+        self.driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=opts)
+        self.driver.set_script_timeout(15)
+        self.ui = Ui(self.driver)
+
+    def close(self) -> None:
+        try:
+            self.driver.quit()
+        except Exception:  # noqa: BLE001
+            pass
+        self.driver_proc.terminate()
+        try:
+            self.driver_proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.driver_proc.kill()
+        self.driver_log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# tests, in order; each gets the shared context
+
+
+def test_window_shows_dashboard(s: Session, ctx: dict) -> None:
+    ui = s.ui
+    ui.heading("Overview", timeout=40)
+    endpoint = f"http://{s.listen}/v1"
+    ui.visible(f"//header//*[normalize-space()={xpath_literal(endpoint)}]")
+    runtime = wait_for("runtime.json", lambda: json.loads((s.data_dir / "runtime.json").read_text()))
+    assert runtime["listen"] == s.listen, runtime
+    assert runtime["admin_listen"] == s.admin, runtime
+    screenshot(s.driver, "01-overview")
+
+
+def test_status_and_session_commands(s: Session, ctx: dict) -> None:
+    st = s.ui.invoke("gateway_status")
+    assert "ok" in st, st
+    st = st["ok"]
+    assert st["state"] in ("running", "degraded"), st
+    assert st["endpoint"] == f"http://{s.listen}/v1", st
+    assert st["data_dir"] == str(s.data_dir), st
+    sess = s.ui.invoke("admin_session")["ok"]
+    assert sess["base_url"] == f"http://{s.admin}", sess
+    assert sess["token"] == (s.data_dir / "admin-token").read_text().strip()
+    # The token is handed over by IPC only: not in the URL, not in web storage.
+    url = s.driver.current_url
+    assert sess["token"] not in url, url
+    stored = s.driver.execute_script(
+        "return JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage), document.cookie])"
+    )
+    assert sess["token"] not in stored, "admin token found in web storage"
+    ctx["admin_token"] = sess["token"]
+
+
+def test_create_key_in_ui(s: Session, ctx: dict) -> None:
+    ui = s.ui
+    ui.nav("Keys")
+    ui.heading("API keys")
+    ui.button("Create key").click()
+    dlg = ui.dialog("Create API key")
+    name = dlg.find_element(By.ID, "key-name")
+    name.clear()
+    name.send_keys("desktop e2e")
+    screenshot(s.driver, "02-create-key-dialog")
+    ui.button("Create key", within=dlg).click()
+    shown = ui.dialog("Save your new key")
+    secret = wait_for(
+        "the new secret",
+        lambda: shown.find_element(By.ID, "new-key-secret").get_attribute("value"),
+    )
+    assert secret.startswith("ask_"), secret
+    screenshot(s.driver, "03-key-created")
+    ui.button("Done", within=shown).click()
+    ui.wait(EC.invisibility_of_element(shown))
+    row = ui.row("desktop e2e")
+    assert "Active" in row.text, row.text
+    assert "Never" in row.text, row.text
+    ctx["secret"] = secret
+
+
+def test_gateway_call_with_the_key(s: Session, ctx: dict) -> None:
+    status, body = chat(s.listen, ctx["secret"], "hello from the desktop test")
+    assert status == 200, (status, body)
+    msg = json.loads(body)["choices"][0]["message"]["content"]
+    assert msg == "hello from the desktop test", msg
+
+
+def test_key_list_shows_last_used(s: Session, ctx: dict) -> None:
+    ui = s.ui
+
+    def used() -> bool:
+        # Re-open the page: the list is loaded when the page opens.
+        ui.nav("Overview")
+        ui.heading("Overview")
+        ui.nav("Keys")
+        ui.heading("API keys")
+        row = ui.row("desktop e2e")
+        cells = row.find_elements(By.TAG_NAME, "td")
+        return any("ago" in c.text or c.text.strip() == "just now" for c in cells) and "Never" not in row.text
+
+    wait_for("the key list to show the key as used", used, timeout=30, interval=1)
+    screenshot(s.driver, "04-key-last-used")
+
+
+def test_revoke_key_in_ui(s: Session, ctx: dict) -> None:
+    ui = s.ui
+    ui.button("Revoke desktop e2e").click()
+    dlg = ui.dialog("Revoke this key?")
+    screenshot(s.driver, "05-revoke-confirm")
+    ui.button("Revoke key", within=dlg).click()
+    ui.wait(EC.invisibility_of_element(dlg))
+    wait_for("the row to say Revoked", lambda: "Revoked" in ui.row("desktop e2e").text)
+    screenshot(s.driver, "06-key-revoked")
+    status, body = chat(s.listen, ctx["secret"], "after revoke")
+    assert status == 401, (status, body)
+
+
+def test_pause_and_resume(s: Session, ctx: dict) -> None:
+    health = f"http://{s.listen}/healthz"
+    assert http("GET", health)[0] == 200
+    st = s.ui.invoke("stop")
+    assert st.get("ok", {}).get("state") == "paused", st
+    wait_for("the gateway API to stop", lambda: refused(health))
+    st = s.ui.invoke("start")
+    assert st.get("ok", {}).get("state") in ("running", "degraded"), st
+    wait_for("the gateway API to answer again", lambda: http("GET", health)[0] == 200)
+    # Same ports, same keys: the admin API still knows the revoked key.
+    status, body = http("GET", f"http://{s.admin}/admin/keys", token=ctx["admin_token"])
+    assert status == 200 and "desktop e2e" in body, (status, body)
+    # The dashboard is usable again.
+    s.ui.nav("Overview")
+    s.ui.heading("Overview")
+    screenshot(s.driver, "07-after-resume")
+
+
+def test_no_webdriver_log_errors(s: Session, ctx: dict) -> None:
+    """The page logged no CSP violations or uncaught errors (where the driver can tell)."""
+    try:
+        logs = s.driver.get_log("browser")
+    except WebDriverException:
+        return  # WebKitWebDriver has no log endpoint; nothing to check
+    bad = [l for l in logs if l.get("level") == "SEVERE"]
+    assert not bad, bad
+
+
+TESTS = [
+    test_window_shows_dashboard,
+    test_status_and_session_commands,
+    test_create_key_in_ui,
+    test_gateway_call_with_the_key,
+    test_key_list_shows_last_used,
+    test_revoke_key_in_ui,
+    test_pause_and_resume,
+    test_no_webdriver_log_errors,
+]
+
+
+def main() -> int:
+    if not APP or not Path(APP).exists():
+        print(f"APP={APP!r} is not a built desktop binary")
+        print("0 passed, 1 failed")
+        return 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    passed = failed = 0
+    ctx: dict = {}
+    try:
+        session = Session()
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        print(f"FAIL start the app through WebDriver: {e}")
+        print(f"0 passed, {len(TESTS)} failed")
+        return 1
+    try:
+        for t in TESTS:
+            name = t.__name__.removeprefix("test_").replace("_", " ")
+            try:
+                t(session, ctx)
+                passed += 1
+                print(f"PASS {name}", flush=True)
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+                traceback.print_exc()
+                try:
+                    screenshot(session.driver, f"fail-{t.__name__}")
+                except Exception:  # noqa: BLE001
+                    pass
+    finally:
+        session.close()
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
