@@ -273,3 +273,26 @@ async fn retention_deletes_expired_records() {
     }
     assert!(gone, "a record past retention is deleted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_commands_list_and_show() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (key_id, key) = gw.create_key(json!({"name": "k", "tier": "startup"})).await;
+    let r = gw
+        .post(&key, "/v1/chat/completions", chat("cli body"))
+        .await;
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    record(&gw, &id).await;
+    let out = gw.cli(&["logs", "list", "--key", &key_id], &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && table.contains(&id) && table.contains("assisters-echo"),
+        "{table}"
+    );
+    let out = gw.cli(&["logs", "list", "--json", "--status", "404"], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0);
+    let out = gw.cli(&["logs", "show", &id, "--body"], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["body"].as_str().unwrap().contains("cli body"));
+}

@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage rate-limit tiers.
     #[command(subcommand)]
     Tiers(TiersCmd),
+    /// Read the request log.
+    #[command(subcommand)]
+    Logs(LogsCmd),
     /// Manage upstream model servers.
     #[command(subcommand)]
     Upstreams(UpstreamsCmd),
@@ -153,6 +156,34 @@ pub enum KeysCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum LogsCmd {
+    /// List records, newest first.
+    List {
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        status: Option<u16>,
+        /// RFC 3339 time, e.g. 2026-11-29T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one record; `--body` decrypts its stored request body (audited).
+    Show {
+        id: String,
+        #[arg(long)]
+        body: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TiersCmd {
     /// List tiers.
     List {
@@ -242,6 +273,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Logs(cmd) => logs(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {
             use utoipa::OpenApi;
             output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)
@@ -374,6 +406,51 @@ async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
             output::line_or_json(&v, json, &format!("Revoked {id}."))
         }
     }
+}
+
+async fn logs(c: &AdminClient, cmd: LogsCmd) -> anyhow::Result<()> {
+    match cmd {
+        LogsCmd::List {
+            key,
+            model,
+            status,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            let mut add = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", encode(&v)));
+                }
+            };
+            add("key_id", key);
+            add("model", model);
+            add("status", status.map(|s| s.to_string()));
+            add("since", since);
+            add("until", until);
+            let v = c
+                .call(Method::GET, &format!("/admin/logs?{}", q.join("&")), None)
+                .await?;
+            output::logs(v.get("data").unwrap_or(&Value::Null), json)
+        }
+        LogsCmd::Show { id, body } => {
+            let v = if body {
+                c.call(Method::POST, &format!("/admin/logs/{id}/body"), None)
+                    .await?
+            } else {
+                c.call(Method::GET, &format!("/admin/logs/{id}"), None)
+                    .await?
+            };
+            output::line_or_json(&v, true, "")
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 fn overrides(rpm: Option<u32>, tpm: Option<u32>) -> Value {

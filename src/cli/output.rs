@@ -107,6 +107,42 @@ pub fn keys(list: &Value, json: bool) -> anyhow::Result<()> {
     )
 }
 
+pub fn logs(list: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return json_out(list);
+    }
+    let n = |v: &Value, f: &str| {
+        v.get(f)
+            .filter(|x| !x.is_null())
+            .map_or_else(|| "-".to_owned(), |x| x.to_string())
+    };
+    let rows = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    vec![
+                        s(r, "time").to_owned(),
+                        s(r, "id").to_owned(),
+                        s(r, "key_id").to_owned(),
+                        s(r, "model").to_owned(),
+                        n(r, "status"),
+                        s(r, "error_code").to_owned(),
+                        format!("{} ms", n(r, "latency_ms")),
+                        format!("{}/{}", n(r, "prompt_tokens"), n(r, "completion_tokens")),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(
+        &[
+            "TIME", "ID", "KEY", "MODEL", "STATUS", "ERROR", "LATENCY", "TOKENS",
+        ],
+        rows,
+    )
+}
+
 pub fn tiers(list: &Value, json: bool) -> anyhow::Result<()> {
     if json {
         return json_out(list);
