@@ -1,55 +1,249 @@
-//! The desktop shell: starts the gateway engine in-process (the same code as
-//! `assisters serve`) with its data in the platform's app data folder, and
-//! shows the dashboard served by the embedded admin listener.
+//! The desktop shell of Assisters Gateway: runs the gateway engine
+//! in-process (the same code as `assisters serve`) on Tauri's tokio runtime,
+//! shows the dashboard (the same `ui/` build) in a window, and keeps the
+//! gateway running in the tray when the window is closed.
+//!
+//! The Tauri commands are only for desktop concerns: `gateway_status`,
+//! `start`/`stop` (resume/pause), `admin_session` (how the dashboard gets the
+//! admin token — never through a URL or web storage) and `open_data_folder`.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod boot;
+mod engine;
+mod tray;
+mod window;
+
 use std::io::Write;
+use std::sync::{Arc, OnceLock};
 
-use assisters::config::{Config, Overrides};
-use assisters::{AppState, Server};
-use tauri::{Manager, WebviewUrl, WebviewWindowBuilder};
+use serde::Serialize;
+use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
+use tauri_plugin_opener::OpenerExt;
 
-/// The running engine, owned by the app so it can be shut down on exit.
-struct Engine(tokio::sync::Mutex<Option<Server>>);
+use engine::{Engine, Phase};
 
-/// Where the embedded gateway listens, for the page and the tray.
-#[tauri::command]
-async fn gateway_status(engine: tauri::State<'_, Engine>) -> Result<serde_json::Value, String> {
-    let guard = engine.0.lock().await;
-    match guard.as_ref() {
-        Some(s) => Ok(serde_json::json!({
-            "running": true,
-            "listen": s.bound.listen.to_string(),
-            "admin_listen": s.bound.admin_listen.to_string(),
-        })),
-        None => Ok(serde_json::json!({"running": false})),
+/// What the app holds: filled in as the gateway comes up.
+#[derive(Default)]
+pub struct Shell {
+    pub engine: OnceLock<Arc<Engine>>,
+    pub mode: OnceLock<window::Mode>,
+    tray: OnceLock<tray::Tray>,
+}
+
+impl Shell {
+    fn engine(&self) -> Result<Arc<Engine>, String> {
+        self.engine
+            .get()
+            .cloned()
+            .ok_or_else(|| "The gateway is still starting.".to_owned())
     }
 }
 
-fn start_engine(app: &tauri::App) -> Result<Server, Box<dyn std::error::Error>> {
-    let data_dir = app.path().app_data_dir()?;
-    let overrides = Overrides {
-        data_dir: Some(data_dir),
-        ..Overrides::default()
+#[derive(Serialize)]
+struct Status {
+    #[serde(flatten)]
+    phase: Phase,
+    /// The OpenAI-compatible endpoint, e.g. `http://127.0.0.1:8787/v1`.
+    endpoint: Option<String>,
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    data_dir: Option<String>,
+}
+
+fn status_of(shell: &Shell) -> Status {
+    match shell.engine.get() {
+        Some(e) => Status {
+            phase: e.phase(),
+            endpoint: Some(e.endpoint()),
+            listen: Some(e.listen.to_string()),
+            admin_listen: Some(e.admin_listen.to_string()),
+            data_dir: Some(e.data_dir.display().to_string()),
+        },
+        None => Status {
+            phase: Phase::Starting,
+            endpoint: None,
+            listen: None,
+            admin_listen: None,
+            data_dir: None,
+        },
+    }
+}
+
+/// The gateway's state and addresses.
+#[tauri::command]
+fn gateway_status(shell: tauri::State<'_, Shell>) -> Status {
+    status_of(&shell)
+}
+
+/// Resumes serving on the same ports.
+#[tauri::command]
+async fn start(shell: tauri::State<'_, Shell>) -> Result<Status, String> {
+    shell.engine()?.start().await?;
+    Ok(status_of(&shell))
+}
+
+/// Pauses serving (in-flight requests finish first).
+#[tauri::command]
+async fn stop(shell: tauri::State<'_, Shell>) -> Result<Status, String> {
+    shell.engine()?.stop().await;
+    Ok(status_of(&shell))
+}
+
+#[derive(Serialize)]
+struct AdminSession {
+    token: String,
+    /// `http://127.0.0.1:PORT`: where the dashboard sends admin calls.
+    base_url: String,
+}
+
+/// The admin token and the admin API's address, for the dashboard.
+#[tauri::command]
+fn admin_session(shell: tauri::State<'_, Shell>) -> Result<AdminSession, String> {
+    let engine = shell.engine()?;
+    let token = engine
+        .admin_token()
+        .map_err(|e| format!("cannot read the admin token: {e}"))?;
+    Ok(AdminSession {
+        token,
+        base_url: engine.admin_base_url(),
+    })
+}
+
+/// Opens the data folder in the file manager.
+#[tauri::command]
+fn open_data_folder(app: AppHandle) -> Result<(), String> {
+    let dir = app.state::<Shell>().engine()?.data_dir.clone();
+    app.opener()
+        .open_path(dir.display().to_string(), None::<&str>)
+        .map_err(|e| e.to_string())
+}
+
+pub fn open_data_folder_now(app: &AppHandle) {
+    if let Err(e) = open_data_folder(app.clone()) {
+        tracing::warn!(error = %e, "cannot open the data folder");
+    }
+}
+
+/// Pause when serving, resume otherwise (the tray's toggle).
+pub async fn toggle(app: &AppHandle) {
+    let Ok(engine) = app.state::<Shell>().engine() else {
+        return;
     };
-    let config = Config::load(None, &overrides)?;
-    let state = AppState::new(config)?;
-    Ok(tauri::async_runtime::block_on(Server::start(state))?)
+    if engine.phase().is_serving() {
+        engine.stop().await;
+    } else if let Err(e) = engine.start().await {
+        tracing::error!(error = %e, "cannot resume the gateway");
+    }
+}
+
+/// Brings the gateway up, then the window (unless started hidden at login).
+async fn boot(app: AppHandle, hidden: bool) {
+    let handle = app.clone();
+    let prepared = tauri::async_runtime::spawn_blocking(move || {
+        let config = boot::resolve_config(&handle)?;
+        assisters::AppState::new(config)
+            .map_err(|e| boot::Fatal(format!("The gateway's data could not be opened.\n\n{e}")))
+    })
+    .await;
+    let state = match prepared {
+        Ok(Ok(state)) => state,
+        Ok(Err(fatal)) => return fail(&app, fatal).await,
+        Err(e) => return fail(&app, boot::Fatal(e.to_string())).await,
+    };
+    let engine = Engine::new(state);
+    let shell = app.state::<Shell>();
+    let _ = shell.engine.set(engine.clone());
+
+    // The tray follows the gateway's state.
+    let mut phases = engine.subscribe();
+    let tray_app = app.clone();
+    let endpoint = engine.endpoint();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let phase = phases.borrow_and_update().clone();
+            if let Some(tray) = tray_app.state::<Shell>().tray.get() {
+                tray.show(&phase, Some(&endpoint));
+            }
+            if phases.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    if let Err(e) = engine.start().await {
+        return fail(
+            &app,
+            boot::Fatal(format!("The gateway could not start.\n\n{e}")),
+        )
+        .await;
+    }
+    tauri::async_runtime::spawn(engine.clone().watch_health());
+    let mode = window::choose_mode(&engine).await;
+    tracing::info!(?mode, endpoint = %engine.endpoint(), data_dir = %engine.data_dir.display(), "desktop app ready");
+    let _ = shell.mode.set(mode);
+    if !hidden {
+        window::show(&app);
+    }
+}
+
+async fn fail(app: &AppHandle, fatal: boot::Fatal) {
+    let handle = app.clone();
+    let _ = tauri::async_runtime::spawn_blocking(move || boot::show_fatal(&handle, &fatal)).await;
+    app.exit(1);
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() {
+    init_tracing();
+    // Started at login: stay in the tray until asked.
+    let hidden = std::env::args().any(|a| a == "--hidden");
     let result = tauri::Builder::default()
-        .setup(|app| {
-            let server = start_engine(app)?;
-            let url = format!("http://{}/", server.bound.admin_listen);
-            app.manage(Engine(tokio::sync::Mutex::new(Some(server))));
-            WebviewWindowBuilder::new(app, "main", WebviewUrl::External(url.parse()?))
-                .title("Assisters Gateway")
-                .inner_size(1200.0, 800.0)
-                .build()?;
+        // First, so a second launch only focuses the first one.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            window::show(app);
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_opener::init())
+        .manage(Shell::default())
+        .setup(move |app| {
+            match tray::create(app.handle()) {
+                Ok(t) => {
+                    let _ = app.state::<Shell>().tray.set(t);
+                }
+                Err(e) => tracing::warn!(error = %e, "no tray icon"),
+            }
+            tauri::async_runtime::spawn(boot(app.handle().clone(), hidden));
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![gateway_status])
+        .on_window_event(|window, event| {
+            // Closing the window keeps the gateway running in the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if window.label() == window::MAIN {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            gateway_status,
+            start,
+            stop,
+            admin_session,
+            open_data_folder
+        ])
         .build(tauri::generate_context!());
     let app = match result {
         Ok(app) => app,
@@ -58,14 +252,16 @@ fn main() {
             std::process::exit(1);
         }
     };
-    app.run(|handle, event| {
-        if let tauri::RunEvent::Exit = event {
-            let engine = handle.state::<Engine>();
-            tauri::async_runtime::block_on(async {
-                if let Some(server) = engine.0.lock().await.take() {
-                    server.shutdown().await;
-                }
-            });
+    app.run(|handle, event| match event {
+        // No window left is no reason to stop: the tray keeps the app.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => {
+            if let Some(engine) = handle.state::<Shell>().engine.get() {
+                tauri::async_runtime::block_on(engine.shutdown());
+            }
         }
+        _ => {}
     });
 }

@@ -1,0 +1,215 @@
+//! The embedded gateway: the engine's own `AppState` and `Server` (the same
+//! code as `assisters serve`), paused and resumed on the same ports, with a
+//! cheap health watch that feeds the tray.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assisters::{AppState, Server};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{watch, Mutex};
+
+/// How often the health watch looks at the running gateway.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the tray and `gateway_status` show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum Phase {
+    Starting,
+    Running,
+    /// Serving, but something needs attention (the words say what).
+    Degraded(String),
+    Paused,
+    /// Could not start or resume (the words say why).
+    Failed(String),
+}
+
+impl Phase {
+    pub fn label(&self) -> String {
+        match self {
+            Phase::Starting => "Starting…".to_owned(),
+            Phase::Running => "Running".to_owned(),
+            Phase::Degraded(why) => format!("Degraded: {why}"),
+            Phase::Paused => "Paused".to_owned(),
+            Phase::Failed(why) => format!("Stopped: {why}"),
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        matches!(self, Phase::Running | Phase::Degraded(_))
+    }
+}
+
+/// The gateway as the desktop app runs it.
+pub struct Engine {
+    state: AppState,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    server: Mutex<Option<Server>>,
+    phase: watch::Sender<Phase>,
+}
+
+impl Engine {
+    /// Wraps an engine state whose config already names concrete ports (so
+    /// pausing and resuming keeps the endpoint URL the same).
+    pub fn new(state: AppState) -> Arc<Engine> {
+        let (phase, _) = watch::channel(Phase::Starting);
+        Arc::new(Engine {
+            listen: state.config.listen,
+            admin_listen: state.config.admin_listen,
+            data_dir: state.data_dir.clone(),
+            state,
+            server: Mutex::new(None),
+            phase,
+        })
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Phase> {
+        self.phase.subscribe()
+    }
+
+    /// The OpenAI-compatible endpoint clients use.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/v1", self.listen)
+    }
+
+    /// Where the admin API and the dashboard live.
+    pub fn admin_base_url(&self) -> String {
+        format!("http://{}", self.admin_listen)
+    }
+
+    /// The administrator's token, read from the data dir when asked for (the
+    /// engine keeps only its hash).
+    pub fn admin_token(&self) -> std::io::Result<String> {
+        Ok(std::fs::read_to_string(self.data_dir.join("admin-token"))?
+            .trim()
+            .to_owned())
+    }
+
+    /// Starts (or resumes) serving; a no-op when already serving.
+    pub async fn start(&self) -> Result<(), String> {
+        let mut guard = self.server.lock().await;
+        if guard.is_some() {
+            return Ok(());
+        }
+        self.phase.send_replace(Phase::Starting);
+        match Server::start(self.state.clone()).await {
+            Ok(server) => {
+                tracing::info!(listen = %server.bound.listen, admin = %server.bound.admin_listen, "gateway running");
+                *guard = Some(server);
+                drop(guard);
+                self.phase.send_replace(self.check_health().await);
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.phase.send_replace(Phase::Failed(msg.clone()));
+                Err(msg)
+            }
+        }
+    }
+
+    /// Stops serving (in-flight requests finish, bounded by the engine's
+    /// shutdown grace); keys, settings and ports are kept for [`Engine::start`].
+    pub async fn stop(&self) {
+        let server = self.server.lock().await.take();
+        if let Some(server) = server {
+            server.shutdown().await;
+            tracing::info!("gateway paused");
+        }
+        self.phase.send_replace(Phase::Paused);
+    }
+
+    /// Stops serving for good (app exit).
+    pub async fn shutdown(&self) {
+        if let Some(server) = self.server.lock().await.take() {
+            server.shutdown().await;
+        }
+    }
+
+    /// Runs forever: while serving, re-checks health and publishes changes.
+    pub async fn watch_health(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(HEALTH_INTERVAL).await;
+            if !self.phase.borrow().is_serving() {
+                continue;
+            }
+            let next = self.check_health().await;
+            // Pause may have happened while probing.
+            if self.server.lock().await.is_some() {
+                self.phase.send_if_modified(|p| {
+                    if *p != next {
+                        *p = next;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+        }
+    }
+
+    /// Running, or degraded with the reason: the API listener does not
+    /// answer `/healthz`, or an upstream serves no model (discovery failing).
+    async fn check_health(&self) -> Phase {
+        if !healthz(self.listen).await {
+            return Phase::Degraded("the gateway API does not answer".to_owned());
+        }
+        let silent: Vec<String> = self
+            .state
+            .upstreams
+            .list()
+            .iter()
+            .filter(|u| u.served_models().is_empty())
+            .map(|u| u.name.clone())
+            .collect();
+        match silent.as_slice() {
+            [] => Phase::Running,
+            [one] => Phase::Degraded(format!("upstream {one} offers no models")),
+            many => Phase::Degraded(format!("{} upstreams offer no models", many.len())),
+        }
+    }
+}
+
+/// `GET /healthz` over a plain socket (no HTTP client needed for one line).
+async fn healthz(addr: SocketAddr) -> bool {
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+        let mut buf = Vec::with_capacity(256);
+        s.read_to_end(&mut buf).await.ok()?;
+        Some(buf.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Some(true))
+    )
+}
+
+/// Sends one raw HTTP/1.1 request and returns the response head, lowercased.
+pub async fn raw_head(addr: SocketAddr, request: String) -> Option<String> {
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(request.as_bytes()).await.ok()?;
+        let mut buf = Vec::with_capacity(1024);
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        Some(text.split("\r\n\r\n").next().unwrap_or_default().to_owned())
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, probe).await.ok()?
+}
