@@ -69,153 +69,130 @@ pub fn created_key(v: &Value, json: bool) -> anyhow::Result<()> {
     ))
 }
 
-pub fn keys(list: &Value, json: bool) -> anyhow::Result<()> {
+/// A number field, or `-` when absent or null.
+fn num(v: &Value, field: &str) -> String {
+    v.get(field)
+        .filter(|x| !x.is_null())
+        .map_or_else(|| "-".to_owned(), |x| x.to_string())
+}
+
+/// A list of admin API objects: as JSON, or as a table with one row each.
+fn listing(
+    list: &Value,
+    json: bool,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
     if json {
         return json_out(list);
     }
     let rows = list
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|k| {
-                    vec![
-                        s(k, "id").to_owned(),
-                        s(k, "name").to_owned(),
-                        s(k, "prefix").to_owned(),
-                        s(k, "environment").to_owned(),
-                        s(k, "tier").to_owned(),
-                        s(k, "status").to_owned(),
-                        s(k, "last_used_at").to_owned(),
-                        s(k, "expires_at").to_owned(),
-                    ]
-                })
-                .collect()
-        })
+        .map(|a| a.iter().map(&row).collect())
         .unwrap_or_default();
-    table(
-        &[
-            "ID",
-            "NAME",
-            "PREFIX",
-            "ENV",
-            "TIER",
-            "STATUS",
-            "LAST USED",
-            "EXPIRES",
-        ],
-        rows,
-    )
+    table(headers, rows)
+}
+
+pub fn keys(list: &Value, json: bool) -> anyhow::Result<()> {
+    let headers = [
+        "ID",
+        "NAME",
+        "PREFIX",
+        "ENV",
+        "TIER",
+        "STATUS",
+        "LAST USED",
+        "EXPIRES",
+    ];
+    listing(list, json, &headers, |k| {
+        [
+            "id",
+            "name",
+            "prefix",
+            "environment",
+            "tier",
+            "status",
+            "last_used_at",
+            "expires_at",
+        ]
+        .iter()
+        .map(|f| s(k, f).to_owned())
+        .collect()
+    })
 }
 
 pub fn logs(list: &Value, json: bool) -> anyhow::Result<()> {
-    if json {
-        return json_out(list);
-    }
-    let n = |v: &Value, f: &str| {
-        v.get(f)
-            .filter(|x| !x.is_null())
-            .map_or_else(|| "-".to_owned(), |x| x.to_string())
-    };
-    let rows = list
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| {
-                    vec![
-                        s(r, "time").to_owned(),
-                        s(r, "id").to_owned(),
-                        s(r, "key_id").to_owned(),
-                        s(r, "model").to_owned(),
-                        n(r, "status"),
-                        s(r, "error_code").to_owned(),
-                        format!("{} ms", n(r, "latency_ms")),
-                        format!("{}/{}", n(r, "prompt_tokens"), n(r, "completion_tokens")),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    table(
-        &[
-            "TIME", "ID", "KEY", "MODEL", "STATUS", "ERROR", "LATENCY", "TOKENS",
-        ],
-        rows,
-    )
+    let headers = [
+        "TIME", "ID", "KEY", "MODEL", "STATUS", "ERROR", "LATENCY", "TOKENS",
+    ];
+    listing(list, json, &headers, |r| {
+        vec![
+            s(r, "time").to_owned(),
+            s(r, "id").to_owned(),
+            s(r, "key_id").to_owned(),
+            s(r, "model").to_owned(),
+            num(r, "status"),
+            s(r, "error_code").to_owned(),
+            format!("{} ms", num(r, "latency_ms")),
+            format!(
+                "{}/{}",
+                num(r, "prompt_tokens"),
+                num(r, "completion_tokens")
+            ),
+        ]
+    })
 }
 
 pub fn tiers(list: &Value, json: bool) -> anyhow::Result<()> {
-    if json {
-        return json_out(list);
-    }
-    let num = |v: &Value, f: &str| {
-        v.get(f)
-            .filter(|x| !x.is_null())
-            .map_or_else(|| "-".to_owned(), |x| x.to_string())
-    };
-    let rows = list
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|t| {
-                    vec![
-                        s(t, "name").to_owned(),
-                        num(t, "requests_per_min"),
-                        num(t, "tokens_per_min"),
-                        num(t, "max_concurrent_streams"),
-                        num(t, "daily_token_budget"),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    table(
-        &[
-            "NAME",
-            "REQ/MIN",
-            "TOKENS/MIN",
-            "MAX STREAMS",
-            "DAILY TOKENS",
-        ],
-        rows,
-    )
+    let headers = [
+        "NAME",
+        "REQ/MIN",
+        "TOKENS/MIN",
+        "MAX STREAMS",
+        "DAILY TOKENS",
+    ];
+    listing(list, json, &headers, |t| {
+        let mut row = vec![s(t, "name").to_owned()];
+        row.extend(
+            [
+                "requests_per_min",
+                "tokens_per_min",
+                "max_concurrent_streams",
+                "daily_token_budget",
+            ]
+            .iter()
+            .map(|f| num(t, f)),
+        );
+        row
+    })
 }
 
 pub fn upstreams(list: &Value, json: bool) -> anyhow::Result<()> {
-    if json {
-        return json_out(list);
-    }
-    let rows = list
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|u| {
-                    let models = u
-                        .get("served_models")
-                        .and_then(Value::as_array)
-                        .map(|m| {
-                            m.iter()
-                                .filter_map(Value::as_str)
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        })
-                        .unwrap_or_default();
-                    vec![
-                        s(u, "name").to_owned(),
-                        s(u, "base_url").to_owned(),
-                        if u.get("has_api_key") == Some(&Value::Bool(true)) {
-                            "yes"
-                        } else {
-                            "no"
-                        }
-                        .to_owned(),
-                        s(u, "source").to_owned(),
-                        models,
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    table(&["NAME", "BASE URL", "API KEY", "SOURCE", "MODELS"], rows)
+    let headers = ["NAME", "BASE URL", "API KEY", "SOURCE", "MODELS"];
+    listing(list, json, &headers, |u| {
+        let models = u
+            .get("served_models")
+            .and_then(Value::as_array)
+            .map(|m| {
+                m.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let has_key = if u.get("has_api_key") == Some(&Value::Bool(true)) {
+            "yes"
+        } else {
+            "no"
+        };
+        vec![
+            s(u, "name").to_owned(),
+            s(u, "base_url").to_owned(),
+            has_key.to_owned(),
+            s(u, "source").to_owned(),
+            models,
+        ]
+    })
 }
 
 pub fn verification(v: &Value, json: bool) -> anyhow::Result<()> {

@@ -84,6 +84,20 @@ pub fn append(c: &Connection, new: NewAudit, at: i64) -> Result<AuditEntry, Stor
     Ok(entry)
 }
 
+/// The first eight columns: seq, at, actor, source, action, target, before, after.
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        source: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        before: parse_json(r.get(6)?),
+        after: parse_json(r.get(7)?),
+    })
+}
+
 fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
@@ -98,18 +112,10 @@ pub fn list(
         "SELECT seq, at, actor, source, action, target, before, after FROM audit_log \
          WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![before_seq.unwrap_or(i64::MAX), limit], |r| {
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            source: r.get(3)?,
-            action: r.get(4)?,
-            target: r.get(5)?,
-            before: parse_json(r.get(6)?),
-            after: parse_json(r.get(7)?),
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![before_seq.unwrap_or(i64::MAX), limit],
+        entry_from_row,
+    )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -124,16 +130,7 @@ pub fn verify(c: &Connection) -> Result<Result<u64, String>, StoreError> {
     let mut expected_seq = 1;
     let mut count = 0u64;
     while let Some(r) = rows.next()? {
-        let e = AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            source: r.get(3)?,
-            action: r.get(4)?,
-            target: r.get(5)?,
-            before: parse_json(r.get(6)?),
-            after: parse_json(r.get(7)?),
-        };
+        let e = entry_from_row(r)?;
         let prev: Vec<u8> = r.get(8)?;
         let hash: Vec<u8> = r.get(9)?;
         if e.seq != expected_seq {
