@@ -58,13 +58,17 @@ pub fn resolve_config(app: &AppHandle) -> Result<Config, Fatal> {
         )));
     }
 
-    let mut taken_ports = Vec::new();
-    let listen = settle(app, config.listen, "gateway API", &mut taken_ports)?;
+    // Neither listener may be offered the port the other one is configured on.
+    let mut reserved: Vec<u16> = [config.listen.port(), config.admin_listen.port()]
+        .into_iter()
+        .filter(|p| *p != 0)
+        .collect();
+    let listen = settle(app, config.listen, "gateway API", &mut reserved)?;
     let admin_listen = settle(
         app,
         config.admin_listen,
         "dashboard and admin API",
-        &mut taken_ports,
+        &mut reserved,
     )?;
     let overrides = Overrides {
         data_dir: Some(data_dir),
@@ -90,10 +94,7 @@ fn settle(
         return Ok(a);
     }
     match TcpListener::bind(want) {
-        Ok(_) => {
-            reserved.push(want.port());
-            return Ok(want);
-        }
+        Ok(_) => return Ok(want),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
         Err(e) => {
             return Err(Fatal(format!(
@@ -114,12 +115,14 @@ fn settle(
     };
     let message = format!(
         "Port {port} on {ip} is already used by another program, so the {what} cannot listen there.\n\n\
-         Assisters Gateway can use port {new} instead for this session ({url}).\n\n\
-         To keep a fixed port, stop the other program or set a different port in the config file.",
+         Assisters Gateway can use port {new} instead, for this session only. The address would be:\n\
+         {url}\n\n\
+         To keep a fixed port, stop the other program or set another port in the config file.",
         port = want.port(),
         ip = want.ip(),
         new = other.port(),
     );
+
     let ok = app
         .dialog()
         .message(message)

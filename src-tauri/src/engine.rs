@@ -2,10 +2,12 @@
 //! code as `assisters serve`), paused and resumed on the same ports, with a
 //! cheap health watch that feeds the tray.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assisters::{AppState, Server};
 use serde::Serialize;
@@ -53,6 +55,8 @@ pub struct Engine {
     pub data_dir: PathBuf,
     server: Mutex<Option<Server>>,
     phase: watch::Sender<Phase>,
+    /// Requests answered in the last minute (while serving).
+    per_minute: watch::Sender<Option<u64>>,
 }
 
 impl Engine {
@@ -60,6 +64,7 @@ impl Engine {
     /// pausing and resuming keeps the endpoint URL the same).
     pub fn new(state: AppState) -> Arc<Engine> {
         let (phase, _) = watch::channel(Phase::Starting);
+        let (per_minute, _) = watch::channel(None);
         Arc::new(Engine {
             listen: state.config.listen,
             admin_listen: state.config.admin_listen,
@@ -67,6 +72,7 @@ impl Engine {
             state,
             server: Mutex::new(None),
             phase,
+            per_minute,
         })
     }
 
@@ -76,6 +82,23 @@ impl Engine {
 
     pub fn subscribe(&self) -> watch::Receiver<Phase> {
         self.phase.subscribe()
+    }
+
+    pub fn per_minute(&self) -> Option<u64> {
+        *self.per_minute.borrow()
+    }
+
+    pub fn subscribe_rate(&self) -> watch::Receiver<Option<u64>> {
+        self.per_minute.subscribe()
+    }
+
+    /// Requests the gateway has answered since the app started: every API
+    /// request (served or refused) leaves one request-log record.
+    fn requests_total(&self) -> u64 {
+        let c = &self.state.logs.counters;
+        c.written.load(Ordering::Relaxed)
+            + c.dropped.load(Ordering::Relaxed)
+            + c.queued.load(Ordering::Relaxed)
     }
 
     /// The OpenAI-compatible endpoint clients use.
@@ -137,12 +160,34 @@ impl Engine {
         }
     }
 
-    /// Runs forever: while serving, re-checks health and publishes changes.
+    /// Runs forever: while serving, re-checks health and the request rate
+    /// and publishes changes.
     pub async fn watch_health(self: Arc<Self>) {
+        // (when, requests_total) samples covering the last minute.
+        let mut samples: VecDeque<(Instant, u64)> = VecDeque::new();
         loop {
             tokio::time::sleep(HEALTH_INTERVAL).await;
             if !self.phase.borrow().is_serving() {
+                samples.clear();
+                self.per_minute.send_if_modified(|r| r.take().is_some());
                 continue;
+            }
+            let now = Instant::now();
+            let total = self.requests_total();
+            samples.push_back((now, total));
+            while samples
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(60))
+            {
+                samples.pop_front();
+            }
+            if let Some((_, first)) = samples.front() {
+                let rate = Some(total.saturating_sub(*first));
+                self.per_minute.send_if_modified(|r| {
+                    let changed = *r != rate;
+                    *r = rate;
+                    changed
+                });
             }
             let next = self.check_health().await;
             // Pause may have happened while probing.

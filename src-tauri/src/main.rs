@@ -48,6 +48,10 @@ struct Status {
     listen: Option<String>,
     admin_listen: Option<String>,
     data_dir: Option<String>,
+    /// How the window shows the dashboard: `bundled` or `listener`.
+    ui: Option<&'static str>,
+    /// API requests answered in the last minute (while serving).
+    requests_per_minute: Option<u64>,
 }
 
 fn status_of(shell: &Shell) -> Status {
@@ -58,6 +62,8 @@ fn status_of(shell: &Shell) -> Status {
             listen: Some(e.listen.to_string()),
             admin_listen: Some(e.admin_listen.to_string()),
             data_dir: Some(e.data_dir.display().to_string()),
+            ui: shell.mode.get().map(|m| m.name()),
+            requests_per_minute: e.per_minute(),
         },
         None => Status {
             phase: Phase::Starting,
@@ -65,6 +71,8 @@ fn status_of(shell: &Shell) -> Status {
             listen: None,
             admin_listen: None,
             data_dir: None,
+            ui: None,
+            requests_per_minute: None,
         },
     }
 }
@@ -154,17 +162,23 @@ async fn boot(app: AppHandle, hidden: bool) {
     let shell = app.state::<Shell>();
     let _ = shell.engine.set(engine.clone());
 
-    // The tray follows the gateway's state.
+    // The tray follows the gateway's state and request rate.
     let mut phases = engine.subscribe();
+    let mut rates = engine.subscribe_rate();
     let tray_app = app.clone();
     let endpoint = engine.endpoint();
     tauri::async_runtime::spawn(async move {
         loop {
             let phase = phases.borrow_and_update().clone();
+            let rate = *rates.borrow_and_update();
             if let Some(tray) = tray_app.state::<Shell>().tray.get() {
-                tray.show(&phase, Some(&endpoint));
+                tray.show(&phase, rate, Some(&endpoint));
             }
-            if phases.changed().await.is_err() {
+            let changed = tokio::select! {
+                r = phases.changed() => r,
+                r = rates.changed() => r,
+            };
+            if changed.is_err() {
                 return;
             }
         }

@@ -1,8 +1,5 @@
-//! The tray icon: the gateway's state at a glance (icon and first menu
-//! line) and the everyday actions.
-//!
-//! Requests per minute are not shown: the engine does not count requests
-//! yet, and the shell does not see the traffic.
+//! The tray icon: the gateway's state at a glance (icon, and the first menu
+//! line with the requests of the last minute) and the everyday actions.
 
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
@@ -116,8 +113,8 @@ fn copy(app: &AppHandle, text: impl Fn(&crate::engine::Engine) -> String) {
 }
 
 impl Tray {
-    /// Shows `phase` (and where the gateway listens, once known).
-    pub fn show(&self, phase: &Phase, endpoint: Option<&str>) {
+    /// Shows `phase`, the request rate, and where the gateway listens.
+    pub fn show(&self, phase: &Phase, per_minute: Option<u64>, endpoint: Option<&str>) {
         let bytes = match phase {
             Phase::Running => ICON_RUNNING,
             Phase::Degraded(_) | Phase::Failed(_) => ICON_DEGRADED,
@@ -126,7 +123,11 @@ impl Tray {
         if let Ok(img) = Image::from_bytes(bytes) {
             let _ = self.icon.set_icon(Some(img));
         }
-        let label = phase.label();
+        let label = match (phase.is_serving(), per_minute) {
+            (true, Some(1)) => format!("{} · 1 request/min", phase.label()),
+            (true, Some(n)) => format!("{} · {n} requests/min", phase.label()),
+            _ => phase.label(),
+        };
         let _ = self.status.set_text(format!("Gateway: {label}"));
         let _ = self
             .icon

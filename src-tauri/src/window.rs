@@ -38,6 +38,15 @@ pub enum Mode {
     Listener,
 }
 
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Bundled => "bundled",
+            Mode::Listener => "listener",
+        }
+    }
+}
+
 /// Picks how to show the dashboard (see the module docs).
 pub async fn choose_mode(engine: &Engine) -> Mode {
     match std::env::var("GATEWAY_DESKTOP_UI").as_deref() {

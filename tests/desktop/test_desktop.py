@@ -115,6 +115,10 @@ def screen(name: str) -> None:
     )
 
 
+def xdotool(*args: str) -> str:
+    return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+
+
 def xpath_literal(s: str) -> str:
     return f'"{s}"' if '"' not in s else f"'{s}'"
 
@@ -179,6 +183,7 @@ class Session:
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-"))
         self.data_dir = self.tmp / "data"
+        (self.tmp / "home").mkdir()
         self.listen = f"127.0.0.1:{free_port()}"
         self.admin = f"127.0.0.1:{free_port()}"
         self.env = dict(os.environ)
@@ -187,8 +192,9 @@ class Session:
                 "ASSISTERS_DATA_DIR": str(self.data_dir),
                 "ASSISTERS_LISTEN": self.listen,
                 "ASSISTERS_ADMIN_LISTEN": self.admin,
-                # Keep the test away from the person's own autostart entries.
+                # Keep the test away from the person's own settings and autostart entries.
                 "XDG_CONFIG_HOME": str(self.tmp / "config"),
+                "HOME": str(self.tmp / "home"),
                 "RUST_LOG": os.environ.get("RUST_LOG", "info"),
                 "NO_AT_BRIDGE": "1",
             }
@@ -247,6 +253,13 @@ def test_status_and_session_commands(s: Session, ctx: dict) -> None:
     assert st["state"] in ("running", "degraded"), st
     assert st["endpoint"] == f"http://{s.listen}/v1", st
     assert st["data_dir"] == str(s.data_dir), st
+    # bundled: the app's own copy of ui/dist; listener: served by the admin listener.
+    mode = st["ui"]
+    print(f"     dashboard shown from: {mode} ({s.driver.current_url})")
+    if mode == "bundled":
+        assert s.driver.current_url.startswith(("tauri://localhost", "http://tauri.localhost")), s.driver.current_url
+    else:
+        assert mode == "listener" and s.driver.current_url.startswith(f"http://{s.admin}/"), (mode, s.driver.current_url)
     sess = s.ui.invoke("admin_session")["ok"]
     assert sess["base_url"] == f"http://{s.admin}", sess
     assert sess["token"] == (s.data_dir / "admin-token").read_text().strip()
@@ -271,6 +284,14 @@ def test_create_key_in_ui(s: Session, ctx: dict) -> None:
     name.send_keys("desktop e2e")
     screenshot(s.driver, "02-create-key-dialog")
     ui.button("Create key", within=dlg).click()
+
+    def outcome():
+        for a in dlg.find_elements(By.XPATH, ".//*[@role='alert']"):
+            if a.is_displayed() and a.text.strip():
+                raise AssertionError(f"the dashboard showed an error: {a.text.strip()}")
+        return ui.d.find_elements(By.XPATH, "//dialog[@open][.//h2[normalize-space()='Save your new key'] or .//h1[normalize-space()='Save your new key']]")
+
+    wait_for("the new key", outcome)
     shown = ui.dialog("Save your new key")
     secret = wait_for(
         "the new secret",
@@ -291,6 +312,17 @@ def test_gateway_call_with_the_key(s: Session, ctx: dict) -> None:
     assert status == 200, (status, body)
     msg = json.loads(body)["choices"][0]["message"]["content"]
     assert msg == "hello from the desktop test", msg
+
+
+def test_status_counts_requests_per_minute(s: Session, ctx: dict) -> None:
+    """What the tray shows next to the state. A refused call counts too."""
+    assert chat(s.listen, "ask_not_a_key", "counted")[0] == 401
+    wait_for(
+        "requests_per_minute >= 1",
+        lambda: (s.ui.invoke("gateway_status")["ok"].get("requests_per_minute") or 0) >= 1,
+        timeout=30,
+        interval=1,
+    )
 
 
 def test_key_list_shows_last_used(s: Session, ctx: dict) -> None:
@@ -334,11 +366,50 @@ def test_pause_and_resume(s: Session, ctx: dict) -> None:
     wait_for("the gateway API to answer again", lambda: http("GET", health)[0] == 200)
     # Same ports, same keys: the admin API still knows the revoked key.
     status, body = http("GET", f"http://{s.admin}/admin/keys", token=ctx["admin_token"])
-    assert status == 200 and "desktop e2e" in body, (status, body)
+    assert status == 200, (status, body)
+    if "secret" in ctx:
+        assert "desktop e2e" in body, body
     # The dashboard is usable again.
     s.ui.nav("Overview")
     s.ui.heading("Overview")
     screenshot(s.driver, "07-after-resume")
+
+
+def visible_windows(title: str) -> list[str]:
+    return xdotool("search", "--onlyvisible", "--name", f"^{title}$").split()
+
+
+def request_close(wid: int) -> None:
+    """What a window manager sends when the person clicks the close button."""
+    from Xlib import X, display, protocol
+
+    d = display.Display()
+    w = d.create_resource_object("window", wid)
+    ev = protocol.event.ClientMessage(
+        window=w,
+        client_type=d.intern_atom("WM_PROTOCOLS"),
+        data=(32, [d.intern_atom("WM_DELETE_WINDOW"), X.CurrentTime, 0, 0, 0]),
+    )
+    w.send_event(ev, event_mask=X.NoEventMask)
+    d.flush()
+    d.close()
+
+
+def test_closing_the_window_keeps_the_gateway(s: Session, ctx: dict) -> None:
+    wids = wait_for("the visible window", lambda: visible_windows("Assisters Gateway"))
+    request_close(int(wids[0]))
+    wait_for("the window to hide", lambda: not visible_windows("Assisters Gateway"))
+    assert http("GET", f"http://{s.listen}/healthz")[0] == 200
+
+
+def test_second_launch_shows_the_first(s: Session, ctx: dict) -> None:
+    """Single instance: a second launch brings back the first one's window and exits."""
+    second = subprocess.run([APP], env=s.env, capture_output=True, timeout=30)
+    assert second.returncode == 0, (second.returncode, second.stderr[-2000:])
+    wait_for("the window to come back", lambda: visible_windows("Assisters Gateway"))
+    assert http("GET", f"http://{s.listen}/healthz")[0] == 200
+    s.ui.visible("//h1")
+    screenshot(s.driver, "08-window-back")
 
 
 def test_no_webdriver_log_errors(s: Session, ctx: dict) -> None:
@@ -356,11 +427,70 @@ TESTS = [
     test_status_and_session_commands,
     test_create_key_in_ui,
     test_gateway_call_with_the_key,
+    test_status_counts_requests_per_minute,
     test_key_list_shows_last_used,
     test_revoke_key_in_ui,
     test_pause_and_resume,
+    test_closing_the_window_keeps_the_gateway,
+    test_second_launch_shows_the_first,
     test_no_webdriver_log_errors,
 ]
+
+
+# --------------------------------------------------------------------------
+# without WebDriver: what happens before the window exists
+
+
+def test_port_taken_dialog() -> None:
+    """A taken port is explained in a dialog, which offers another one."""
+    tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-port-"))
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    env = dict(os.environ)
+    env.update(
+        {
+            "ASSISTERS_DATA_DIR": str(tmp / "data"),
+            "ASSISTERS_LISTEN": f"127.0.0.1:{taken}",
+            "ASSISTERS_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+            "XDG_CONFIG_HOME": str(tmp / "config"),
+            "NO_AT_BRIDGE": "1",
+        }
+    )
+    log = open(ARTIFACTS / "port-taken-app.log", "w")  # noqa: SIM115
+    app = subprocess.Popen([APP], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wid = wait_for("the 'Port already in use' dialog", lambda: xdotool("search", "--name", "Port already in use"), timeout=30)
+        wid = wid.split()[0]
+        time.sleep(0.5)  # let it paint
+        screen("09-port-taken-dialog")
+        # The default button is "Use port N".
+        xdotool("windowfocus", "--sync", wid)
+        xdotool("key", "--window", wid, "Return")
+        runtime = wait_for(
+            "runtime.json",
+            lambda: json.loads((tmp / "data" / "runtime.json").read_text()),
+            timeout=30,
+        )
+        listen = runtime["listen"]
+        assert not listen.endswith(f":{taken}"), runtime
+        assert http("GET", f"http://{listen}/healthz")[0] == 200
+        wait_for("the dashboard window", lambda: xdotool("search", "--name", "^Assisters Gateway$"), timeout=30)
+        time.sleep(2)
+        screen("10-after-choosing-another-port")
+    finally:
+        app.terminate()
+        try:
+            app.wait(15)
+        except subprocess.TimeoutExpired:
+            app.kill()
+        log.close()
+        blocker.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+STANDALONE = [test_port_taken_dialog]
 
 
 def main() -> int:
@@ -376,7 +506,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         print(f"FAIL start the app through WebDriver: {e}")
-        print(f"0 passed, {len(TESTS)} failed")
+        print(f"0 passed, {len(TESTS) + len(STANDALONE)} failed")
         return 1
     try:
         for t in TESTS:
@@ -391,10 +521,24 @@ def main() -> int:
                 traceback.print_exc()
                 try:
                     screenshot(session.driver, f"fail-{t.__name__}")
+                    # Start the next test from a fresh page (no dialog left open).
+                    session.driver.refresh()
+                    session.ui.visible("//h1")
                 except Exception:  # noqa: BLE001
                     pass
     finally:
         session.close()
+    for t in STANDALONE:
+        name = t.__name__.removeprefix("test_").replace("_", " ")
+        try:
+            t()
+            passed += 1
+            print(f"PASS {name}", flush=True)
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+            traceback.print_exc()
+            screen(f"fail-{t.__name__}")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
