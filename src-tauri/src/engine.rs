@@ -165,15 +165,18 @@ impl Engine {
     pub async fn watch_health(self: Arc<Self>) {
         // (when, requests_total) samples covering the last minute.
         let mut samples: VecDeque<(Instant, u64)> = VecDeque::new();
+        samples.push_back((Instant::now(), self.requests_total()));
         loop {
             tokio::time::sleep(HEALTH_INTERVAL).await;
+            let now = Instant::now();
+            let total = self.requests_total();
             if !self.phase.borrow().is_serving() {
+                // Counting starts again from here when serving resumes.
                 samples.clear();
+                samples.push_back((now, total));
                 self.per_minute.send_if_modified(|r| r.take().is_some());
                 continue;
             }
-            let now = Instant::now();
-            let total = self.requests_total();
             samples.push_back((now, total));
             while samples
                 .front()
