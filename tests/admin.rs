@@ -473,3 +473,63 @@ async fn one_time_login_link_becomes_a_strict_session_cookie() {
         .unwrap()
         .starts_with("text/html"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_desktop_webview_origin_gets_cors_and_no_other_does() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let pre = gw
+        .http
+        .request(Method::OPTIONS, format!("{}/admin/keys", gw.admin))
+        .header("origin", "tauri://localhost")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pre.status(),
+        204,
+        "preflights carry no token and are answered"
+    );
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "tauri://localhost"
+    );
+    assert!(pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    let r = gw
+        .http
+        .get(format!("{}/admin/keys", gw.admin))
+        .bearer_auth(&gw.token)
+        .header("origin", "http://tauri.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://tauri.localhost"
+    );
+    let r = gw
+        .http
+        .get(format!("{}/admin/keys", gw.admin))
+        .header("origin", "tauri://localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the webview still needs the token");
+    let evil = gw
+        .http
+        .request(Method::OPTIONS, format!("{}/admin/keys", gw.admin))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+}

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -120,6 +120,19 @@ async fn guard(
     if !same_site(&state, req.headers()) {
         return Err(AuthError::CrossSite.into());
     }
+    // The desktop webview's pages come from the app's own origin and call
+    // this listener cross-origin with the admin token: answer its
+    // preflights and let it read the answers. No other origin gets here.
+    let webview = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|o| WEBVIEW_ORIGINS.iter().any(|w| o.as_bytes() == w.as_bytes()))
+        .cloned();
+    if let Some(origin) = &webview {
+        if req.method() == axum::http::Method::OPTIONS {
+            return Ok(webview_preflight(origin));
+        }
+    }
     let path = req.uri().path();
     if path.starts_with("/admin/") && path != "/admin/openapi.json" {
         let name = authorize(&state, req.headers()).ok_or(AuthError::Admin)?;
@@ -132,7 +145,37 @@ async fn guard(
             source,
         });
     }
-    Ok(next.run(req).await)
+    let mut resp = next.run(req).await;
+    if let Some(origin) = webview {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    Ok(resp)
+}
+
+/// The desktop app's webview origins (Tauri on Linux/macOS and on Windows).
+const WEBVIEW_ORIGINS: [&str; 2] = ["tauri://localhost", "http://tauri.localhost"];
+
+fn webview_preflight(origin: &HeaderValue) -> Response {
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    resp
 }
 
 /// Who the caller is: the admin token (CLI, desktop webview) or a dashboard
@@ -167,7 +210,7 @@ fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
             || origin == format!("http://localhost:{p}")
             || origin == format!("http://[::1]:{p}")
     });
-    own || origin == "tauri://localhost" || origin == "http://tauri.localhost"
+    own || WEBVIEW_ORIGINS.contains(&origin)
 }
 
 /// `Json<T>` whose rejections answer in OpenAI's error shape.
