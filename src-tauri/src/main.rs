@@ -206,6 +206,33 @@ async fn fail(app: &AppHandle, fatal: boot::Fatal) {
     app.exit(1);
 }
 
+/// SIGTERM (logout, `systemctl stop`, `kill`) and SIGINT quit like the tray's
+/// Quit: the gateway shuts down gracefully.
+async fn quit_on_signal(app: AppHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("quitting on a signal");
+        app.exit(0);
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            app.exit(0);
+        }
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -240,6 +267,7 @@ fn main() {
                 Err(e) => tracing::warn!(error = %e, "no tray icon"),
             }
             tauri::async_runtime::spawn(boot(app.handle().clone(), hidden));
+            tauri::async_runtime::spawn(quit_on_signal(app.handle().clone()));
             Ok(())
         })
         .on_window_event(|window, event| {
