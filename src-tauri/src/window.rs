@@ -55,9 +55,12 @@ pub async fn choose_mode(engine: &Engine) -> Mode {
         _ => {}
     }
     let admin = engine.admin_listen;
+    // The preflight exactly as WebKitGTK sends it from the app's pages
+    // (it marks them `Sec-Fetch-Site: cross-site`).
     let preflight = format!(
         "OPTIONS /admin/keys HTTP/1.1\r\nHost: {admin}\r\nOrigin: {APP_ORIGIN}\r\n\
          Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n\
+         Sec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\nSec-Fetch-Site: cross-site\r\n\
          Connection: close\r\n\r\n"
     );
     let allowed = engine::raw_head(admin, preflight)
