@@ -124,6 +124,8 @@ fn create(app: &AppHandle, engine: Arc<Engine>, mode: Mode) -> anyhow::Result<()
     let nav_origin = admin_origin.clone();
     let opener = app.clone();
     let csp_admin = admin_origin.clone();
+    let new_window_app = app.clone();
+    let new_window_admin = admin_origin.clone();
     WebviewWindowBuilder::new(app, MAIN, url)
         .title("Assisters Gateway")
         .inner_size(1200.0, 800.0)
@@ -149,6 +151,21 @@ fn create(app: &AppHandle, engine: Arc<Engine>, mode: Mode) -> anyhow::Result<()
                 let _ = opener.opener().open_url(url.as_str(), None::<&str>);
             }
             inside
+        })
+        // `target="_blank"` links (e.g. the admin API document) open in the
+        // system browser; the app's own paths there mean the admin listener.
+        .on_new_window(move |url, _features| {
+            let target = if url.as_str().starts_with(APP_ORIGIN) {
+                let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+                format!("{new_window_admin}{}{query}", url.path())
+            } else {
+                url.to_string()
+            };
+            if matches!(url.scheme(), "http" | "https" | "tauri" | "mailto") {
+                use tauri_plugin_opener::OpenerExt;
+                let _ = new_window_app.opener().open_url(target, None::<&str>);
+            }
+            tauri::webview::NewWindowResponse::Deny
         })
         .build()?;
     Ok(())

@@ -273,6 +273,17 @@ def test_status_and_session_commands(s: Session, ctx: dict) -> None:
     ctx["admin_token"] = sess["token"]
 
 
+def test_links_out_leave_the_window_alone(s: Session, ctx: dict) -> None:
+    """A target=_blank link (the admin API document) goes to the system browser."""
+    before = s.driver.current_url
+    handles = len(s.driver.window_handles)
+    s.ui.visible("//header//a[normalize-space()='Admin API']").click()
+    time.sleep(1)
+    assert s.driver.current_url == before, s.driver.current_url
+    assert len(s.driver.window_handles) == handles, s.driver.window_handles
+    s.ui.heading("Overview")
+
+
 def test_create_key_in_ui(s: Session, ctx: dict) -> None:
     ui = s.ui
     ui.nav("Keys")
@@ -431,6 +442,7 @@ def test_no_webdriver_log_errors(s: Session, ctx: dict) -> None:
 TESTS = [
     test_window_shows_dashboard,
     test_status_and_session_commands,
+    test_links_out_leave_the_window_alone,
     test_create_key_in_ui,
     test_gateway_call_with_the_key,
     test_status_counts_requests_per_minute,
