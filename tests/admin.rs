@@ -481,6 +481,8 @@ async fn the_desktop_webview_origin_gets_cors_and_no_other_does() {
         .http
         .request(Method::OPTIONS, format!("{}/admin/keys", gw.admin))
         .header("origin", "tauri://localhost")
+        // WebKitGTK sends this with the webview's own origin.
+        .header("sec-fetch-site", "cross-site")
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",

@@ -192,6 +192,15 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Option<&'static str> {
 /// Browsers name the page that sent a request in `Origin`; only the admin
 /// listener's own origin and the desktop webview's may call the admin API.
 fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
+    // The desktop webview: WebKit marks its calls `Sec-Fetch-Site:
+    // cross-site` (tauri://localhost is another site than 127.0.0.1), and no
+    // web page can claim that Origin.
+    if headers
+        .get(header::ORIGIN)
+        .is_some_and(|o| WEBVIEW_ORIGINS.iter().any(|w| o.as_bytes() == w.as_bytes()))
+    {
+        return true;
+    }
     if headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site")
@@ -210,7 +219,7 @@ fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
             || origin == format!("http://localhost:{p}")
             || origin == format!("http://[::1]:{p}")
     });
-    own || WEBVIEW_ORIGINS.contains(&origin)
+    own
 }
 
 /// `Json<T>` whose rejections answer in OpenAI's error shape.

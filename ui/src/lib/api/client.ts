@@ -130,10 +130,14 @@ const middleware: Middleware = {
   async onRequest({ request }) {
     const auth = await adminAuth();
     if (!auth) return request;
-    const url = auth.baseUrl ? new URL(new URL(request.url).pathname + new URL(request.url).search, auth.baseUrl) : request.url;
-    const req = new Request(url, request);
-    req.headers.set('Authorization', `Bearer ${auth.token}`);
-    return req;
+    const src = new URL(request.url);
+    const url = auth.baseUrl ? new URL(src.pathname + src.search, auth.baseUrl).toString() : request.url;
+    const headers = new Headers(request.headers);
+    headers.set('Authorization', `Bearer ${auth.token}`);
+    // A buffered body: WebKit (the desktop app's webview) cannot send a
+    // ReadableStream, which is what `new Request(url, request)` would pass on.
+    const body = request.method === 'GET' || request.method === 'HEAD' ? undefined : await request.arrayBuffer();
+    return new Request(url, { method: request.method, headers, body, signal: request.signal });
   },
   async onResponse({ response }) {
     if (response.status === 401) unauthorizedListeners.forEach((fn) => fn());
