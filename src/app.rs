@@ -57,6 +57,10 @@ pub struct Inner {
     pub upstreams: Upstreams,
     pub client: HttpClient,
     pub tokenizer: Tokenizer,
+    /// The request schemas, compiled once.
+    pub validators: crate::validate::Validators,
+    /// The moderation and injection engines, compiled once.
+    pub safety: crate::safety::Safety,
     pub admin: AdminAuth,
     pub sessions: crate::admin::session::Sessions,
     settings: RwLock<Arc<Settings>>,
@@ -133,6 +137,8 @@ impl AppState {
             upstreams: Upstreams::default(),
             client,
             tokenizer: Tokenizer::default(),
+            validators: crate::validate::Validators::new().map_err(StartError::Other)?,
+            safety: crate::safety::Safety::new().map_err(StartError::Other)?,
             admin,
             sessions: Default::default(),
             settings: RwLock::new(Arc::new(settings)),

@@ -38,6 +38,8 @@ pub struct Config {
     pub limits: Limits,
     pub access: AccessConfig,
     pub logs: LogsConfig,
+    pub validation: crate::validate::ValidationConfig,
+    pub safety: crate::safety::SafetyConfig,
     pub upstream_defaults: UpstreamTimeouts,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
@@ -163,6 +165,8 @@ impl Default for Config {
                 ..AccessConfig::default()
             },
             logs: LogsConfig::default(),
+            validation: Default::default(),
+            safety: Default::default(),
             upstream_defaults: UpstreamTimeouts::default(),
             upstreams: Vec::new(),
             log_level: "info".to_owned(),
@@ -260,6 +264,8 @@ impl Config {
         if self.access.auth_failures_per_min == 0 {
             return bad("access.auth_failures_per_min must be greater than 0".into());
         }
+        self.validation.check().map_err(ConfigError::Invalid)?;
+        self.safety.check().map_err(ConfigError::Invalid)?;
         let t = &self.upstream_defaults;
         for (name, d) in [
             ("connect_timeout", t.connect_timeout),

@@ -117,6 +117,35 @@ impl PolicyError {
     }
 }
 
+/// A safety check refused the request (or withheld the answer).
+#[derive(Debug, thiserror::Error)]
+pub enum SafetyError {
+    #[error("{}", content_message(categories, *output))]
+    ContentPolicy {
+        categories: Vec<&'static str>,
+        param: Option<String>,
+        /// The model's answer was flagged, not the request.
+        output: bool,
+    },
+    #[error("This request was refused: it looks like a prompt injection (rule family `{family}`, score {score}).")]
+    Injection {
+        family: &'static str,
+        score: f32,
+        param: Option<String>,
+    },
+    #[error("The moderation service `{0}` is unavailable and this gateway is set to refuse requests without it.")]
+    ModeratorUnavailable(String),
+}
+
+fn content_message(categories: &[&str], output: bool) -> String {
+    let list = categories.join(", ");
+    if output {
+        format!("The model's answer was withheld by output moderation; flagged for: {list}.")
+    } else {
+        format!("This request was rejected by content moderation; flagged for: {list}.")
+    }
+}
+
 /// The upstream model server failed us.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -154,6 +183,8 @@ pub enum ApiError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Safety(#[from] SafetyError),
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
@@ -203,6 +234,10 @@ impl ApiError {
                     StatusCode::FORBIDDEN
                 }
             },
+            ApiError::Safety(SafetyError::ModeratorUnavailable(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Safety(_) => StatusCode::BAD_REQUEST,
             ApiError::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -260,6 +295,24 @@ impl ApiError {
                     }
                 };
                 (kind, Some(code), None, e.to_string())
+            }
+            ApiError::Safety(e) => {
+                let (kind, code, param) = match e {
+                    SafetyError::ContentPolicy { param, .. } => (
+                        "invalid_request_error",
+                        "content_policy_violation",
+                        param.clone(),
+                    ),
+                    SafetyError::Injection { param, .. } => (
+                        "invalid_request_error",
+                        "prompt_injection_detected",
+                        param.clone(),
+                    ),
+                    SafetyError::ModeratorUnavailable(_) => {
+                        ("api_error", "moderation_unavailable", None)
+                    }
+                };
+                (kind, Some(code), param, e.to_string())
             }
             ApiError::Upstream(e) => {
                 let code = match e {

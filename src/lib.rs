@@ -15,11 +15,13 @@ pub mod keys;
 pub mod limits;
 pub mod logs;
 pub mod proxy;
+pub mod safety;
 pub mod server;
 pub mod settings;
 pub mod store;
 pub mod timefmt;
 pub mod tokens;
+pub mod validate;
 
 pub use app::AppState;
 pub use config::Config;

@@ -13,6 +13,8 @@ pub struct Settings {
     pub limits: Limits,
     pub access: AccessConfig,
     pub logs: LogsConfig,
+    pub validation: crate::validate::ValidationConfig,
+    pub safety: crate::safety::SafetyConfig,
     /// `connect_timeout` and `pool_max_idle_per_host` take effect at the next start.
     pub upstream_defaults: UpstreamTimeouts,
 }
@@ -24,6 +26,8 @@ impl Settings {
             limits: c.limits.clone(),
             access: c.access.clone(),
             logs: c.logs.clone(),
+            validation: c.validation.clone(),
+            safety: c.safety.clone(),
             upstream_defaults: c.upstream_defaults.clone(),
         }
     }
@@ -37,6 +41,8 @@ impl Settings {
         let probe = Config {
             limits: next.limits.clone(),
             access: next.access.clone(),
+            validation: next.validation.clone(),
+            safety: next.safety.clone(),
             upstream_defaults: next.upstream_defaults.clone(),
             ..Config::default()
         };
@@ -58,6 +64,14 @@ impl Settings {
                 serde_json::to_value(&self.access).unwrap_or_default(),
             ),
             ("logs", serde_json::to_value(&self.logs).unwrap_or_default()),
+            (
+                "validation",
+                serde_json::to_value(&self.validation).unwrap_or_default(),
+            ),
+            (
+                "safety",
+                serde_json::to_value(&self.safety).unwrap_or_default(),
+            ),
             (
                 "upstream_defaults",
                 serde_json::to_value(&self.upstream_defaults).unwrap_or_default(),

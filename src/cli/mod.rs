@@ -2,6 +2,7 @@
 //! the running server's admin API.
 
 mod client;
+mod eval;
 mod output;
 mod serve;
 
@@ -50,6 +51,27 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Measure the safety scanners on labelled JSON Lines (`text`, `label`).
+    #[command(subcommand)]
+    Eval(EvalCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCmd {
+    /// Prompt-injection detection: label 1 = injection, 0 = benign.
+    Injection(EvalArgs),
+    /// Built-in moderation: label 1 = flagged, 0 = clean.
+    Moderation(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// JSON Lines files, each line `{"text": …, "label": 0|1}`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The configuration file `serve` uses.
+    #[arg(long, env = "ASSISTERS_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +292,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .unwrap_or_else(crate::config::default_data_dir);
     match cli.command {
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
+        Command::Eval(EvalCmd::Injection(a)) => eval::run(
+            eval::Kind::Injection,
+            &a.files,
+            a.config.as_deref(),
+            cli.data_dir,
+        ),
+        Command::Eval(EvalCmd::Moderation(a)) => eval::run(
+            eval::Kind::Moderation,
+            &a.files,
+            a.config.as_deref(),
+            cli.data_dir,
+        ),
         Command::Keys(cmd) => keys(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,

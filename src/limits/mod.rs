@@ -33,7 +33,7 @@ pub struct Tier {
 }
 
 /// Per-key replacements for the tier's numbers; absent fields keep the tier's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,12 +48,18 @@ pub struct Overrides {
     /// them out even when body logging is on globally).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_bodies: Option<bool>,
+    /// This key's own safety switches; absent fields follow the settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<crate::safety::KeySafety>,
 }
 
 impl Overrides {
     pub fn validate(&self) -> Result<(), String> {
         if self.requests_per_min == Some(0) || self.tokens_per_min == Some(0) {
             return Err("limits must be at least 1 per minute".into());
+        }
+        if let Some(s) = &self.safety {
+            s.check()?;
         }
         Ok(())
     }

@@ -98,7 +98,15 @@ fn type_error(field: &str, expected: &str) -> ApiError {
     )
 }
 
+/// Parses a chat, completions or embeddings body with the default depth bound.
 pub fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
+    parse_for(body, Endpoint::Chat, 64)
+}
+
+/// Parses strictly (no duplicate keys, at most `max_depth` levels) and
+/// reads the fields the gateway acts on. Only `/v1/moderations` may omit
+/// the model.
+pub fn parse_for(body: &[u8], endpoint: Endpoint, max_depth: usize) -> Result<Parsed, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(RequestError::Json(if first.is_none() {
@@ -108,9 +116,19 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
         })
         .into());
     }
-    let doc: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+    let doc = match crate::validate::json::parse_object(body, max_depth) {
+        Ok(d) => d,
+        Err(crate::validate::json::StrictError::Syntax(e)) => {
+            return Err(RequestError::Json(e).into())
+        }
+        Err(crate::validate::json::StrictError::Refused(r)) => {
+            return Err(ApiError::invalid(r.message, Some(&r.param)))
+        }
+    };
     let model = match doc.get("model") {
+        None | Some(Value::Null) if endpoint == Endpoint::Moderations => {
+            crate::safety::endpoint::MODEL.to_owned()
+        }
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(ApiError::invalid(
@@ -163,7 +181,9 @@ impl Parsed {
                 _ => 0,
             },
             Endpoint::Completions => self.doc.get("prompt").map_or(0, |p| tok.count_value(p)),
-            Endpoint::Embeddings => self.doc.get("input").map_or(0, |p| tok.count_value(p)),
+            Endpoint::Embeddings | Endpoint::Moderations => {
+                self.doc.get("input").map_or(0, |p| tok.count_value(p))
+            }
         };
         count as u64
     }
@@ -204,6 +224,8 @@ mod tests {
         assert!(parse(br#"{"model":"m","max_tokens":-1}"#).is_err());
         assert!(parse(br#"{"model":"m""#).is_err());
         assert!(parse(b"").is_err());
+        assert!(parse(br#"{"model":"m","model":"n"}"#).is_err());
+        assert!(parse_for(br#"{"input":"x"}"#, Endpoint::Moderations, 8).is_ok());
     }
 
     #[test]

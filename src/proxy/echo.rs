@@ -85,7 +85,7 @@ pub fn respond(
             };
             Ok((resp, usage))
         }
-        Endpoint::Embeddings => embeddings(req, tok),
+        Endpoint::Embeddings | Endpoint::Moderations => embeddings(req, tok),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Finish {
     pub drain_timeout: Duration,
     /// A stream's log record, written by the relay when the stream ends.
     pub log: Option<(crate::logs::Draft, crate::app::AppState)>,
+    /// Output moderation of a stream, run by the relay.
+    pub guard: Option<crate::safety::stream::StreamGuard>,
 }
 
 impl Finish {
@@ -74,6 +76,9 @@ impl Finish {
     /// The end of a stream: settles, then writes the stream's log record.
     pub async fn end_stream(mut self, usage: Option<Usage>, error_code: Option<&str>) {
         self.settle(usage);
+        if let (Some(g), Some((d, _))) = (self.guard.as_ref(), self.log.as_mut()) {
+            g.note_into(&mut d.record.safety);
+        }
         if let Some((draft, state)) = self.log.take() {
             let tokens = usage.map(|u| (u.prompt_tokens, u.completion_tokens));
             state

@@ -25,12 +25,14 @@ use crate::error::{ApiError, RequestError};
 use crate::keys::auth::AuthedKey;
 use crate::limits::{self, Admission, KeyLimiter};
 use crate::logs;
+use crate::safety;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    Moderations,
 }
 
 impl Endpoint {
@@ -40,6 +42,7 @@ impl Endpoint {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Moderations => "/moderations",
         }
     }
 }
@@ -50,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/chat/completions", post(chat).options(preflight))
         .route("/v1/completions", post(completions).options(preflight))
         .route("/v1/embeddings", post(embeddings).options(preflight))
+        .route("/v1/moderations", post(moderations).options(preflight))
         .route("/v1/models", get(list_models).options(preflight))
         .route("/v1/models/{*model}", get(get_model).options(preflight))
 }
@@ -73,6 +77,10 @@ async fn completions(k: AuthedKey, State(s): State<AppState>, req: Request) -> R
 
 async fn embeddings(k: AuthedKey, State(s): State<AppState>, req: Request) -> Response<Body> {
     handle(s, k, Endpoint::Embeddings, req).await
+}
+
+async fn moderations(k: AuthedKey, State(s): State<AppState>, req: Request) -> Response<Body> {
+    handle(s, k, Endpoint::Moderations, req).await
 }
 
 /// Counts the request against requests/min, serves it, and puts the
@@ -181,15 +189,29 @@ async fn serve(
             });
         }
     }
-    let mut req = body::parse(&bytes)?;
+    let mut req = body::parse_for(&bytes, endpoint, settings.validation.max_depth as usize)?;
+    let streams = !matches!(endpoint, Endpoint::Embeddings | Endpoint::Moderations);
     if let Some(d) = draft.as_mut() {
         d.record.model = Some(req.model.clone());
-        d.record.stream = req.stream && endpoint != Endpoint::Embeddings;
+        d.record.stream = req.stream && streams;
     }
+    let policy = safety::Policy::resolve(&settings.safety, key.overrides.safety.as_ref());
+    let flagged = {
+        let mut scratch = serde_json::Value::Null;
+        let log = match draft.as_mut() {
+            Some(d) => &mut d.record.safety,
+            None => &mut scratch,
+        };
+        validate_body(state, &settings, endpoint, &mut req, log)?;
+        if endpoint == Endpoint::Moderations {
+            return safety::endpoint::respond(state, &settings, &req.doc, log).await;
+        }
+        safety::check_input(state, &settings, &policy, endpoint, &req.doc, log).await?
+    };
     if !key.may_use(&req.model) {
         return Err(RequestError::ModelNotFound(req.model).into());
     }
-    let stream = req.stream && endpoint != Endpoint::Embeddings;
+    let stream = req.stream && streams;
     let is_echo = req.model == echo::MODEL && settings.echo_model;
     let upstream = if is_echo {
         None
@@ -203,7 +225,7 @@ async fn serve(
     };
 
     let completion = match endpoint {
-        Endpoint::Embeddings => 0,
+        Endpoint::Embeddings | Endpoint::Moderations => 0,
         _ => {
             req.max_tokens
                 .unwrap_or(u64::from(settings.limits.default_max_tokens))
@@ -224,6 +246,7 @@ async fn serve(
         strip_usage: false,
         drain_timeout: settings.limits.usage_drain_timeout,
         log: None,
+        guard: None,
     };
 
     let Some(upstream) = upstream else {
@@ -231,12 +254,25 @@ async fn serve(
         let (mut resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
         finish.settle(Some(usage));
         resp.extensions_mut().insert(usage);
-        return Ok(resp);
+        let resp = moderate_answer(state, &settings, &policy, resp, stream, draft).await?;
+        return Ok(mark_flagged(resp, flagged));
     };
     if let Some(d) = draft.as_mut() {
         d.record.upstream = Some(upstream.name.clone());
     }
     if stream {
+        if policy.output_moderation {
+            finish.guard = Some(safety::stream::StreamGuard::new(
+                state.clone(),
+                settings.clone(),
+                policy.clone(),
+            ));
+        } else if let Some(d) = draft.as_mut() {
+            safety::note(
+                &mut d.record.safety,
+                safety::Check::skipped("moderation", "output", "builtin", "disabled"),
+            );
+        }
         finish.log = draft.take().map(|d| (d, state.clone()));
     }
     let out = if stream && !req.include_usage {
@@ -263,11 +299,113 @@ async fn serve(
         finish,
     )
     .await?;
+    if !stream {
+        resp = moderate_answer(state, &settings, &policy, resp, false, draft).await?;
+    }
     if let Ok(v) = HeaderValue::from_str(&upstream.name) {
         resp.headers_mut().insert(forward::UPSTREAM_HEADER, v);
     }
-    Ok(resp)
+    Ok(mark_flagged(resp, flagged))
 }
+
+/// Schema and limits, noted in the record either way.
+fn validate_body(
+    state: &AppState,
+    settings: &crate::settings::Settings,
+    endpoint: Endpoint,
+    req: &mut body::Parsed,
+    log: &mut serde_json::Value,
+) -> Result<(), ApiError> {
+    if !settings.validation.enabled {
+        safety::note(
+            log,
+            safety::Check::skipped("validation", "input", "schema", "disabled"),
+        );
+        return Ok(());
+    }
+    let verdict = state
+        .validators
+        .check(endpoint, &mut req.doc, &settings.validation);
+    let mut check = safety::Check::ran("validation", "input", "schema");
+    if let Err(e) = &verdict {
+        check.action = "block";
+        check.param = e.body().error.param;
+    }
+    safety::note(log, check);
+    verdict
+}
+
+/// Output moderation of an answer the gateway holds whole (a JSON answer,
+/// or the echo model's stream): scanned before the client gets a byte.
+async fn moderate_answer(
+    state: &AppState,
+    settings: &crate::settings::Settings,
+    policy: &safety::Policy,
+    resp: Response<Body>,
+    sse: bool,
+    draft: &mut Option<logs::Draft>,
+) -> Result<Response<Body>, ApiError> {
+    let mut scratch = serde_json::Value::Null;
+    let log = match draft.as_mut() {
+        Some(d) => &mut d.record.safety,
+        None => &mut scratch,
+    };
+    if !resp.status().is_success() {
+        safety::note(
+            log,
+            safety::Check::skipped(
+                "moderation",
+                "output",
+                "builtin",
+                "the upstream answered with an error",
+            ),
+        );
+        return Ok(resp);
+    }
+    if !policy.output_moderation {
+        safety::note(
+            log,
+            safety::Check::skipped("moderation", "output", "builtin", "disabled"),
+        );
+        return Ok(resp);
+    }
+    use http_body_util::BodyExt;
+    let (parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| crate::error::InternalError::Other(e.to_string()))?
+        .to_bytes();
+    let flagged = if sse {
+        let mut parser = sse::Parser::new(usize::MAX);
+        let mut events = Vec::new();
+        let _ = parser.feed(&bytes, &mut events);
+        let mut text = String::new();
+        for ev in &events {
+            if let sse::Event::Json(j) = ev {
+                safety::texts::delta(j, &mut text);
+            }
+        }
+        safety::check_output_text(state, settings, policy, &text, log).await?
+    } else {
+        safety::check_output(state, settings, policy, &bytes, log).await?
+    };
+    Ok(mark_flagged(
+        Response::from_parts(parts, Body::from(bytes)),
+        flagged,
+    ))
+}
+
+/// Tells the client that something was let through flagged.
+fn mark_flagged(mut resp: Response<Body>, flagged: bool) -> Response<Body> {
+    if flagged {
+        resp.headers_mut()
+            .insert(SAFETY_HEADER, HeaderValue::from_static("flagged"));
+    }
+    resp
+}
+
+pub const SAFETY_HEADER: &str = "x-assisters-safety";
 
 #[derive(Serialize)]
 struct ModelList {

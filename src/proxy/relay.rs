@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::forward::{error_event, Finish, Usage};
 use super::sse::{self, Event};
 use crate::error::{ApiError, UpstreamError};
+use crate::safety::stream::Verdict;
 
 const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 const CHANNEL_CHUNKS: usize = 16;
@@ -85,7 +86,18 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
         };
         let err = match tokio::time::timeout_at(limit, body.frame()).await {
             Err(_) => Some(UpstreamError::Timeout(upstream.clone())),
-            Ok(None) => break,
+            Ok(None) => {
+                // Held-back events were scanned already: release them.
+                if let Some(g) = finish.guard.as_mut() {
+                    let rest = g.finish();
+                    let out = reframe(&rest, &mut usage, finish.strip_usage);
+                    if !out.is_empty() && drain_until.is_none() {
+                        finish.first_byte();
+                        let _ = tx.send_timeout(out, idle).await;
+                    }
+                }
+                break;
+            }
             Ok(Some(Err(e))) => {
                 tracing::warn!(upstream = %upstream, error = %e, "upstream stream broke");
                 Some(UpstreamError::BadResponse(upstream.clone()))
@@ -99,6 +111,23 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
                         Some(UpstreamError::BadResponse(upstream.clone()))
                     }
                     Ok(()) => {
+                        let events = match finish.guard.as_mut() {
+                            Some(g) if !g.is_cut() => match g.push(events) {
+                                Verdict::Send(ev) => ev,
+                                Verdict::Cut(err) => {
+                                    // The flagged text never leaves: an error
+                                    // event ends the stream, and the upstream
+                                    // is read on only for its usage.
+                                    if drain_until.is_none() {
+                                        failure = err.body().error.code;
+                                        let _ = tx.send_timeout(error_event(&err), idle).await;
+                                        drain_until = Some(Instant::now() + finish.drain_timeout);
+                                    }
+                                    Vec::new()
+                                }
+                            },
+                            _ => events,
+                        };
                         let out = reframe(&events, &mut usage, finish.strip_usage);
                         if out.is_empty() || drain_until.is_some() {
                             continue;

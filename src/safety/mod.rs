@@ -1,0 +1,377 @@
+//! Request safety: moderation of what the model reads and says, and
+//! prompt-injection detection. The engines are built once (`Safety::new`,
+//! held in `AppState`); this file runs them on a request or an answer,
+//! applies the actions of the [`Policy`] in force, and writes what ran into
+//! the request's log record (`record.safety`), skipped checks included.
+
+pub mod config;
+pub mod endpoint;
+pub mod external;
+pub mod injection;
+pub mod moderation;
+pub mod normalize;
+pub mod stream;
+pub mod texts;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use config::{Action, KeySafety, Policy, SafetyConfig};
+pub use moderation::{Category, Scores};
+
+use crate::app::AppState;
+use crate::error::{ApiError, SafetyError};
+use crate::proxy::Endpoint;
+use crate::settings::Settings;
+
+/// The compiled engines.
+pub struct Safety {
+    pub moderator: moderation::Moderator,
+    pub detector: injection::Detector,
+}
+
+impl Safety {
+    pub fn new() -> Result<Safety, String> {
+        Ok(Safety {
+            moderator: moderation::Moderator::new()?,
+            detector: injection::Detector::new()?,
+        })
+    }
+}
+
+/// One check as recorded in the request log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// `validation`, `moderation` or `injection`.
+    pub check: &'static str,
+    /// `input` or `output`.
+    pub stage: &'static str,
+    /// `schema`, `builtin`, `rules` or `external:<name>`.
+    pub engine: String,
+    /// `ran` or `skipped`: a skipped check never counts as passed.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Non-zero scores by category or family.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scores: BTreeMap<&'static str, f32>,
+    /// What fired: categories or rule families.
+    pub fired: Vec<String>,
+    /// `pass`, `block`, `flag`, `log`, or `none` when skipped.
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+impl Check {
+    pub fn ran(check: &'static str, stage: &'static str, engine: impl Into<String>) -> Check {
+        Check {
+            check,
+            stage,
+            engine: engine.into(),
+            status: "ran",
+            reason: None,
+            score: None,
+            scores: BTreeMap::new(),
+            fired: Vec::new(),
+            action: "pass",
+            param: None,
+        }
+    }
+
+    pub fn skipped(
+        check: &'static str,
+        stage: &'static str,
+        engine: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Check {
+        Check {
+            status: "skipped",
+            reason: Some(reason.into()),
+            action: "none",
+            ..Check::ran(check, stage, engine)
+        }
+    }
+}
+
+fn round(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Appends a check to a record's `safety` value (`{"checks": [...]}`).
+pub fn note(safety: &mut Value, check: Check) {
+    if !safety.get("checks").is_some_and(Value::is_array) {
+        *safety = serde_json::json!({"checks": []});
+    }
+    if let Some(Value::Array(a)) = safety.get_mut("checks") {
+        a.push(serde_json::to_value(check).unwrap_or(Value::Null));
+    }
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Block => "block",
+        Action::Flag => "flag",
+        Action::Log => "log",
+    }
+}
+
+/// The strongest of the actions of what fired (block > flag > log).
+fn strongest(actions: impl Iterator<Item = Action>) -> Option<Action> {
+    actions.max_by_key(|a| match a {
+        Action::Block => 3,
+        Action::Flag => 2,
+        Action::Log => 1,
+    })
+}
+
+/// A moderation result turned into a check and the action it calls for.
+pub fn judge_scores(
+    mut check: Check,
+    scores: &Scores,
+    extra_flags: &[Category],
+    settings: &Settings,
+    policy: &Policy,
+) -> (Check, Option<(Action, Vec<&'static str>)>) {
+    for c in Category::ALL {
+        let s = scores.get(c);
+        if s > 0.0 {
+            check.scores.insert(c.name(), round(s));
+        }
+    }
+    check.score = Some(round(scores.max()));
+    let mut fired: Vec<Category> = scores.flagged(policy.moderation_threshold).collect();
+    for c in extra_flags {
+        if !fired.contains(c) {
+            fired.push(*c);
+        }
+    }
+    check.fired = fired.iter().map(|c| c.name().to_owned()).collect();
+    let action = strongest(
+        fired
+            .iter()
+            .map(|c| policy.action_for(&settings.safety.moderation, *c)),
+    );
+    if let Some(a) = action {
+        check.action = action_name(a);
+    }
+    let names = fired.iter().map(|c| c.name()).collect();
+    (check, action.map(|a| (a, names)))
+}
+
+/// Whether anything was let through flagged (for the response header).
+pub type Flagged = bool;
+
+/// Moderation and injection detection of a request's input. A block is
+/// an error; every check (run or skipped) is noted in `safety`.
+pub async fn check_input(
+    state: &AppState,
+    settings: &Settings,
+    policy: &Policy,
+    endpoint: Endpoint,
+    doc: &Map<String, Value>,
+    safety: &mut Value,
+) -> Result<Flagged, ApiError> {
+    let texts = texts::request(endpoint, doc);
+    let mut flagged = false;
+    let externals = &settings.safety.external;
+    if !policy.input_moderation {
+        note(
+            safety,
+            Check::skipped("moderation", "input", "builtin", "disabled"),
+        );
+    } else {
+        let mut scores = Scores::default();
+        let mut param = None;
+        for t in &texts {
+            let s = state.safety.moderator.scan(t.text);
+            if param.is_none() && s.flagged(policy.moderation_threshold).next().is_some() {
+                param = Some(t.loc.param());
+            }
+            scores.merge(&s);
+        }
+        let (mut check, verdict) = judge_scores(
+            Check::ran("moderation", "input", "builtin"),
+            &scores,
+            &[],
+            settings,
+            policy,
+        );
+        check.param = param.clone();
+        note(safety, check);
+        match verdict {
+            Some((Action::Block, cats)) => {
+                for e in externals {
+                    note(
+                        safety,
+                        Check::skipped(
+                            "moderation",
+                            "input",
+                            format!("external:{}", e.name),
+                            "blocked by an earlier check",
+                        ),
+                    );
+                }
+                note_injection_skipped(safety, "blocked by an earlier check");
+                return Err(SafetyError::ContentPolicy {
+                    categories: cats,
+                    param,
+                    output: false,
+                }
+                .into());
+            }
+            Some(_) => flagged = true,
+            None => {}
+        }
+    }
+    flagged |= check_injection(state, policy, endpoint, &texts, safety)?;
+    if policy.input_moderation && !externals.is_empty() {
+        let all: Vec<&str> = texts.iter().map(|t| t.text).collect();
+        flagged |= external::moderate(state, settings, policy, "input", &all, safety).await?;
+    } else {
+        for e in externals {
+            note(
+                safety,
+                Check::skipped(
+                    "moderation",
+                    "input",
+                    format!("external:{}", e.name),
+                    "disabled",
+                ),
+            );
+        }
+    }
+    Ok(flagged)
+}
+
+fn note_injection_skipped(safety: &mut Value, reason: &str) {
+    note(
+        safety,
+        Check::skipped("injection", "input", "rules", reason),
+    );
+}
+
+fn check_injection(
+    state: &AppState,
+    policy: &Policy,
+    endpoint: Endpoint,
+    texts: &[texts::Text<'_>],
+    safety: &mut Value,
+) -> Result<Flagged, ApiError> {
+    if !matches!(endpoint, Endpoint::Chat | Endpoint::Completions) {
+        note_injection_skipped(safety, "not applicable to this endpoint");
+        return Ok(false);
+    }
+    if !policy.injection {
+        note_injection_skipped(safety, "disabled");
+        return Ok(false);
+    }
+    let mut best = injection::Verdict::default();
+    let mut param = None;
+    for t in texts.iter().filter(|t| t.untrusted) {
+        let v = state.safety.detector.scan(t.text);
+        if v.score > best.score {
+            best = v;
+            param = Some(t.loc);
+        }
+    }
+    let mut check = Check::ran("injection", "input", "rules");
+    check.score = Some(round(best.score));
+    for (f, s) in &best.families {
+        check.scores.insert(f, round(*s));
+    }
+    let fired = best.score >= policy.injection_threshold;
+    if !fired {
+        note(safety, check);
+        return Ok(false);
+    }
+    let family = best.top().unwrap_or("unknown");
+    check.fired = best
+        .families
+        .iter()
+        .filter(|f| f.1 >= 0.3)
+        .map(|f| f.0.to_owned())
+        .collect();
+    check.action = action_name(policy.injection_action);
+    check.param = param.map(|l| l.param());
+    note(safety, check);
+    match policy.injection_action {
+        Action::Block => Err(SafetyError::Injection {
+            family,
+            score: round(best.score),
+            param: param.map(|l| l.param()),
+        }
+        .into()),
+        Action::Flag => Ok(true),
+        Action::Log => Ok(false),
+    }
+}
+
+/// Moderation of a non-streamed answer (`body` as the upstream sent it).
+pub async fn check_output(
+    state: &AppState,
+    settings: &Settings,
+    policy: &Policy,
+    body: &[u8],
+    safety: &mut Value,
+) -> Result<Flagged, ApiError> {
+    if !policy.output_moderation {
+        note(
+            safety,
+            Check::skipped("moderation", "output", "builtin", "disabled"),
+        );
+        return Ok(false);
+    }
+    let mut text = String::new();
+    if let Ok(doc) = serde_json::from_slice::<Value>(body) {
+        texts::response(&doc, &mut text);
+    }
+    check_output_text(state, settings, policy, &text, safety).await
+}
+
+/// Moderation of an answer's text, gathered already.
+pub async fn check_output_text(
+    state: &AppState,
+    settings: &Settings,
+    policy: &Policy,
+    text: &str,
+    safety: &mut Value,
+) -> Result<Flagged, ApiError> {
+    if text.is_empty() {
+        note(
+            safety,
+            Check::skipped("moderation", "output", "builtin", "no text in the answer"),
+        );
+        return Ok(false);
+    }
+    let scores = state.safety.moderator.scan(text);
+    let (check, verdict) = judge_scores(
+        Check::ran("moderation", "output", "builtin"),
+        &scores,
+        &[],
+        settings,
+        policy,
+    );
+    note(safety, check);
+    let mut flagged = false;
+    match verdict {
+        Some((Action::Block, cats)) => {
+            return Err(SafetyError::ContentPolicy {
+                categories: cats,
+                param: None,
+                output: true,
+            }
+            .into())
+        }
+        Some(_) => flagged = true,
+        None => {}
+    }
+    if !settings.safety.external.is_empty() {
+        flagged |= external::moderate(state, settings, policy, "output", &[text], safety).await?;
+    }
+    Ok(flagged)
+}

@@ -1,0 +1,410 @@
+//! The built-in moderation engine: lexicons per category (the data file
+//! `rules/moderation.toml`), normalised and compiled into one Aho-Corasick
+//! automaton, matched on word boundaries. Benign phrases of the same file
+//! ("kill a process", "the bomb scene") cancel the matches they overlap.
+//! A category's score is `1 - Π(1 - weight)` over its distinct matches.
+
+use std::collections::BTreeSet;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde::{Deserialize, Serialize};
+
+use super::normalize::normalize;
+
+/// OpenAI's moderation categories, in OpenAI's order and spelling.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+pub enum Category {
+    #[serde(rename = "harassment")]
+    Harassment,
+    #[serde(rename = "harassment/threatening")]
+    HarassmentThreatening,
+    #[serde(rename = "hate")]
+    Hate,
+    #[serde(rename = "hate/threatening")]
+    HateThreatening,
+    #[serde(rename = "illicit")]
+    Illicit,
+    #[serde(rename = "illicit/violent")]
+    IllicitViolent,
+    #[serde(rename = "self-harm")]
+    SelfHarm,
+    #[serde(rename = "self-harm/intent")]
+    SelfHarmIntent,
+    #[serde(rename = "self-harm/instructions")]
+    SelfHarmInstructions,
+    #[serde(rename = "sexual")]
+    Sexual,
+    #[serde(rename = "sexual/minors")]
+    SexualMinors,
+    #[serde(rename = "violence")]
+    Violence,
+    #[serde(rename = "violence/graphic")]
+    ViolenceGraphic,
+}
+
+impl Category {
+    pub const ALL: [Category; 13] = [
+        Category::Harassment,
+        Category::HarassmentThreatening,
+        Category::Hate,
+        Category::HateThreatening,
+        Category::Illicit,
+        Category::IllicitViolent,
+        Category::SelfHarm,
+        Category::SelfHarmIntent,
+        Category::SelfHarmInstructions,
+        Category::Sexual,
+        Category::SexualMinors,
+        Category::Violence,
+        Category::ViolenceGraphic,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Harassment => "harassment",
+            Category::HarassmentThreatening => "harassment/threatening",
+            Category::Hate => "hate",
+            Category::HateThreatening => "hate/threatening",
+            Category::Illicit => "illicit",
+            Category::IllicitViolent => "illicit/violent",
+            Category::SelfHarm => "self-harm",
+            Category::SelfHarmIntent => "self-harm/intent",
+            Category::SelfHarmInstructions => "self-harm/instructions",
+            Category::Sexual => "sexual",
+            Category::SexualMinors => "sexual/minors",
+            Category::Violence => "violence",
+            Category::ViolenceGraphic => "violence/graphic",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A sub-category's score also counts for its parent.
+    fn parent(self) -> Option<Category> {
+        Some(match self {
+            Category::HarassmentThreatening => Category::Harassment,
+            Category::HateThreatening => Category::Hate,
+            Category::IllicitViolent => Category::Illicit,
+            Category::SelfHarmIntent | Category::SelfHarmInstructions => Category::SelfHarm,
+            Category::SexualMinors => Category::Sexual,
+            Category::ViolenceGraphic => Category::Violence,
+            _ => return None,
+        })
+    }
+}
+
+/// Scores of one text, by category.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Scores(pub [f32; 13]);
+
+impl Scores {
+    pub fn get(&self, c: Category) -> f32 {
+        self.0[c.index()]
+    }
+
+    /// Keeps the higher score per category.
+    pub fn merge(&mut self, other: &Scores) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.max(b);
+        }
+    }
+
+    pub fn flagged(&self, threshold: f32) -> impl Iterator<Item = Category> + '_ {
+        Category::ALL
+            .into_iter()
+            .filter(move |c| self.get(*c) >= threshold)
+    }
+
+    pub fn max(&self) -> f32 {
+        self.0.iter().copied().fold(0.0, f32::max)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rule: Vec<RuleDef>,
+    benign: Vec<BenignDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    category: Category,
+    weight: f32,
+    terms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenignDef {
+    terms: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Meaning {
+    Term {
+        category: Category,
+        weight: f32,
+        /// `word*`: the last word may go on (`kill*` matches `killing`).
+        prefix: bool,
+    },
+    Benign,
+}
+
+pub struct Moderator {
+    automaton: AhoCorasick,
+    meanings: Vec<Meaning>,
+    /// Every normalised trigger, for the stream's "could this still
+    /// become a match" question.
+    triggers: BTreeSet<String>,
+    max_words: usize,
+}
+
+const RULES: &str = include_str!("rules/moderation.toml");
+
+impl Moderator {
+    pub fn new() -> Result<Moderator, String> {
+        let file: RuleFile =
+            toml::from_str(RULES).map_err(|e| format!("rules/moderation.toml: {e}"))?;
+        let mut patterns = Vec::new();
+        let mut meanings = Vec::new();
+        let mut triggers = BTreeSet::new();
+        let mut max_words = 1;
+        let mut norm = String::new();
+        let mut add = |raw: &str, meaning: Meaning, trig: bool| {
+            let (body, prefix) = match raw.strip_suffix('*') {
+                Some(b) => (b, true),
+                None => (raw, false),
+            };
+            normalize(body, &mut norm);
+            if norm.is_empty() {
+                return;
+            }
+            let mut variants = vec![norm.clone()];
+            // Spaced-out letters are joined by the normaliser, so a
+            // multi-word phrase must also match written as one word.
+            let compact: String = norm.split(' ').collect();
+            if norm.contains(' ') && compact.len() >= 6 {
+                variants.push(compact);
+            }
+            for v in variants {
+                max_words = max_words.max(v.split(' ').count());
+                if trig {
+                    triggers.insert(v.clone());
+                }
+                patterns.push(v);
+                meanings.push(match meaning {
+                    Meaning::Term {
+                        category, weight, ..
+                    } => Meaning::Term {
+                        category,
+                        weight,
+                        prefix,
+                    },
+                    Meaning::Benign => Meaning::Benign,
+                });
+            }
+        };
+        for r in &file.rule {
+            if !(0.0..=1.0).contains(&r.weight) {
+                return Err(format!(
+                    "rules/moderation.toml: weight {} out of 0..1",
+                    r.weight
+                ));
+            }
+            for t in r.terms.iter().flat_map(|t| expand(t)) {
+                let m = Meaning::Term {
+                    category: r.category,
+                    weight: r.weight,
+                    prefix: false,
+                };
+                add(&t, m, true);
+            }
+        }
+        for b in &file.benign {
+            for t in b.terms.iter().flat_map(|t| expand(t)) {
+                add(&t, Meaning::Benign, false);
+            }
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| format!("rules/moderation.toml: {e}"))?;
+        Ok(Moderator {
+            automaton,
+            meanings,
+            triggers,
+            max_words,
+        })
+    }
+
+    /// Scores an already normalised text.
+    pub fn scan_normalized(&self, text: &str) -> Scores {
+        let bytes = text.as_bytes();
+        let at_edge = |i: usize| i == 0 || i >= bytes.len() || bytes[i] == b' ';
+        let mut hits: Vec<(usize, usize, Category, f32, u32)> = Vec::new();
+        let mut benign: Vec<(usize, usize)> = Vec::new();
+        for m in self.automaton.find_overlapping_iter(text) {
+            let (s, e) = (m.start(), m.end());
+            let Some(meaning) = self.meanings.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            let start_ok = s == 0 || bytes[s - 1] == b' ';
+            match *meaning {
+                Meaning::Benign if start_ok && at_edge(e) => benign.push((s, e)),
+                Meaning::Term {
+                    category,
+                    weight,
+                    prefix,
+                } if start_ok && (prefix || at_edge(e)) => {
+                    hits.push((s, e, category, weight, m.pattern().as_u32()))
+                }
+                _ => {}
+            }
+        }
+        let mut scores = Scores::default();
+        let mut seen: Vec<u32> = Vec::new();
+        for (s, e, c, w, pid) in hits {
+            if benign.iter().any(|&(bs, be)| bs < e && s < be) || seen.contains(&pid) {
+                continue;
+            }
+            seen.push(pid);
+            for cat in std::iter::once(c).chain(c.parent()) {
+                let slot = &mut scores.0[cat.index()];
+                *slot = 1.0 - (1.0 - *slot) * (1.0 - w);
+            }
+        }
+        scores
+    }
+
+    pub fn scan(&self, text: &str) -> Scores {
+        let mut norm = String::with_capacity(text.len());
+        normalize(text, &mut norm);
+        self.scan_normalized(&norm)
+    }
+
+    /// Bytes at the end of `raw` that could still become part of a
+    /// trigger once more text arrives: the longest run of trailing words
+    /// whose normalised form begins some trigger.
+    pub fn open_suffix(&self, raw: &str) -> usize {
+        let trailing_space = raw.ends_with(|c: char| c.is_whitespace());
+        // Start offsets of the last `max_words` words.
+        let mut starts = Vec::with_capacity(self.max_words);
+        let mut in_word = false;
+        for (i, c) in raw.char_indices().rev() {
+            if c.is_whitespace() {
+                if in_word {
+                    starts.push(i + c.len_utf8());
+                    if starts.len() == self.max_words {
+                        break;
+                    }
+                }
+                in_word = false;
+            } else {
+                in_word = true;
+            }
+        }
+        if in_word && starts.len() < self.max_words {
+            starts.push(0);
+        }
+        let mut norm = String::new();
+        for &start in starts.iter().rev() {
+            normalize(&raw[start..], &mut norm);
+            if norm.is_empty() {
+                continue;
+            }
+            if trailing_space {
+                norm.push(' ');
+            }
+            let open = self
+                .triggers
+                .range(norm.clone()..)
+                .next()
+                .is_some_and(|t| t.starts_with(norm.as_str()) && t.len() > norm.len());
+            if open {
+                return raw.len() - start;
+            }
+        }
+        0
+    }
+}
+
+/// Expands `(a|b|)` groups (nested ones too) into every alternative (an
+/// empty one makes the group optional), so the data file stays short.
+pub fn expand(term: &str) -> Vec<String> {
+    let Some(open) = term.find('(') else {
+        return vec![term.split_whitespace().collect::<Vec<_>>().join(" ")];
+    };
+    // The matching parenthesis, and the top-level `|` inside the group.
+    let (mut depth, mut close, mut bars) = (0usize, None, Vec::new());
+    for (i, c) in term[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            '|' if depth == 1 => bars.push(open + i),
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return vec![term.to_owned()];
+    };
+    let (head, tail) = (&term[..open], &term[close + 1..]);
+    let mut cuts = vec![open];
+    cuts.extend(bars);
+    cuts.push(close);
+    cuts.windows(2)
+        .flat_map(|w| expand(&format!("{head}{}{tail}", &term[w[0] + 1..w[1]])))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_harmless_uses_clean() {
+        let m = Moderator::new().unwrap();
+        assert!(m.scan("I will kill you").get(Category::Violence) >= 0.5);
+        assert!(m.scan("how do I kill a process in linux").max() < 0.5);
+        assert!(m.scan("the bomb scene in the movie was great").max() < 0.5);
+        assert!(m.scan("I want to k1ll mys3lf").get(Category::SelfHarm) >= 0.5);
+    }
+
+    #[test]
+    fn open_suffix_holds_only_possible_starts() {
+        let m = Moderator::new().unwrap();
+        assert_eq!(m.open_suffix("Hello first"), 0);
+        assert!(m.open_suffix("make a pipe bo") >= "bo".len());
+        assert_eq!(
+            expand("(kill|hurt) (you|)"),
+            ["kill you", "kill", "hurt you", "hurt"]
+        );
+        assert_eq!(expand("a (b (c|d)|e)"), ["a b c", "a b d", "a e"]);
+        assert!(m.open_suffix("I want to kill ") > 0);
+    }
+}

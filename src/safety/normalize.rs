@@ -1,0 +1,250 @@
+//! Text normalisation against obfuscation, shared by moderation and
+//! injection detection: lower case, accents folded, homoglyphs and
+//! full-width forms mapped to ASCII, zero-width and format characters
+//! dropped, leetspeak read as letters inside words, punctuation as spaces,
+//! and spaced-out letters (`k i l l`, `k.i.l.l`) joined.
+//!
+//! The output is words of `[a-z0-9]` separated by single spaces, so rules
+//! are written once, in plain lower-case ASCII.
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+/// What the normaliser noticed besides the text.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Signs {
+    /// Zero-width, bidi or other invisible format characters were present.
+    pub invisible: bool,
+    /// A word mixed Latin letters with Cyrillic or Greek look-alikes.
+    pub homoglyphs: bool,
+    /// A run of at least four single letters was joined.
+    pub spaced: bool,
+    /// The longest such run, in letters.
+    pub longest_run: usize,
+    /// Digits or symbols were read as letters.
+    pub leet: bool,
+}
+
+impl Signs {
+    pub fn any(&self) -> bool {
+        self.invisible || self.homoglyphs || self.spaced || self.leet
+    }
+}
+
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// Cyrillic and Greek letters that look like Latin ones.
+fn homoglyph(c: char) -> Option<char> {
+    Some(match c {
+        'а' | 'А' | 'α' | 'Α' => 'a',
+        'в' | 'В' | 'β' | 'Β' => 'b',
+        'с' | 'С' | 'ϲ' => 'c',
+        'е' | 'Е' | 'ё' | 'Ё' | 'ε' | 'Ε' => 'e',
+        'н' | 'Н' | 'η' | 'Η' => 'h',
+        'і' | 'І' | 'ї' | 'ι' | 'Ι' => 'i',
+        'ј' | 'Ј' => 'j',
+        'к' | 'К' | 'κ' | 'Κ' => 'k',
+        'м' | 'М' | 'Μ' => 'm',
+        'п' | 'ո' => 'n',
+        'о' | 'О' | 'ο' | 'Ο' | 'σ' => 'o',
+        'р' | 'Р' | 'ρ' | 'Ρ' => 'p',
+        'ѕ' | 'Ѕ' => 's',
+        'т' | 'Т' | 'τ' | 'Τ' => 't',
+        'у' | 'У' | 'υ' | 'γ' => 'y',
+        'х' | 'Х' | 'χ' | 'Χ' => 'x',
+        'ԁ' => 'd',
+        'ɡ' => 'g',
+        'ӏ' => 'l',
+        'ν' => 'v',
+        'ω' => 'w',
+        'Ζ' => 'z',
+        _ => return None,
+    })
+}
+
+/// Letters that no compatibility decomposition turns into ASCII.
+fn fold_special(c: char, out: &mut Vec<char>) -> bool {
+    let s: &str = match c {
+        'ß' | 'ẞ' => "ss",
+        'æ' | 'Æ' => "ae",
+        'œ' | 'Œ' => "oe",
+        'ø' | 'Ø' => "o",
+        'ł' | 'Ł' => "l",
+        'đ' | 'Đ' | 'ð' => "d",
+        'þ' => "th",
+        'ı' => "i",
+        _ => return false,
+    };
+    out.extend(s.chars());
+    true
+}
+
+fn leet(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' | '!' | '|' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' => 't',
+        '8' => 'b',
+        _ => return None,
+    })
+}
+
+/// One raw word folded to lower-case ASCII letters, digits and symbols.
+fn fold_word(word: &str, buf: &mut Vec<char>, signs: &mut Signs) {
+    let mut latin = false;
+    let mut lookalike = false;
+    for c in word.chars() {
+        if invisible(c) {
+            signs.invisible = true;
+            continue;
+        }
+        if c.is_ascii() {
+            latin |= c.is_ascii_alphabetic();
+            buf.push(c.to_ascii_lowercase());
+            continue;
+        }
+        if let Some(h) = homoglyph(c) {
+            lookalike = true;
+            buf.push(h);
+            continue;
+        }
+        if fold_special(c, buf) {
+            latin = true;
+            continue;
+        }
+        let before = buf.len();
+        decompose_compatible(c, |d| {
+            if !is_combining_mark(d) {
+                for l in d.to_lowercase() {
+                    buf.push(l);
+                }
+            }
+        });
+        if buf[before..].iter().any(char::is_ascii_alphabetic) {
+            latin = true;
+        }
+    }
+    if latin && lookalike {
+        signs.homoglyphs = true;
+    }
+}
+
+/// Normalises `input` into `out` (cleared first).
+pub fn normalize(input: &str, out: &mut String) -> Signs {
+    out.clear();
+    let mut signs = Signs::default();
+    let mut buf: Vec<char> = Vec::with_capacity(32);
+    // Single-letter words waiting to be joined if they form a run.
+    let mut singles = String::new();
+    let flush_singles = |out: &mut String, singles: &mut String, signs: &mut Signs| {
+        if singles.len() >= 4 {
+            signs.spaced = true;
+            signs.longest_run = signs.longest_run.max(singles.len());
+            push_word(out, singles);
+        } else {
+            for c in singles.chars() {
+                let mut b = [0u8; 4];
+                push_word(out, c.encode_utf8(&mut b));
+            }
+        }
+        singles.clear();
+    };
+    for raw in input.split(|c: char| c.is_whitespace()) {
+        if raw.is_empty() {
+            continue;
+        }
+        buf.clear();
+        fold_word(raw, &mut buf, &mut signs);
+        let letters = buf.iter().filter(|c| c.is_ascii_alphabetic()).count();
+        // Leetspeak only inside words that have letters: `k1ll`, `h@te`,
+        // never `2024` or a trailing `!`.
+        if letters >= 2 {
+            let letterish = |c: char| c.is_ascii_alphabetic() || leet(c).is_some();
+            let n = buf.len();
+            let last_letter = buf.iter().rposition(char::is_ascii_alphabetic).unwrap_or(0);
+            for i in 0..n {
+                let Some(l) = leet(buf[i]) else { continue };
+                let prev = i.checked_sub(1).map(|j| buf[j]);
+                let next = buf.get(i + 1).copied();
+                let map = if buf[i].is_ascii_digit() {
+                    prev.is_some_and(|c| c.is_ascii_alphabetic())
+                        || next.is_some_and(|c| c.is_ascii_alphabetic())
+                } else {
+                    // A symbol only before a later letter: `h@te`, `@$$`, not `hi!`.
+                    prev.is_none_or(letterish) && next.is_some_and(letterish) && i < last_letter
+                };
+                if map {
+                    buf[i] = l;
+                    signs.leet = true;
+                }
+            }
+        }
+        // Punctuation splits words; `k.i.l.l` becomes single letters.
+        let mut word = String::with_capacity(buf.len());
+        let mut pieces: Vec<String> = Vec::new();
+        for &c in buf.iter() {
+            if c.is_ascii_alphanumeric() {
+                word.push(c);
+            } else if !word.is_empty() {
+                pieces.push(std::mem::take(&mut word));
+            }
+        }
+        if !word.is_empty() {
+            pieces.push(word);
+        }
+        for p in pieces {
+            if p.len() == 1 && p.as_bytes()[0].is_ascii_alphabetic() {
+                singles.push_str(&p);
+            } else {
+                flush_singles(out, &mut singles, &mut signs);
+                push_word(out, &p);
+            }
+        }
+    }
+    flush_singles(out, &mut singles, &mut signs);
+    signs
+}
+
+fn push_word(out: &mut String, w: &str) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> String {
+        let mut out = String::new();
+        normalize(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn folds_obfuscation() {
+        assert_eq!(
+            n("Ignore  PREVIOUS\tInstructions!"),
+            "ignore previous instructions"
+        );
+        assert_eq!(n("Ïgnörê prévïous"), "ignore previous");
+        assert_eq!(n("k1ll y0urs3lf"), "kill yourself");
+        assert_eq!(n("ig\u{200B}nore"), "ignore");
+        assert_eq!(n("k i l l me"), "kill me");
+        assert_eq!(n("k.i.l.l"), "kill");
+        assert_eq!(n("іgnоrе"), "ignore"); // Cyrillic і, о, е
+        assert_eq!(n("ＩＧＮＯＲＥ"), "ignore");
+        assert_eq!(n("Straße"), "strasse");
+        assert_eq!(n("in 2024, a b c"), "in 2024 a b c");
+        assert_eq!(n("hello!"), "hello");
+        assert_eq!(n("@$$hole"), "asshole");
+    }
+}

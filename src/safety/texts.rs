@@ -1,0 +1,270 @@
+//! Every text the model will read in a request, and every text it said in
+//! a response, each with where it was (for the error's `param`).
+
+use serde_json::{Map, Value};
+
+use crate::proxy::Endpoint;
+
+/// Where a text sits; rendered as `messages[3].content` only when needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loc {
+    Message {
+        index: usize,
+        field: &'static str,
+        part: Option<usize>,
+    },
+    ToolCall {
+        index: usize,
+        call: usize,
+    },
+    Tool(usize),
+    Item {
+        field: &'static str,
+        index: Option<usize>,
+    },
+}
+
+impl Loc {
+    pub fn param(&self) -> String {
+        match *self {
+            Loc::Message {
+                index,
+                field,
+                part: None,
+            } => format!("messages[{index}].{field}"),
+            Loc::Message {
+                index,
+                field,
+                part: Some(p),
+            } => format!("messages[{index}].{field}[{p}].text"),
+            Loc::ToolCall { index, call } => {
+                format!("messages[{index}].tool_calls[{call}].function.arguments")
+            }
+            Loc::Tool(i) => format!("tools[{i}].function.description"),
+            Loc::Item { field, index: None } => field.to_owned(),
+            Loc::Item {
+                field,
+                index: Some(i),
+            } => format!("{field}[{i}]"),
+        }
+    }
+}
+
+/// One text and whether it comes from the caller's end user (injection is
+/// only looked for there: a system prompt is the developer's own).
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    pub text: &'a str,
+    pub loc: Loc,
+    pub untrusted: bool,
+}
+
+fn content<'a>(v: &'a Value, index: usize, untrusted: bool, out: &mut Vec<Text<'a>>) {
+    match v {
+        Value::String(s) => out.push(Text {
+            text: s,
+            loc: Loc::Message {
+                index,
+                field: "content",
+                part: None,
+            },
+            untrusted,
+        }),
+        Value::Array(parts) => {
+            for (p, part) in parts.iter().enumerate() {
+                if let Some(t) = part.get("text").and_then(Value::as_str) {
+                    out.push(Text {
+                        text: t,
+                        loc: Loc::Message {
+                            index,
+                            field: "content",
+                            part: Some(p),
+                        },
+                        untrusted,
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn items<'a>(v: &'a Value, field: &'static str, out: &mut Vec<Text<'a>>) {
+    match v {
+        Value::String(s) => out.push(Text {
+            text: s,
+            loc: Loc::Item { field, index: None },
+            untrusted: true,
+        }),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let t = x.as_str().or_else(|| x.get("text").and_then(Value::as_str));
+                if let Some(t) = t {
+                    out.push(Text {
+                        text: t,
+                        loc: Loc::Item {
+                            field,
+                            index: Some(i),
+                        },
+                        untrusted: true,
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The texts of a request body.
+pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
+    let mut out = Vec::new();
+    match endpoint {
+        Endpoint::Chat => {
+            if let Some(Value::Array(msgs)) = doc.get("messages") {
+                for (i, m) in msgs.iter().enumerate() {
+                    let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+                    let untrusted = !matches!(role, "system" | "developer");
+                    if let Some(c) = m.get("content") {
+                        content(c, i, untrusted, &mut out);
+                    }
+                    if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+                        for (k, c) in calls.iter().enumerate() {
+                            if let Some(a) =
+                                c.pointer("/function/arguments").and_then(Value::as_str)
+                            {
+                                out.push(Text {
+                                    text: a,
+                                    loc: Loc::ToolCall { index: i, call: k },
+                                    untrusted,
+                                });
+                            }
+                        }
+                    }
+                    if let Some(a) = m
+                        .pointer("/function_call/arguments")
+                        .and_then(Value::as_str)
+                    {
+                        out.push(Text {
+                            text: a,
+                            loc: Loc::Message {
+                                index: i,
+                                field: "function_call.arguments",
+                                part: None,
+                            },
+                            untrusted,
+                        });
+                    }
+                }
+            }
+            if let Some(Value::Array(tools)) = doc.get("tools") {
+                for (i, t) in tools.iter().enumerate() {
+                    if let Some(d) = t.pointer("/function/description").and_then(Value::as_str) {
+                        out.push(Text {
+                            text: d,
+                            loc: Loc::Tool(i),
+                            untrusted: false,
+                        });
+                    }
+                }
+            }
+        }
+        Endpoint::Completions => {
+            if let Some(p) = doc.get("prompt") {
+                items(p, "prompt", &mut out);
+            }
+            if let Some(Value::String(s)) = doc.get("suffix") {
+                out.push(Text {
+                    text: s,
+                    loc: Loc::Item {
+                        field: "suffix",
+                        index: None,
+                    },
+                    untrusted: true,
+                });
+            }
+        }
+        Endpoint::Embeddings | Endpoint::Moderations => {
+            if let Some(p) = doc.get("input") {
+                items(p, "input", &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// What the model said in a non-streamed answer: message contents, tool
+/// call arguments, completion texts.
+pub fn response(doc: &Value, out: &mut String) {
+    let Some(choices) = doc.get("choices").and_then(Value::as_array) else {
+        return;
+    };
+    let mut push = |s: &str| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(s);
+    };
+    for c in choices {
+        if let Some(t) = c.get("text").and_then(Value::as_str) {
+            push(t);
+        }
+        let Some(m) = c.get("message") else { continue };
+        match m.get("content") {
+            Some(Value::String(s)) => push(s),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .for_each(&mut push),
+            _ => {}
+        }
+        if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+            for call in calls {
+                if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
+                    push(a);
+                }
+            }
+        }
+    }
+}
+
+/// The text an SSE chunk adds: `delta.content`, tool call argument
+/// pieces, or a completion's `text`.
+pub fn delta(json: &[u8], out: &mut String) {
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Vec<Choice>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        #[serde(default)]
+        delta: Option<Delta>,
+        #[serde(default)]
+        text: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Delta {
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default)]
+        tool_calls: Option<Vec<Value>>,
+    }
+    let Ok(c) = serde_json::from_slice::<Chunk>(json) else {
+        return;
+    };
+    for ch in c.choices {
+        if let Some(t) = ch.text {
+            out.push_str(&t);
+        }
+        if let Some(d) = ch.delta {
+            if let Some(t) = d.content {
+                out.push_str(&t);
+            }
+            for call in d.tool_calls.unwrap_or_default() {
+                if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
+                    out.push_str(a);
+                }
+            }
+        }
+    }
+}
