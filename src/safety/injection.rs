@@ -34,6 +34,7 @@ struct SwitchDef {
     role: String,
     prior_role: String,
     min_prior_words: usize,
+    formula: String,
 }
 
 /// A scored prompt: the combined score and each family that contributed.
@@ -62,6 +63,7 @@ pub struct Detector {
     switch_family: usize,
     switch_weight: f32,
     switch_min_words: usize,
+    switch_formula: Regex,
     base64: Regex,
     hex: Regex,
 }
@@ -112,11 +114,12 @@ impl Detector {
                 .build()
                 .map_err(|e| bad(&e))?,
             raw_meta,
-            switch_role: Regex::new(&sw.role).map_err(|e| bad(&e))?,
+            switch_role: Regex::new(&format!("^(?:{})", sw.role)).map_err(|e| bad(&e))?,
             switch_prior: Regex::new(&sw.prior_role).map_err(|e| bad(&e))?,
             switch_family,
             switch_weight: sw.weight,
             switch_min_words: sw.min_prior_words,
+            switch_formula: Regex::new(&sw.formula).map_err(|e| bad(&e))?,
             base64: Regex::new(r"[A-Za-z0-9+/_-]{20,}={0,2}").map_err(|e| bad(&e))?,
             hex: Regex::new(r"\b(?:[0-9a-fA-F]{2}){12,}\b").map_err(|e| bad(&e))?,
             families,
@@ -151,13 +154,8 @@ impl Detector {
                 add(f, w);
             }
         }
-        if let Some(m) = self.switch_role.find(norm) {
-            let prior = &norm[..m.start()];
-            if prior.split(' ').filter(|w| !w.is_empty()).count() >= self.switch_min_words
-                && !self.switch_prior.is_match(prior)
-            {
-                add(self.switch_family, self.switch_weight);
-            }
+        if self.role_switch(text, norm) {
+            add(self.switch_family, self.switch_weight);
         }
         self.obfuscation(&signs, &mut fam);
         if depth == 0 {
@@ -176,6 +174,38 @@ impl Detector {
         families.sort_by(|a, b| b.1.total_cmp(&a.1));
         let score = 1.0 - families.iter().map(|f| 1.0 - f.1).product::<f32>();
         Verdict { score, families }
+    }
+
+    /// A sentence that starts by assigning a role, after earlier sentences
+    /// that set up none: the prompt changes its task half-way.
+    fn role_switch(&self, text: &str, norm: &str) -> bool {
+        if let Some(m) = self.switch_formula.find(norm) {
+            let prior = &norm[..m.start()];
+            if prior.split(' ').filter(|w| !w.is_empty()).count() >= self.switch_min_words
+                && !self.switch_prior.is_match(prior)
+            {
+                return true;
+            }
+        }
+        let mut prior = String::new();
+        let mut words = 0;
+        let mut sentence = String::new();
+        for s in text.split(['.', '?', '!', ':', ';', '\n']) {
+            normalize(s, &mut sentence);
+            if sentence.is_empty() {
+                continue;
+            }
+            if words >= self.switch_min_words
+                && self.switch_role.is_match(&sentence)
+                && !self.switch_prior.is_match(&prior)
+            {
+                return true;
+            }
+            words += sentence.split(' ').count();
+            prior.push(' ');
+            prior.push_str(&sentence);
+        }
+        false
     }
 
     /// Obfuscation is a sign of intent: alone it stays under a default
@@ -248,17 +278,15 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match hex::decode(&b[i + 1..i + 3]) {
-                    Ok(v) => {
-                        out.extend_from_slice(&v);
-                        decoded += 1;
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match hex::decode(&b[i + 1..i + 3]) {
+                Ok(v) => {
+                    out.extend_from_slice(&v);
+                    decoded += 1;
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             c => out.push(c),
         }

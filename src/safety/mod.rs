@@ -224,8 +224,8 @@ pub async fn check_input(
                 }
                 .into());
             }
-            Some(_) => flagged = true,
-            None => {}
+            Some((Action::Flag, _)) => flagged = true,
+            _ => {}
         }
     }
     flagged |= check_injection(state, policy, endpoint, &texts, safety)?;
@@ -367,8 +367,8 @@ pub async fn check_output_text(
             }
             .into())
         }
-        Some(_) => flagged = true,
-        None => {}
+        Some((Action::Flag, _)) => flagged = true,
+        _ => {}
     }
     if !settings.safety.external.is_empty() {
         flagged |= external::moderate(state, settings, policy, "output", &[text], safety).await?;

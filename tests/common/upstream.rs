@@ -8,6 +8,13 @@
 //! - `mock-400`: refuses with an OpenAI-shaped 400.
 //! - `mock-drop`: streams one chunk, then breaks the connection.
 //! - `mock-forge`: streams events whose text tries to forge SSE events.
+//! - `mock-unsafe`: answers (JSON or stream) with a threat, the stream
+//!   splitting the flagged phrase across chunks sent apart.
+//! - `mock-harmless-split`: streams "kill a pro" + "cess" (harmless, split).
+//! - `mock-guard`: a Llama-Guard-style judge: `unsafe\nS10` when the
+//!   conversation contains `EXTERNAL-FLAG`, else `safe`.
+//! - `POST /v1/moderations`: an OpenAI-style moderator flagging `hate` for
+//!   inputs containing `EXTERNAL-FLAG`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -57,6 +64,7 @@ impl MockUpstream {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/moderations", post(moderations))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -113,6 +121,9 @@ async fn models() -> Json<Value> {
         "mock-400",
         "mock-drop",
         "mock-forge",
+        "mock-unsafe",
+        "mock-harmless-split",
+        "mock-guard",
     ];
     Json(json!({
         "object": "list",
@@ -153,6 +164,49 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             return (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"error": {"message": "temperature is out of range", "type": "invalid_request_error", "param": "temperature", "code": null, "internal": INTERNAL_DETAIL}})),
+            )
+                .into_response();
+        }
+        "mock-guard" => {
+            let verdict = if body.windows(13).any(|w| w == b"EXTERNAL-FLAG") {
+                "unsafe\nS10"
+            } else {
+                "safe"
+            };
+            return Json(json!({
+                "id": "chatcmpl-guard", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}, "finish_reason": "stop"}],
+                "usage": usage,
+            }))
+            .into_response();
+        }
+        "mock-unsafe" if !stream => {
+            return Json(json!({
+                "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": UNSAFE_ANSWER}, "finish_reason": "stop"}],
+                "usage": usage,
+            }))
+            .into_response();
+        }
+        "mock-unsafe" | "mock-harmless-split" => {
+            let pieces: &[&str] = if model == "mock-unsafe" {
+                &UNSAFE_PIECES
+            } else {
+                &["Use this to kill a pro", "cess: ", "kill -9 1234"]
+            };
+            let mut events: Vec<String> = pieces.iter().map(|p| chunk(&model, p)).collect();
+            if req["stream_options"]["include_usage"].as_bool() == Some(true) {
+                events.push(json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage}).to_string());
+            }
+            events.push("[DONE]".into());
+            // Each event leaves on its own, so the gateway sees the phrase split.
+            let stream = futures_util::stream::iter(events).then(|e| async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Ok::<_, Infallible>(Bytes::from(format!("data: {e}\n\n")))
+            });
+            return (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(stream),
             )
                 .into_response();
         }
@@ -227,6 +281,33 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             sse(events)
         }
     }
+}
+
+/// The flagged answer, and the same split so that no chunk holds the phrase.
+pub const UNSAFE_ANSWER: &str = "Listen carefully. I will kill you tomorrow.";
+pub const UNSAFE_PIECES: [&str; 4] = ["Listen carefully. ", "I will ki", "ll y", "ou tomorrow."];
+
+async fn moderations(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    record(&s, "/v1/moderations", &headers, &body);
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let inputs: Vec<String> = match &req["input"] {
+        Value::String(t) => vec![t.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => vec![],
+    };
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|t| {
+            let hit = t.contains("EXTERNAL-FLAG");
+            json!({"flagged": hit, "categories": {"hate": hit, "violence": false},
+                   "category_scores": {"hate": if hit { 0.97 } else { 0.01 }, "violence": 0.0}})
+        })
+        .collect();
+    Json(json!({"id": "modr-mock", "model": "omni-moderation-latest", "results": results}))
+        .into_response()
 }
 
 async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
