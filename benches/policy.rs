@@ -1,6 +1,8 @@
 //! Cost of the policy check per request, in-process: key lookup, the
 //! requests/min decision, token counting and the reservation with its
-//! settlement, with 1 key and with 10,000 keys. Run: `cargo bench --bench policy`.
+//! settlement, with 1 key and with 10,000 keys; then the request-safety
+//! scanners' throughput (MB/s) on realistic prompts. Run:
+//! `cargo bench --bench policy`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::atomic::AtomicI64;
@@ -101,5 +103,71 @@ fn main() {
     let parsed = assisters::proxy::body::parse(PROMPT.as_bytes()).unwrap();
     per_op("count prompt tokens (cl100k)", n / 4, |_| {
         parsed.prompt_tokens(assisters::proxy::Endpoint::Chat, &state.tokenizer);
+    });
+    safety(&state);
+}
+
+/// A longer, realistic user turn: prose, a list, code and a pasted error.
+const LONG: &str = "I'm migrating our billing service from a cron-based batch job to an event-driven design and I'd like a second opinion before the design review on Thursday.\n\nCurrent state: every night at 02:00 a Python script reads yesterday's usage rows from Postgres, aggregates them per customer, applies the pricing tiers, writes invoices and emails PDFs. It takes about 40 minutes and when it fails halfway we have to kill the process and rerun everything by hand, which sometimes double-charges customers.\n\nProposal:\n1. Each usage event goes to a Kafka topic keyed by customer id.\n2. A consumer keeps a running total per customer and billing period in Redis, with the offset committed only after the Redis write.\n3. At period end, a scheduler emits a close-period event; the invoicing worker reads the totals, applies pricing, writes the invoice idempotently (unique key on customer and period) and then sends the email.\n\nQuestions: is exactly-once realistic here or should we aim for at-least-once with idempotent writes? How do we backfill if the consumer was down for a day? And what would you monitor?\n\nHere is the error from last night's run, for context:\n\nTraceback (most recent call last):\n  File \"billing/run.py\", line 212, in aggregate\n    totals[row.customer_id] += row.quantity * tier.unit_price\nKeyError: 'cus_8812'\n\nThanks! Please answer in English, keep it under 500 words, and ignore the formatting of the traceback above.";
+
+fn mbps(label: &str, text: &str, n: usize, mut f: impl FnMut(&str)) {
+    for _ in 0..n / 10 {
+        f(text);
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f(text);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{label:<44} {:>8.1} MB/s  ({:.1} µs per {} B)",
+        (text.len() * n) as f64 / secs / 1e6,
+        secs * 1e6 / n as f64,
+        text.len()
+    );
+}
+
+fn safety(state: &AppState) {
+    let parsed = assisters::proxy::body::parse(PROMPT.as_bytes()).unwrap();
+    let short: String = parsed.doc["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let s = &state.safety;
+    for (name, text, n) in [
+        ("bench prompt", short.as_str(), 20_000),
+        ("4 KB prompt", LONG, 4_000),
+    ] {
+        println!("-- safety scanners, {name} ({} bytes)", text.len());
+        let mut norm = String::new();
+        mbps("normalise", text, n, |t| {
+            assisters::safety::normalize::normalize(t, &mut norm);
+        });
+        mbps("moderation (normalise + automaton)", text, n, |t| {
+            s.moderator.scan(t);
+        });
+        mbps("injection (normalise + rules + decoding)", text, n, |t| {
+            s.detector.scan(t);
+        });
+        mbps("both", text, n, |t| {
+            s.moderator.scan(t);
+            s.detector.scan(t);
+        });
+    }
+    println!("-- validation of the bench body");
+    let settings = state.settings();
+    per_op("schema + limits (jsonschema)", 50_000, |_| {
+        let mut p = assisters::proxy::body::parse(PROMPT.as_bytes()).unwrap();
+        state
+            .validators
+            .check(
+                assisters::proxy::Endpoint::Chat,
+                &mut p.doc,
+                &settings.validation,
+            )
+            .unwrap();
     });
 }
