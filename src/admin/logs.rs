@@ -30,6 +30,8 @@ pub struct LogQuery {
     pub key_id: Option<String>,
     pub model: Option<String>,
     pub status: Option<u16>,
+    /// Only records where a safety check took this action: `block`, `flag` or `log`.
+    pub safety_action: Option<String>,
     /// At most this many (default 50, at most 500).
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
@@ -97,6 +99,16 @@ pub async fn list(
         key_id: q.key_id,
         model: q.model,
         status: q.status,
+        safety_action: match q.safety_action.as_deref() {
+            None => None,
+            Some(a @ ("block" | "flag" | "log")) => Some(a.to_owned()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "safety_action must be block, flag or log.",
+                    Some("safety_action"),
+                ))
+            }
+        },
         before,
         limit,
     };

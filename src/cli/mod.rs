@@ -187,6 +187,9 @@ pub enum LogsCmd {
         model: Option<String>,
         #[arg(long)]
         status: Option<u16>,
+        /// Only requests where a safety check took this action: block, flag or log.
+        #[arg(long)]
+        safety: Option<String>,
         /// RFC 3339 time, e.g. 2026-11-29T00:00:00Z.
         #[arg(long)]
         since: Option<String>,
@@ -448,6 +451,7 @@ async fn logs(c: &AdminClient, cmd: LogsCmd) -> anyhow::Result<()> {
             key,
             model,
             status,
+            safety,
             since,
             until,
             limit,
@@ -462,6 +466,7 @@ async fn logs(c: &AdminClient, cmd: LogsCmd) -> anyhow::Result<()> {
             add("key_id", key);
             add("model", model);
             add("status", status.map(|s| s.to_string()));
+            add("safety_action", safety);
             add("since", since);
             add("until", until);
             let v = c

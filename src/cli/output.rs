@@ -123,7 +123,7 @@ pub fn keys(list: &Value, json: bool) -> anyhow::Result<()> {
 
 pub fn logs(list: &Value, json: bool) -> anyhow::Result<()> {
     let headers = [
-        "TIME", "ID", "KEY", "MODEL", "STATUS", "ERROR", "LATENCY", "TOKENS",
+        "TIME", "ID", "KEY", "MODEL", "STATUS", "ERROR", "LATENCY", "TOKENS", "SAFETY",
     ];
     listing(list, json, &headers, |r| {
         vec![
@@ -139,8 +139,31 @@ pub fn logs(list: &Value, json: bool) -> anyhow::Result<()> {
                 num(r, "prompt_tokens"),
                 num(r, "completion_tokens")
             ),
+            safety_summary(&r["safety"]),
         ]
     })
+}
+
+/// `block:injection`, `flag:moderation`, or `pass`/`pass, 2 skipped`.
+fn safety_summary(safety: &Value) -> String {
+    let checks = safety["checks"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if checks.is_empty() {
+        return "-".into();
+    }
+    for action in ["block", "flag"] {
+        if let Some(c) = checks.iter().find(|c| c["action"] == action) {
+            return format!("{action}:{}", s(c, "check"));
+        }
+    }
+    let skipped = checks.iter().filter(|c| c["status"] == "skipped").count();
+    if skipped > 0 {
+        format!("pass, {skipped} skipped")
+    } else {
+        "pass".into()
+    }
 }
 
 pub fn tiers(list: &Value, json: bool) -> anyhow::Result<()> {

@@ -59,6 +59,8 @@ pub struct Detector {
     raw: RegexSet,
     raw_meta: Vec<(usize, f32)>,
     switch_role: Regex,
+    /// `switch_role` anywhere: a cheap test before splitting sentences.
+    switch_role_any: Regex,
     switch_prior: Regex,
     switch_family: usize,
     switch_weight: f32,
@@ -71,6 +73,7 @@ pub struct Detector {
 const RULES: &str = include_str!("rules/injection.toml");
 const OBFUSCATION: &str = "obfuscation";
 const ENCODED: &str = "encoded_payload";
+const MAX_FAMILIES: usize = 16;
 
 impl Detector {
     pub fn new() -> Result<Detector, String> {
@@ -102,6 +105,9 @@ impl Detector {
         }
         let sw = &file.context_switch;
         let switch_family = family(&sw.family);
+        if families.len() > MAX_FAMILIES {
+            return Err(bad(&format!("more than {MAX_FAMILIES} families")));
+        }
         let size = 64 << 20;
         Ok(Detector {
             normalized: regex::RegexSetBuilder::new(&norm_pats)
@@ -110,11 +116,13 @@ impl Detector {
                 .map_err(|e| bad(&e))?,
             normalized_meta: norm_meta,
             raw: regex::RegexSetBuilder::new(&raw_pats)
+                .case_insensitive(true)
                 .size_limit(size)
                 .build()
                 .map_err(|e| bad(&e))?,
             raw_meta,
             switch_role: Regex::new(&format!("^(?:{})", sw.role)).map_err(|e| bad(&e))?,
+            switch_role_any: Regex::new(&sw.role).map_err(|e| bad(&e))?,
             switch_prior: Regex::new(&sw.prior_role).map_err(|e| bad(&e))?,
             switch_family,
             switch_weight: sw.weight,
@@ -128,44 +136,40 @@ impl Detector {
 
     pub fn scan(&self, text: &str) -> Verdict {
         let mut norm = String::with_capacity(text.len());
-        self.scan_depth(text, &mut norm, 0)
+        let signs = normalize(text, &mut norm);
+        self.scan_normalized(text, &norm, signs)
     }
 
-    fn scan_depth(&self, text: &str, norm: &mut String, depth: u8) -> Verdict {
-        let signs = normalize(text, norm);
-        let mut fam = vec![0f32; self.families.len()];
+    /// Scores `text`, given its normalised form (shared with moderation,
+    /// so a request's text is normalised once).
+    pub fn scan_normalized(&self, text: &str, norm: &str, signs: Signs) -> Verdict {
+        self.scan_at(text, norm, signs, 0)
+    }
+
+    fn scan_at(&self, text: &str, norm: &str, signs: Signs, depth: u8) -> Verdict {
+        let mut fam = [0f32; MAX_FAMILIES];
         let mut add = |f: usize, w: f32| fam[f] = 1.0 - (1.0 - fam[f]) * (1.0 - w);
         for i in self.normalized.matches(norm).iter() {
             let (f, w) = self.normalized_meta[i];
             add(f, w);
         }
-        // Markup survives only in the raw text; most prompts have none of
-        // the characters these rules need, so skip the pass for them.
-        if text.bytes().any(|b| {
-            matches!(
-                b,
-                b'<' | b'[' | b'#' | b'\\' | b':' | b'=' | b'-' | b'\n' | b'?' | b'.' | b'!'
-            )
-        }) || !text.is_ascii()
-        {
-            let lower = text.to_lowercase();
-            for i in self.raw.matches(&lower).iter() {
-                let (f, w) = self.raw_meta[i];
-                add(f, w);
-            }
+        // Markup survives only in the raw text (matched case-insensitively).
+        for i in self.raw.matches(text).iter() {
+            let (f, w) = self.raw_meta[i];
+            add(f, w);
         }
         if self.role_switch(text, norm) {
             add(self.switch_family, self.switch_weight);
         }
         self.obfuscation(&signs, &mut fam);
         if depth == 0 {
-            if let Some(inner) = self.decoded(text, norm) {
+            if let Some(inner) = self.decoded(text) {
                 if inner.score > 0.0 {
                     fam[1] = fam[1].max(inner.score);
                 }
             }
         }
-        let mut families: Vec<(&'static str, f32)> = fam
+        let mut families: Vec<(&'static str, f32)> = fam[..self.families.len()]
             .iter()
             .enumerate()
             .filter(|(_, s)| **s > 0.0)
@@ -179,6 +183,9 @@ impl Detector {
     /// A sentence that starts by assigning a role, after earlier sentences
     /// that set up none: the prompt changes its task half-way.
     fn role_switch(&self, text: &str, norm: &str) -> bool {
+        if !self.switch_role_any.is_match(norm) && !self.switch_formula.is_match(norm) {
+            return false;
+        }
         if let Some(m) = self.switch_formula.find(norm) {
             let prior = &norm[..m.start()];
             if prior.split(' ').filter(|w| !w.is_empty()).count() >= self.switch_min_words
@@ -225,8 +232,9 @@ impl Detector {
     }
 
     /// Encoded payloads in the text, decoded and scanned once more.
-    fn decoded(&self, text: &str, norm: &mut String) -> Option<Verdict> {
+    fn decoded(&self, text: &str) -> Option<Verdict> {
         use base64::Engine;
+        let mut norm = String::new();
         let mut best: Option<Verdict> = None;
         let mut consider = |bytes: Vec<u8>, best: &mut Option<Verdict>| {
             let Ok(s) = String::from_utf8(bytes) else {
@@ -239,7 +247,8 @@ impl Detector {
             if s.len() < 8 || printable * 10 < s.chars().count() * 9 {
                 return;
             }
-            let v = self.scan_depth(&s, norm, 1);
+            let signs = normalize(&s, &mut norm);
+            let v = self.scan_at(&s, &norm, signs, 1);
             if best.as_ref().is_none_or(|b| v.score > b.score) {
                 *best = Some(v);
             }

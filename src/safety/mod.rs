@@ -167,7 +167,8 @@ pub fn judge_scores(
 pub type Flagged = bool;
 
 /// Moderation and injection detection of a request's input. A block is
-/// an error; every check (run or skipped) is noted in `safety`.
+/// an error; every check (run or skipped) is noted in `safety`. Each text
+/// is normalised once for both engines.
 pub async fn check_input(
     state: &AppState,
     settings: &Settings,
@@ -177,23 +178,43 @@ pub async fn check_input(
     safety: &mut Value,
 ) -> Result<Flagged, ApiError> {
     let texts = texts::request(endpoint, doc);
-    let mut flagged = false;
+    let moderate = policy.input_moderation;
+    let detect = policy.injection && matches!(endpoint, Endpoint::Chat | Endpoint::Completions);
+    let mut scores = Scores::default();
+    let mut moderation_param = None;
+    let mut injection = injection::Verdict::default();
+    let mut injection_param = None;
+    let mut norm = String::new();
+    if moderate || detect {
+        for t in &texts {
+            let signs = normalize::normalize(t.text, &mut norm);
+            if moderate {
+                let s = state.safety.moderator.scan_normalized(&norm);
+                if moderation_param.is_none()
+                    && s.flagged(policy.moderation_threshold).next().is_some()
+                {
+                    moderation_param = Some(t.loc);
+                }
+                scores.merge(&s);
+            }
+            if detect && t.untrusted {
+                let v = state.safety.detector.scan_normalized(t.text, &norm, signs);
+                if v.score > injection.score {
+                    injection = v;
+                    injection_param = Some(t.loc);
+                }
+            }
+        }
+    }
     let externals = &settings.safety.external;
-    if !policy.input_moderation {
+    let mut flagged = false;
+    if !moderate {
         note(
             safety,
             Check::skipped("moderation", "input", "builtin", "disabled"),
         );
     } else {
-        let mut scores = Scores::default();
-        let mut param = None;
-        for t in &texts {
-            let s = state.safety.moderator.scan(t.text);
-            if param.is_none() && s.flagged(policy.moderation_threshold).next().is_some() {
-                param = Some(t.loc.param());
-            }
-            scores.merge(&s);
-        }
+        let param = moderation_param.map(|l| l.param());
         let (mut check, verdict) = judge_scores(
             Check::ran("moderation", "input", "builtin"),
             &scores,
@@ -228,8 +249,14 @@ pub async fn check_input(
             _ => {}
         }
     }
-    flagged |= check_injection(state, policy, endpoint, &texts, safety)?;
-    if policy.input_moderation && !externals.is_empty() {
+    if !matches!(endpoint, Endpoint::Chat | Endpoint::Completions) {
+        note_injection_skipped(safety, "not applicable to this endpoint");
+    } else if !policy.injection {
+        note_injection_skipped(safety, "disabled");
+    } else {
+        flagged |= judge_injection(policy, &injection, injection_param, safety)?;
+    }
+    if moderate && !externals.is_empty() {
         let all: Vec<&str> = texts.iter().map(|t| t.text).collect();
         flagged |= external::moderate(state, settings, policy, "input", &all, safety).await?;
     } else {
@@ -255,37 +282,18 @@ fn note_injection_skipped(safety: &mut Value, reason: &str) {
     );
 }
 
-fn check_injection(
-    state: &AppState,
+fn judge_injection(
     policy: &Policy,
-    endpoint: Endpoint,
-    texts: &[texts::Text<'_>],
+    best: &injection::Verdict,
+    param: Option<texts::Loc>,
     safety: &mut Value,
 ) -> Result<Flagged, ApiError> {
-    if !matches!(endpoint, Endpoint::Chat | Endpoint::Completions) {
-        note_injection_skipped(safety, "not applicable to this endpoint");
-        return Ok(false);
-    }
-    if !policy.injection {
-        note_injection_skipped(safety, "disabled");
-        return Ok(false);
-    }
-    let mut best = injection::Verdict::default();
-    let mut param = None;
-    for t in texts.iter().filter(|t| t.untrusted) {
-        let v = state.safety.detector.scan(t.text);
-        if v.score > best.score {
-            best = v;
-            param = Some(t.loc);
-        }
-    }
     let mut check = Check::ran("injection", "input", "rules");
     check.score = Some(round(best.score));
     for (f, s) in &best.families {
         check.scores.insert(f, round(*s));
     }
-    let fired = best.score >= policy.injection_threshold;
-    if !fired {
+    if best.score < policy.injection_threshold {
         note(safety, check);
         return Ok(false);
     }

@@ -298,8 +298,13 @@ impl Moderator {
 
     pub fn scan(&self, text: &str) -> Scores {
         let mut norm = String::with_capacity(text.len());
-        normalize(text, &mut norm);
-        self.scan_normalized(&norm)
+        self.scan_with(text, &mut norm)
+    }
+
+    /// `scan` with the caller's buffer for the normalised text.
+    pub fn scan_with(&self, text: &str, norm: &mut String) -> Scores {
+        normalize(text, norm);
+        self.scan_normalized(norm)
     }
 
     /// Bytes at the end of `raw` that could still become part of a

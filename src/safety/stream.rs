@@ -26,6 +26,9 @@ pub struct StreamGuard {
     max_hold: usize,
     worst: Scores,
     cut: bool,
+    /// Buffers reused from event to event.
+    window: String,
+    norm: String,
 }
 
 /// What the relay does with the events it just parsed.
@@ -51,6 +54,8 @@ impl StreamGuard {
             max_hold: max_hold.max(16),
             worst: Scores::default(),
             cut: false,
+            window: String::new(),
+            norm: String::new(),
         }
     }
 
@@ -68,10 +73,15 @@ impl StreamGuard {
             self.held_text.push_str(&piece);
             self.held.push_back((ev, piece.len()));
         }
-        let mut window = String::with_capacity(self.tail.len() + self.held_text.len());
+        let mut window = std::mem::take(&mut self.window);
+        window.clear();
         window.push_str(&self.tail);
         window.push_str(&self.held_text);
-        let scores = self.state.safety.moderator.scan(&window);
+        let scores = self
+            .state
+            .safety
+            .moderator
+            .scan_with(&window, &mut self.norm);
         self.worst.merge(&scores);
         let blocked: Vec<&'static str> = scores
             .flagged(self.policy.moderation_threshold)
@@ -79,6 +89,7 @@ impl StreamGuard {
             .map(|c| c.name())
             .collect();
         if !blocked.is_empty() {
+            self.window = window;
             self.cut = true;
             self.held.clear();
             self.held_text.clear();
@@ -98,6 +109,7 @@ impl StreamGuard {
             .open_suffix(&window)
             .min(self.held_text.len())
             .min(self.max_hold);
+        self.window = window;
         let mut out = Vec::new();
         let mut left = self.held_text.len();
         while let Some((_, len)) = self.held.front() {

@@ -75,6 +75,8 @@ pub struct Filter {
     pub key_id: Option<String>,
     pub model: Option<String>,
     pub status: Option<u16>,
+    /// Only records where a safety check took this action (`block`, `flag`, `log`).
+    pub safety_action: Option<String>,
     /// Keyset cursor: records strictly older than (at, id).
     pub before: Option<(i64, String)>,
     pub limit: u32,
@@ -102,6 +104,13 @@ pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
     }
     if let Some(v) = f.status {
         push(" AND status = ?", i64::from(v).into(), &mut sql);
+    }
+    if let Some(a) = &f.safety_action {
+        push(
+            " AND instr(safety, ?) > 0",
+            format!("\"action\":\"{a}\"").into(),
+            &mut sql,
+        );
     }
     if let Some((at, id)) = &f.before {
         push(" AND (at < ?", (*at).into(), &mut sql);
