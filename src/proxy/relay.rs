@@ -112,7 +112,9 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
                     }
                     Ok(()) => {
                         let events = match finish.guard.as_mut() {
-                            Some(g) if !g.is_cut() => match g.push(events) {
+                            // Nothing is sent after a disconnect: no need to scan.
+                            Some(g) if !g.is_cut() && drain_until.is_none() => match g.push(events)
+                            {
                                 Verdict::Send(ev) => ev,
                                 Verdict::Cut(err) => {
                                     // The flagged text never leaves: an error
