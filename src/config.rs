@@ -262,6 +262,17 @@ const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "CONFIG"];
 
 impl Config {
     /// Loads the layers in order and validates the result.
+    /// The file layer alone, from text: defaults, then this TOML, validated
+    /// (what the fuzzer and `config check`-style callers need).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
