@@ -25,6 +25,11 @@ fn chat() -> Value {
     json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
 }
 
+async fn still_serves(gw: &Gateway, key: &str) {
+    let r = gw.post(key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 200, "the gateway still serves");
+}
+
 /// Reads until EOF (or 10 s), returning what arrived.
 async fn read_all(s: &mut TcpStream) -> String {
     let mut buf = Vec::new();
@@ -70,7 +75,10 @@ async fn slow_loris_heads_and_bodies_get_408_while_others_are_served() {
     let gw = Gateway::start(&config_with(None, EDGE)).await;
     let key = gw.key().await;
     // Warm up (the tokenizer loads on first use).
-    assert_eq!(gw.post(&key, "/v1/chat/completions", chat()).await.status(), 200);
+    assert_eq!(
+        gw.post(&key, "/v1/chat/completions", chat()).await.status(),
+        200
+    );
     let mut head = TcpStream::connect(addr(&gw)).await.unwrap();
     head.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app")
         .await
@@ -190,10 +198,7 @@ async fn overload_sheds_new_requests_while_admin_keeps_answering() {
     assert_eq!(a.await.unwrap(), 200);
     assert_eq!(b.await.unwrap(), 200);
     settles(&gw, "assisters_in_flight_requests", 0.0).await;
-    assert_eq!(
-        gw.post(&key, "/v1/chat/completions", chat()).await.status(),
-        200
-    );
+    still_serves(&gw, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,10 +244,7 @@ async fn per_key_concurrency_is_capped() {
         "other keys unaffected"
     );
     assert_eq!(held.await.unwrap(), 200);
-    assert_eq!(
-        gw.post(&key, "/v1/chat/completions", chat()).await.status(),
-        200
-    );
+    still_serves(&gw, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -388,10 +390,7 @@ async fn compressed_bodies_are_accepted_and_bombs_refused() {
         .await
         .unwrap()
         .contains("Unsupported Content-Encoding"));
-    assert_eq!(
-        gw.post(&key, "/v1/chat/completions", chat()).await.status(),
-        200
-    );
+    still_serves(&gw, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -424,10 +423,7 @@ async fn pathological_json_is_refused_cleanly() {
     let long = json!({"model": "assisters-echo", "messages": [{"role": "user", "content": "a".repeat(20_000_000)}]});
     let r = raw(serde_json::to_vec(&long).unwrap()).await.unwrap();
     assert_eq!(r.status(), 413);
-    assert_eq!(
-        gw.post(&key, "/v1/chat/completions", chat()).await.status(),
-        200
-    );
+    still_serves(&gw, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
