@@ -3,8 +3,11 @@
 //! Layer order of the gateway listener, outermost first:
 //! 1. `CatchPanicLayer`: a bug in one request becomes a 500 in OpenAI's
 //!    shape; the server keeps serving.
-//! 2. Routes: `/v1/*`, whose handlers all start with the
-//!    `keys::auth::AuthedKey` extractor (a bearer `ask_` key); `/healthz` open.
+//! 2. Routes: `/v1/*`, behind two edge layers: `edge::load::shed` (503
+//!    with `Retry-After` past `edge.max_in_flight`, before any other work),
+//!    then `edge::hygiene::check` (keys in the URL, underscored header
+//!    names); their handlers all start with the `keys::auth::AuthedKey`
+//!    extractor (a bearer `ask_` key). `/healthz` is open and never shed.
 //! 3. Fallbacks: unknown paths and methods answer in OpenAI's error shape.
 //!
 //! The admin listener has its own stack (see `admin`).
@@ -52,6 +55,9 @@ pub struct Inner {
     pub limits: crate::limits::Limits,
     pub throttle: crate::access::throttle::AuthThrottle,
     pub logs: crate::logs::LogSink,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub reseal: crate::logs::reseal::Resealer,
+    pub edge: crate::edge::Edge,
     pub redactor: crate::logs::redact::Redactor,
     log_writer: parking_lot::Mutex<Option<crate::logs::LogWriter>>,
     pub upstreams: Upstreams,
@@ -110,6 +116,11 @@ impl AppState {
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let keys = KeyRegistry::new(store.read_now(crate::store::keys::all)?);
         let limits = crate::limits::Limits::new(store.read_now(crate::store::tiers::all)?);
+        let today = crate::store::now().div_euclid(86_400);
+        limits.seed_daily(
+            today,
+            store.read_now(|c| crate::store::usage::tokens_on_day(c, today * 86_400))?,
+        );
         let client =
             upstream::build_client(&config.upstream_defaults).map_err(StartError::Other)?;
 
@@ -120,7 +131,8 @@ impl AppState {
             settings = settings.patched(&patch).map_err(StartError::Other)?;
         }
 
-        let (log_sink, log_writer) = crate::logs::channel();
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+        let (log_sink, log_writer) = crate::logs::channel(telemetry.clone());
         let state = AppState(Arc::new(Inner {
             data_dir,
             store,
@@ -132,6 +144,9 @@ impl AppState {
             ),
             access_nets: RwLock::new(Arc::new(AccessNets::from_settings(&settings))),
             logs: log_sink,
+            telemetry,
+            reseal: Default::default(),
+            edge: crate::edge::Edge::new(&config.edge),
             redactor: crate::logs::redact::Redactor::new(),
             log_writer: parking_lot::Mutex::new(Some(log_writer)),
             upstreams: Upstreams::default(),
@@ -264,8 +279,14 @@ impl AppState {
 
 /// The gateway listener's router.
 pub fn gateway_router(state: AppState) -> Router {
+    let v1 = crate::proxy::router()
+        .layer(axum::middleware::from_fn(crate::edge::hygiene::check))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge::load::shed,
+        ));
     Router::new()
-        .merge(crate::proxy::router())
+        .merge(v1)
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::error::route_not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)

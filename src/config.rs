@@ -41,6 +41,7 @@ pub struct Config {
     pub validation: crate::validate::ValidationConfig,
     pub safety: crate::safety::SafetyConfig,
     pub upstream_defaults: UpstreamTimeouts,
+    pub edge: EdgeConfig,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
     /// `tracing` filter, e.g. `info` or `assisters=debug`.
@@ -84,6 +85,12 @@ pub struct Retention {
     #[serde(with = "duration_str")]
     #[schema(value_type = String, example = "90days")]
     pub usage: Duration,
+    /// `forever` (default: kept for the life of the install) or a duration
+    /// of at least a day. Pruning keeps the hash chain verifiable from an
+    /// anchor (the last pruned entry's hash).
+    #[serde(with = "duration_or_forever")]
+    #[schema(value_type = String, example = "forever")]
+    pub audit: Option<Duration>,
 }
 
 impl Default for LogsConfig {
@@ -101,6 +108,7 @@ impl Default for Retention {
         Retention {
             request_logs: Duration::from_secs(30 * 86_400),
             usage: Duration::from_secs(90 * 86_400),
+            audit: None,
         }
     }
 }
@@ -137,6 +145,53 @@ pub struct UpstreamTimeouts {
     pub pool_max_idle_per_host: usize,
 }
 
+/// How the gateway listener protects itself from slow, excessive or hostile
+/// clients. Read at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// A client must send a request's headers within this time (408, close).
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    /// Longest silence while a request body arrives (408, close).
+    #[serde(with = "duration_str")]
+    pub body_idle_timeout: Duration,
+    /// Open connections on the gateway listener, in all.
+    pub max_connections: u32,
+    /// Open connections from one client address.
+    pub max_connections_per_ip: u32,
+    /// `/v1` requests being handled at once; beyond, new ones get 503 with
+    /// `Retry-After` instead of queueing.
+    pub max_in_flight: u32,
+    /// Largest request head (request line and headers), HTTP/1.
+    pub max_header_bytes: usize,
+    /// HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 flow-control windows (bytes): per stream and per connection.
+    pub h2_stream_window: u32,
+    pub h2_connection_window: u32,
+    /// Bytes of a stream buffered for a client that stops reading, after
+    /// which the stream is cancelled and the upstream call dropped.
+    pub max_stream_buffer_bytes: usize,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            max_in_flight: 1024,
+            max_header_bytes: 32 * 1024,
+            h2_max_concurrent_streams: 128,
+            h2_stream_window: 1024 * 1024,
+            h2_connection_window: 4 * 1024 * 1024,
+            max_stream_buffer_bytes: 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
@@ -168,6 +223,7 @@ impl Default for Config {
             validation: Default::default(),
             safety: Default::default(),
             upstream_defaults: UpstreamTimeouts::default(),
+            edge: EdgeConfig::default(),
             upstreams: Vec::new(),
             log_level: "info".to_owned(),
         }
@@ -210,6 +266,17 @@ const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "CONFIG"];
 
 impl Config {
     /// Loads the layers in order and validates the result.
+    /// The file layer alone, from text: defaults, then this TOML, validated
+    /// (what the fuzzer and `config check`-style callers need).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
@@ -266,6 +333,26 @@ impl Config {
         }
         self.validation.check().map_err(ConfigError::Invalid)?;
         self.safety.check().map_err(ConfigError::Invalid)?;
+        let e = &self.edge;
+        if e.header_read_timeout.is_zero() || e.body_idle_timeout.is_zero() {
+            return bad("edge timeouts must be greater than 0".into());
+        }
+        if e.max_connections == 0 || e.max_connections_per_ip == 0 || e.max_in_flight == 0 {
+            return bad("edge.max_connections, max_connections_per_ip and max_in_flight must be greater than 0".into());
+        }
+        if e.max_header_bytes < 8192 {
+            return bad("edge.max_header_bytes must be at least 8192".into());
+        }
+        let r = &self.logs.retention;
+        for (name, d) in [
+            ("request_logs", Some(r.request_logs)),
+            ("usage", Some(r.usage)),
+            ("audit", r.audit),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return bad(format!("logs.retention.{name} must be greater than 0"));
+            }
+        }
         let t = &self.upstream_defaults;
         for (name, d) in [
             ("connect_timeout", t.connect_timeout),
@@ -314,6 +401,31 @@ pub mod duration_str {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try \"30s\", \"5m\")"))
+        })
+    }
+}
+
+/// An optional duration written `forever` when absent.
+pub mod duration_or_forever {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_str::serialize(d, s),
+            None => s.serialize_str("forever"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "forever" {
+            return Ok(None);
+        }
+        humantime::parse_duration(&s).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?}: {e} (try \"forever\", \"365days\")"
+            ))
         })
     }
 }

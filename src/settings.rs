@@ -44,6 +44,7 @@ impl Settings {
             validation: next.validation.clone(),
             safety: next.safety.clone(),
             upstream_defaults: next.upstream_defaults.clone(),
+            logs: next.logs.clone(),
             ..Config::default()
         };
         probe.validate().map_err(|e| e.to_string())?;

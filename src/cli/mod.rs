@@ -2,6 +2,7 @@
 //! the running server's admin API.
 
 mod client;
+mod data;
 mod eval;
 mod output;
 mod serve;
@@ -51,6 +52,12 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Usage rollups per key, model and day or hour; CSV / JSON Lines export.
+    #[command(subcommand)]
+    Usage(data::UsageCmd),
+    /// The master key: status and rotation.
+    #[command(subcommand)]
+    Crypto(data::CryptoCmd),
     /// Measure the safety scanners on labelled JSON Lines (`text`, `label`).
     #[command(subcommand)]
     Eval(EvalCmd),
@@ -311,6 +318,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Logs(cmd) => logs(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Usage(cmd) => data::usage(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Crypto(cmd) => data::crypto(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {
             use utoipa::OpenApi;
             output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)

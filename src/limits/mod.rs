@@ -44,6 +44,9 @@ pub struct Overrides {
     pub max_concurrent_streams: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_token_budget: Option<u64>,
+    /// At most this many requests of this key handled at once (429 beyond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
     /// Store this key's request bodies in the request log (`false` keeps
     /// them out even when body logging is on globally).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,7 +58,10 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn validate(&self) -> Result<(), String> {
-        if self.requests_per_min == Some(0) || self.tokens_per_min == Some(0) {
+        if self.requests_per_min == Some(0)
+            || self.tokens_per_min == Some(0)
+            || self.max_concurrent_requests == Some(0)
+        {
             return Err("limits must be at least 1 per minute".into());
         }
         if let Some(s) = &self.safety {
@@ -72,6 +78,7 @@ pub struct Effective {
     pub tokens_per_min: u32,
     pub max_concurrent_streams: Option<u32>,
     pub daily_token_budget: Option<u64>,
+    pub max_concurrent_requests: Option<u32>,
 }
 
 pub const SEED_TIERS: [&str; 3] = ["free", "developer", "startup"];
@@ -81,6 +88,9 @@ pub const DEFAULT_TIER: &str = "free";
 pub struct Limits {
     tiers: RwLock<HashMap<String, Tier>>,
     per_key: Mutex<FxHashMap<String, Arc<KeyLimiter>>>,
+    /// Tokens each key used earlier today (from the usage rollups), for the
+    /// daily budget of limiters built after a restart.
+    daily_seed: Mutex<FxHashMap<String, (i64, u64)>>,
 }
 
 impl Limits {
@@ -88,6 +98,11 @@ impl Limits {
         let l = Limits::default();
         l.set_tiers(tiers);
         l
+    }
+
+    /// `used` is what each key spent on the UTC day `day` (days since the epoch).
+    pub fn seed_daily(&self, day: i64, used: Vec<(String, u64)>) {
+        *self.daily_seed.lock() = used.into_iter().map(|(k, n)| (k, (day, n))).collect();
     }
 
     pub fn set_tiers(&self, tiers: Vec<Tier>) {
@@ -130,6 +145,7 @@ impl Limits {
             daily_token_budget: o
                 .daily_token_budget
                 .or(tier.and_then(|t| t.daily_token_budget)),
+            max_concurrent_requests: o.max_concurrent_requests,
         }
     }
 
@@ -142,7 +158,12 @@ impl Limits {
                 return l.clone();
             }
         }
-        let fresh = Arc::new(KeyLimiter::new(eff, map.get(&key.id).map(|l| l.as_ref())));
+        let previous = map.get(&key.id).cloned();
+        let seed = match previous {
+            Some(_) => None,
+            None => self.daily_seed.lock().remove(&key.id),
+        };
+        let fresh = Arc::new(KeyLimiter::new(eff, previous.as_deref(), seed));
         map.insert(key.id.clone(), fresh.clone());
         fresh
     }

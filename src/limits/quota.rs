@@ -44,6 +44,7 @@ pub struct KeyLimiter {
     /// Shared with the limiter this one replaced, so open streams and the
     /// day's usage survive a change of limits.
     streams: Arc<AtomicU32>,
+    requests_open: Arc<AtomicU32>,
     daily: Arc<Mutex<Daily>>,
     last_tokens_remaining: AtomicU32,
 }
@@ -82,7 +83,13 @@ fn utc_day(now: i64) -> i64 {
 }
 
 impl KeyLimiter {
-    pub fn new(effective: Effective, previous: Option<&KeyLimiter>) -> KeyLimiter {
+    /// `seed`: (UTC day, tokens) already used today, when there is no
+    /// previous limiter to carry the count over from.
+    pub fn new(
+        effective: Effective,
+        previous: Option<&KeyLimiter>,
+        seed: Option<(i64, u64)>,
+    ) -> KeyLimiter {
         let clock = DefaultClock::default();
         let build = |n| {
             RateLimiter::direct_with_clock(per_minute(n), clock.clone())
@@ -95,7 +102,14 @@ impl KeyLimiter {
             clock: clock.clone(),
             ledger: Mutex::new(Ledger::default()),
             streams: previous.map_or_else(Default::default, |p| p.streams.clone()),
-            daily: previous.map_or_else(Default::default, |p| p.daily.clone()),
+            requests_open: previous.map_or_else(Default::default, |p| p.requests_open.clone()),
+            daily: previous.map_or_else(
+                || {
+                    let (day, used) = seed.unwrap_or_default();
+                    Arc::new(Mutex::new(Daily { day, used }))
+                },
+                |p| p.daily.clone(),
+            ),
             last_tokens_remaining: AtomicU32::new(effective.tokens_per_min),
         }
     }
@@ -231,6 +245,19 @@ impl KeyLimiter {
                 retry_after: Duration::from_secs(1),
             }),
         }
+    }
+
+    /// Takes one of the key's concurrent request places, if it has a cap.
+    pub fn open_request(&self) -> Result<Option<StreamSlot>, crate::error::EdgeError> {
+        let Some(max) = self.effective.max_concurrent_requests else {
+            return Ok(None);
+        };
+        self.requests_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| Some(StreamSlot(self.requests_open.clone())))
+            .map_err(|_| crate::error::EdgeError::KeyConcurrency(max))
     }
 
     pub fn open_streams(&self) -> u32 {
