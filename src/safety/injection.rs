@@ -110,7 +110,10 @@ impl Detector {
         }
         let size = 64 << 20;
         Ok(Detector {
+            // The normalised text is ASCII: ASCII classes keep the automata
+            // small (Unicode `\w` multiplies their states).
             normalized: regex::RegexSetBuilder::new(&norm_pats)
+                .unicode(false)
                 .size_limit(size)
                 .build()
                 .map_err(|e| bad(&e))?,
@@ -121,13 +124,13 @@ impl Detector {
                 .build()
                 .map_err(|e| bad(&e))?,
             raw_meta,
-            switch_role: Regex::new(&format!("^(?:{})", sw.role)).map_err(|e| bad(&e))?,
-            switch_role_any: Regex::new(&sw.role).map_err(|e| bad(&e))?,
-            switch_prior: Regex::new(&sw.prior_role).map_err(|e| bad(&e))?,
+            switch_role: ascii(&format!("^(?:{})", sw.role)).map_err(|e| bad(&e))?,
+            switch_role_any: ascii(&sw.role).map_err(|e| bad(&e))?,
+            switch_prior: ascii(&sw.prior_role).map_err(|e| bad(&e))?,
             switch_family,
             switch_weight: sw.weight,
             switch_min_words: sw.min_prior_words,
-            switch_formula: Regex::new(&sw.formula).map_err(|e| bad(&e))?,
+            switch_formula: ascii(&sw.formula).map_err(|e| bad(&e))?,
             base64: Regex::new(r"[A-Za-z0-9+/_-]{20,}={0,2}").map_err(|e| bad(&e))?,
             hex: Regex::new(r"\b(?:[0-9a-fA-F]{2}){12,}\b").map_err(|e| bad(&e))?,
             families,
@@ -277,6 +280,11 @@ impl Detector {
         }
         best
     }
+}
+
+/// A regex over normalised (ASCII) text.
+fn ascii(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern).unicode(false).build()
 }
 
 /// `%xx` escapes decoded (and `+` as a space); `None` if there were none.
