@@ -243,7 +243,10 @@ try {
   context.setDefaultTimeout(10_000);
   const page = await context.newPage();
   const pageErrors = [];
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('pageerror', (e) => {
+    pageErrors.push(`pageerror: ${e.message}`);
+    if (process.env.E2E_VERBOSE) console.log(`        pageerror: ${e.stack ?? e.message}`);
+  });
   page.on('console', (m) => {
     if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push(`console: ${m.text()}`);
   });
@@ -389,6 +392,47 @@ try {
     await row.getByText('Revoked').waitFor();
     const r = await chat(rotated);
     assert(r.status === 401, `expected 401 after revoking, got ${r.status}`);
+  });
+
+  await test('logs: filter by status and key, open the drawer, reveal the body (audited)', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Logs' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Logs' }).waitFor();
+    await page.locator('tr[data-log-id]').first().waitFor();
+    const all = await page.locator('tr[data-log-id]').count();
+    assert(all >= 3, `expected at least 3 log rows, got ${all}`);
+    // Only the refused calls.
+    await page.getByLabel('Status').selectOption('401');
+    await page.waitForURL(/status=401/);
+    await page.waitForFunction(() => !document.querySelector('table.stale'));
+    const statuses = await page.locator('tr[data-log-id] td:nth-child(2) .badge').allInnerTexts();
+    assert(statuses.length >= 1 && statuses.every((s) => s.trim() === '401'), `status filter shows ${statuses.join(',')}`);
+    // Only one key's successful calls.
+    await page.getByLabel('Status').selectOption('200');
+    await page.getByLabel('Key', { exact: true }).selectOption({ label: `e2e checkout (${rotated.slice(0, 12)}…)` });
+    await page.waitForURL(/key_id=/);
+    await page.waitForFunction(() => !document.querySelector('table.stale'));
+    const rowsNow = page.locator('tr[data-log-id]');
+    await rowsNow.first().waitFor();
+    await shot(page, 'logs-filtered-light');
+    await rowsNow.first().getByRole('button', { name: /View request/ }).click();
+    const drawer = page.getByRole('dialog', { name: 'Request details' });
+    await drawer.waitFor();
+    await drawer.getByText('recorded in the audit log').waitFor();
+    await drawer.getByRole('button', { name: 'Show request body' }).click();
+    const body = drawer.getByRole('region', { name: 'Request body' });
+    await body.waitFor();
+    assert((await body.innerText()).includes('ping from e2e'), 'the body does not show the prompt');
+    await shot(page, 'logs-drawer-body-light');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'logs-drawer-body-dark');
+    await axeCheck(page, 'logs drawer (dark)');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.keyboard.press('Escape');
+    await drawer.waitFor({ state: 'hidden' });
+    const audit = await (await adminApi('/admin/audit?limit=5')).json();
+    assert(audit.data.some((e) => e.action === 'log.read_body'), 'reading the body was not audited');
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await page.waitForURL(`http://${admin}/logs`);
   });
 
   await test('tiers: create and edit in the UI; deleting a tier in use shows why it is refused', async () => {

@@ -14,7 +14,7 @@ export const PAGES: Page[] = [
   { path: '/tiers', label: 'Tiers', group: 'Gateway' },
   { path: '/upstreams', label: 'Upstreams', group: 'Gateway' },
   { path: '/safety', label: 'Safety', group: 'Gateway', soon: true },
-  { path: '/logs', label: 'Logs', group: 'Observe', soon: true },
+  { path: '/logs', label: 'Logs', group: 'Observe' },
   { path: '/usage', label: 'Usage', group: 'Observe', soon: true },
   { path: '/audit', label: 'Audit', group: 'Observe' },
   { path: '/status', label: 'Status', group: 'Observe' },

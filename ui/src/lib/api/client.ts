@@ -26,6 +26,10 @@ export type UpdateTier = Schemas['UpdateTier'];
 export type Overrides = Schemas['Overrides'];
 export type Rotated = Schemas['Rotated'];
 export type AccessConfig = Schemas['AccessConfig'];
+export type LogView = Schemas['LogView'];
+export type LogPage = Schemas['LogPage'];
+export type LogBody = Schemas['LogBody'];
+export type LogsConfig = Schemas['LogsConfig'];
 
 /** An admin call that failed; `message` is the server's own words. */
 export class ApiError extends Error {
@@ -160,4 +164,27 @@ api.use(middleware);
 export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }): T {
   if (r.response.ok) return r.data as T;
   throw errorFromBody(r.response.status, r.error, r.response.statusText);
+}
+
+/**
+ * A raw admin call with the same authentication as `api` (session cookie, or
+ * the desktop app's bearer token and base URL): for what openapi-fetch does
+ * not handle, the event stream and file downloads.
+ */
+export async function adminFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const auth = await adminAuth();
+  const headers = new Headers(init.headers);
+  let url = new URL(path, origin()).toString();
+  if (auth) {
+    headers.set('Authorization', `Bearer ${auth.token}`);
+    if (auth.baseUrl) url = new URL(path, auth.baseUrl).toString();
+  }
+  const res = await fetch(url, { credentials: 'same-origin', ...init, headers });
+  if (res.status === 401) unauthorizedListeners.forEach((fn) => fn());
+  return res;
+}
+
+/** Whether the dashboard runs inside the desktop app (which provides the session). */
+export function inDesktopApp(): boolean {
+  return !!(globalThis as { __TAURI_INTERNALS__?: unknown }).__TAURI_INTERNALS__;
 }

@@ -134,6 +134,55 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["logs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/logs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["logs_get_one"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/logs/{id}/body": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decrypts the stored request body; the read itself is audited. */
+        post: operations["logs_body"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/settings": {
         parameters: {
             query?: never;
@@ -383,20 +432,120 @@ export interface components {
              */
             usage_drain_timeout: string;
         };
+        LogBody: {
+            /** @description The request body as stored (after redaction, if enabled). */
+            body: string;
+            id: string;
+        };
         LoginLink: {
             /** @description Open it in a browser on this machine; it works once, for ten minutes. */
             url: string;
+        };
+        LogPage: {
+            data: components["schemas"]["LogView"][];
+            /** @description Pass as `cursor` for the next (older) page; `null` at the end. */
+            next?: string | null;
+        };
+        LogsConfig: {
+            /**
+             * @default {
+             *       "api_keys": false,
+             *       "cards": false,
+             *       "emails": false,
+             *       "phones": false
+             *     }
+             */
+            redact: components["schemas"]["RedactConfig"];
+            /**
+             * @default {
+             *       "request_logs": "30days",
+             *       "usage": "2months 29days 2h 52m 48s"
+             *     }
+             */
+            retention: components["schemas"]["Retention"];
+            /**
+             * @description Keep request bodies (sealed with AES-256-GCM) in the request log.
+             * @default true
+             */
+            store_bodies: boolean;
+        };
+        LogView: components["schemas"]["Record"] & {
+            has_body: boolean;
+            /** @description RFC 3339 form of `at`. */
+            time: string;
         };
         /** @description Per-key replacements for the tier's numbers; absent fields keep the tier's. */
         Overrides: {
             /** Format: int64 */
             daily_token_budget?: number | null;
+            /**
+             * @description Store this key's request bodies in the request log (`false` keeps
+             *     them out even when body logging is on globally).
+             */
+            log_bodies?: boolean | null;
             /** Format: int32 */
             max_concurrent_streams?: number | null;
             /** Format: int32 */
             requests_per_min?: number | null;
             /** Format: int32 */
             tokens_per_min?: number | null;
+        };
+        /** @description A finished request, as stored. */
+        Record: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            at: number;
+            client_ip?: string | null;
+            /** Format: int64 */
+            completion_tokens?: number | null;
+            error_code?: string | null;
+            id: string;
+            key_id?: string | null;
+            /** Format: int64 */
+            latency_ms: number;
+            model?: string | null;
+            origin?: string | null;
+            /** Format: int64 */
+            prompt_tokens?: number | null;
+            /** @description What the safety checks did; `{"checks":[]}` means none ran. */
+            safety: Record<string, never>;
+            /** Format: int32 */
+            status: number;
+            stream: boolean;
+            /** Format: int64 */
+            ttfb_ms?: number | null;
+            upstream?: string | null;
+        };
+        RedactConfig: {
+            /** @default false */
+            api_keys: boolean;
+            /** @default false */
+            cards: boolean;
+            /** @default false */
+            emails: boolean;
+            /** @default false */
+            phones: boolean;
+        };
+        /** @description How long each kind of data is kept. */
+        Retention: {
+            /**
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 2592000
+             *     }
+             * @example 30days
+             */
+            request_logs: string;
+            /**
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 7776000
+             *     }
+             * @example 90days
+             */
+            usage: string;
         };
         Rotated: {
             /** @description The successor, with its secret (shown this once). */
@@ -413,6 +562,7 @@ export interface components {
             /** @description Serve the built-in `assisters-echo` model. */
             echo_model: boolean;
             limits: components["schemas"]["Limits"];
+            logs: components["schemas"]["LogsConfig"];
             /** @description `connect_timeout` and `pool_max_idle_per_host` take effect at the next start. */
             upstream_defaults: components["schemas"]["UpstreamTimeouts"];
         };
@@ -821,6 +971,103 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    logs_list: {
+        parameters: {
+            query?: {
+                /** @description The `next` cursor of the previous page. */
+                cursor?: string;
+                key_id?: string;
+                /** @description At most this many (default 50, at most 500). */
+                limit?: number;
+                model?: string;
+                /** @description RFC 3339; only records at or after this time. */
+                since?: string;
+                status?: number;
+                /** @description RFC 3339; only records before this time. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logs_get_one: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logs_body: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
         };
     };

@@ -1,0 +1,126 @@
+// The admin event stream, shared by whoever shows live traffic. Events are
+// aggregated in plain (non-reactive) structures; the reactive snapshot is
+// refreshed at most twice a second, so 1,000 requests/s cost a few
+// counters, not 1,000 renders.
+
+import { AdminEventStream, type StreamState } from '../sse';
+import {
+  RecentBuffer,
+  TickHistory,
+  TopCounter,
+  totalTokens,
+  type RequestEvent,
+  type TickEvent,
+  type TopEntry,
+} from '../live';
+
+export const RECENT_ROWS = 25;
+const FLUSH_MS = 500;
+
+export class LiveStore {
+  state = $state<StreamState>('closed');
+  detail = $state<string | null>(null);
+  /** Newest first, at most RECENT_ROWS. */
+  recent = $state.raw<RequestEvent[]>([]);
+  /** Bumped on every flush; charts redraw when it changes. */
+  version = $state(0);
+  topKeys = $state.raw<TopEntry[]>([]);
+  topModels = $state.raw<TopEntry[]>([]);
+  /** The window the top lists cover, in seconds. */
+  windowSeconds = $state(300);
+  /** Request events seen since the page opened. */
+  seen = $state(0);
+
+  readonly ticks = new TickHistory();
+  #recent = new RecentBuffer<RequestEvent>(RECENT_ROWS);
+  #keys = new TopCounter();
+  #models = new TopCounter();
+  #dirty = false;
+  #seen = 0;
+  #stream: AdminEventStream | null = null;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #users = 0;
+
+  /** Starts the stream for one more user; returns the release function. */
+  acquire(): () => void {
+    this.#users++;
+    if (this.#users === 1) this.#start();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#users--;
+      if (this.#users === 0) this.#stop();
+    };
+  }
+
+  setWindow(seconds: number): void {
+    this.windowSeconds = seconds;
+    this.#dirty = true;
+    this.flush();
+  }
+
+  /** Feeds one event (exposed for tests). */
+  handle(event: string, data: string): void {
+    if (event === 'tick') {
+      let t: TickEvent;
+      try {
+        t = JSON.parse(data) as TickEvent;
+      } catch {
+        return;
+      }
+      this.ticks.push(t);
+      this.#keys.prune(t.at);
+      this.#models.prune(t.at);
+      this.#dirty = true;
+      this.flush();
+    } else if (event === 'request') {
+      let r: RequestEvent;
+      try {
+        r = JSON.parse(data) as RequestEvent;
+      } catch {
+        return;
+      }
+      this.#recent.push(r);
+      const isError = r.status >= 400;
+      const tokens = totalTokens(r) ?? 0;
+      this.#keys.add(r.at, r.key_id ?? '', isError, tokens);
+      if (r.model) this.#models.add(r.at, r.model, isError, tokens);
+      this.#seen++;
+      this.#dirty = true;
+    }
+  }
+
+  /** Copies the aggregates into the reactive state, if anything changed. */
+  flush(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    const now = this.ticks.latest?.at ?? Math.floor(Date.now() / 1000);
+    this.recent = this.#recent.snapshot();
+    this.topKeys = this.#keys.top(now, this.windowSeconds);
+    this.topModels = this.#models.top(now, this.windowSeconds);
+    this.seen = this.#seen;
+    this.version++;
+  }
+
+  #start(): void {
+    this.#stream = new AdminEventStream('/admin/events', {
+      onevent: (e) => this.handle(e.event, e.data),
+      onstate: (s, detail) => {
+        this.state = s;
+        this.detail = detail ?? null;
+      },
+    });
+    this.#stream.start();
+    this.#timer = setInterval(() => this.flush(), FLUSH_MS);
+  }
+
+  #stop(): void {
+    this.#stream?.close();
+    this.#stream = null;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}
+
+export const live = new LiveStore();
