@@ -15,7 +15,7 @@ export const PAGES: Page[] = [
   { path: '/upstreams', label: 'Upstreams', group: 'Gateway' },
   { path: '/safety', label: 'Safety', group: 'Gateway', soon: true },
   { path: '/logs', label: 'Logs', group: 'Observe' },
-  { path: '/usage', label: 'Usage', group: 'Observe', soon: true },
+  { path: '/usage', label: 'Usage', group: 'Observe' },
   { path: '/audit', label: 'Audit', group: 'Observe' },
   { path: '/status', label: 'Status', group: 'Observe' },
   { path: '/settings', label: 'Settings', group: 'System' },

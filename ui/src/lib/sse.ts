@@ -3,7 +3,7 @@
 // token), so the admin event stream is read by hand: parse, dispatch, and
 // reconnect with backoff when the server drops a slow consumer.
 
-import { adminFetch, errorFromBody } from './api/client';
+import { adminFetch, errorFromBody, isMissingRoute } from './api/client';
 
 export interface SseEvent {
   event: string;
@@ -110,7 +110,8 @@ export class AdminEventStream {
         signal: abort.signal,
         cache: 'no-store',
       });
-      if (res.status === 404) {
+      if (isMissingRoute(res)) {
+        void res.body?.cancel().catch(() => {});
         this.#opts.onstate?.('unavailable');
         return;
       }

@@ -188,3 +188,13 @@ export async function adminFetch(path: string, init: RequestInit = {}): Promise<
 export function inDesktopApp(): boolean {
   return !!(globalThis as { __TAURI_INTERNALS__?: unknown }).__TAURI_INTERNALS__;
 }
+
+/**
+ * Whether an admin route does not exist in this gateway: a 404, or the
+ * dashboard's own HTML shell (which older gateways answer for any unknown
+ * GET path without a dot, /admin/… included).
+ */
+export function isMissingRoute(res: Response): boolean {
+  if (res.status === 404) return true;
+  return res.ok && (res.headers.get('content-type') ?? '').includes('text/html');
+}
