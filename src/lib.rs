@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod telemetry;
 pub mod timefmt;
 pub mod tokens;
 

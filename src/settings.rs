@@ -38,6 +38,7 @@ impl Settings {
             limits: next.limits.clone(),
             access: next.access.clone(),
             upstream_defaults: next.upstream_defaults.clone(),
+            logs: next.logs.clone(),
             ..Config::default()
         };
         probe.validate().map_err(|e| e.to_string())?;

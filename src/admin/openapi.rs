@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         super::audit::list, super::audit::verify,
         super::logs::list, super::logs::get_one, super::logs::body,
         super::session::new_link, super::session::logout,
+        super::usage::usage, super::events::events, super::events::metrics,
+        super::crypto::show, super::crypto::rotate,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -2,6 +2,7 @@
 //! the running server's admin API.
 
 mod client;
+mod data;
 mod output;
 mod serve;
 
@@ -50,6 +51,12 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Usage rollups per key, model and day or hour; CSV / JSON Lines export.
+    #[command(subcommand)]
+    Usage(data::UsageCmd),
+    /// The master key: status and rotation.
+    #[command(subcommand)]
+    Crypto(data::CryptoCmd),
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +281,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Logs(cmd) => logs(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Usage(cmd) => data::usage(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Crypto(cmd) => data::crypto(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {
             use utoipa::OpenApi;
             output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)
