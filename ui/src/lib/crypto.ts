@@ -7,6 +7,10 @@ export interface CryptoStatus {
   /** Sealed records per version ("1": 120). */
   records_by_version: Record<string, number>;
   reencrypt_pending: number;
+  /** A re-encryption pass is running. */
+  reencrypting?: boolean;
+  /** Bodies the last pass could not open (tampered); left as they are. */
+  reencrypt_failed?: number;
 }
 
 export interface VersionRow {

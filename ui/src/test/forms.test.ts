@@ -19,7 +19,7 @@ const settings: Settings = {
   logs: {
     store_bodies: true,
     redact: { emails: false, phones: false, cards: false, api_keys: false },
-    retention: { request_logs: '30days', usage: '2months 29days 2h 52m 48s' },
+    retention: { request_logs: '30days', usage: '2months 29days 2h 52m 48s', audit: 'forever' },
   },
   upstream_defaults: {
     connect_timeout: '5s',

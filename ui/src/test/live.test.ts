@@ -88,12 +88,20 @@ describe('live store', () => {
       );
     }
     expect(s.recent).toEqual([]);
+    // A replayed (old) tick waits for the timer's flush; a current one flushes at once.
     s.handle('tick', JSON.stringify({ at: 1001, requests: 1000, errors: 100, tokens: 2000, p50_ms: 5, p95_ms: 7 }));
-    expect(s.recent.length).toBe(25);
+    expect(s.recent).toEqual([]);
+    s.handle('tick', JSON.stringify({ at: Math.floor(Date.now() / 1000), requests: 0, errors: 0, tokens: 0, p50_ms: null, p95_ms: null }));
+    expect(s.recent.length).toBe(15);
     expect(s.recent[0].id).toBe('r999');
     expect(s.seen).toBe(1000);
-    expect(s.topModels).toEqual([{ name: 'm', requests: 1000, errors: 100, tokens: 2000 }]);
-    expect(s.topKeys.map((k) => k.requests)).toEqual([500, 500]);
+    // The request times (1970) are outside the window now; the window follows the newest tick.
+    expect(s.topModels).toEqual([]);
+    const t = new LiveStore();
+    t.handle('request', JSON.stringify({ id: 'x', at: Date.now(), key_id: null, model: 'm', status: 500, latency_ms: 1, prompt_tokens: null, completion_tokens: null, stream: false, safety: {} }));
+    t.flush();
+    expect(t.topModels).toEqual([{ name: 'm', requests: 1, errors: 1, tokens: 0 }]);
+    expect(t.topKeys.map((k) => k.name)).toEqual(['']);
     s.handle('request', 'not json');
     s.handle('tick', 'nope');
   });

@@ -5,6 +5,7 @@
 
 import { AdminEventStream, type StreamState } from '../sse';
 import {
+  HISTORY_SECONDS,
   RecentBuffer,
   TickHistory,
   TopCounter,
@@ -14,7 +15,7 @@ import {
   type TopEntry,
 } from '../live';
 
-export const RECENT_ROWS = 25;
+export const RECENT_ROWS = 15;
 const FLUSH_MS = 500;
 
 export class LiveStore {
@@ -73,7 +74,8 @@ export class LiveStore {
       this.#keys.prune(t.at);
       this.#models.prune(t.at);
       this.#dirty = true;
-      this.flush();
+      // The history replayed on connect is flushed once, by the timer.
+      if (t.at >= Date.now() / 1000 - 3) this.flush();
     } else if (event === 'request') {
       let r: RequestEvent;
       try {
@@ -104,7 +106,8 @@ export class LiveStore {
   }
 
   #start(): void {
-    this.#stream = new AdminEventStream('/admin/events', {
+    // The last hour of ticks comes first, so the charts are full at once.
+    this.#stream = new AdminEventStream(`/admin/events?history=${HISTORY_SECONDS}`, {
       onevent: (e) => this.handle(e.event, e.data),
       onstate: (s, detail) => {
         this.state = s;
