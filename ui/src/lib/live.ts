@@ -218,27 +218,44 @@ export class RecentBuffer<T> {
   }
 }
 
-export type SafetyTone = 'neutral' | 'success' | 'warning' | 'danger';
+export type SafetyTone = 'neutral' | 'success' | 'warning' | 'danger' | 'accent';
+
+interface SafetyCheck {
+  check?: string;
+  name?: string;
+  status?: string;
+  action?: string;
+  fired?: string[];
+  reason?: string;
+}
 
 /**
- * A short word for a record's `safety` field: `{"checks":[]}` means no check
- * ran (and says so, rather than claiming a pass); otherwise the strictest
- * action any check took.
+ * A short word for a record's `safety` field (`{"checks":[…]}`, each check
+ * with an `action`: pass, block, flag, log, or none when skipped). No check
+ * says "Not checked" rather than claiming a pass; otherwise the strongest
+ * action taken wins (block > flag > log).
  */
 export function safetyOutcome(safety: unknown): { label: string; tone: SafetyTone; detail: string } {
-  const s = (safety ?? {}) as { checks?: unknown; outcome?: unknown; action?: unknown };
-  const top = typeof s.outcome === 'string' ? s.outcome : typeof s.action === 'string' ? s.action : null;
-  const checks = Array.isArray(s.checks) ? (s.checks as Record<string, unknown>[]) : [];
-  if (!top && checks.length === 0) return { label: 'Not checked', tone: 'neutral', detail: 'No safety check ran for this request.' };
-  const actions = [top, ...checks.map((c) => (c?.action ?? c?.outcome ?? c?.result) as unknown)]
-    .filter((a): a is string => typeof a === 'string')
-    .map((a) => a.toLowerCase());
-  const names = checks.map((c) => String(c?.name ?? c?.check ?? c?.kind ?? 'check')).join(', ');
-  if (actions.some((a) => ['block', 'blocked', 'deny', 'denied', 'refuse', 'refused', 'reject', 'rejected'].includes(a)))
-    return { label: 'Blocked', tone: 'danger', detail: names || 'A safety check blocked this request.' };
-  if (actions.some((a) => ['flag', 'flagged', 'warn', 'warned', 'redact', 'redacted', 'log', 'logged'].includes(a)))
-    return { label: 'Flagged', tone: 'warning', detail: names || 'A safety check flagged this request.' };
-  return { label: 'Passed', tone: 'success', detail: names ? `Checked: ${names}` : 'Safety checks passed.' };
+  const raw = (safety ?? {}) as { checks?: unknown };
+  const checks = (Array.isArray(raw.checks) ? raw.checks : []) as SafetyCheck[];
+  if (checks.length === 0) return { label: 'Not checked', tone: 'neutral', detail: 'No safety check ran for this request.' };
+  const name = (c: SafetyCheck) => c.check ?? c.name ?? 'check';
+  const fired = (a: string) =>
+    checks
+      .filter((c) => c.action === a)
+      .map((c) => (c.fired?.length ? `${name(c)}: ${c.fired.join(', ')}` : name(c)))
+      .join('; ');
+  if (checks.some((c) => c.action === 'block')) return { label: 'Blocked', tone: 'danger', detail: fired('block') };
+  if (checks.some((c) => c.action === 'flag')) return { label: 'Flagged', tone: 'warning', detail: fired('flag') };
+  if (checks.some((c) => c.action === 'log')) return { label: 'Logged', tone: 'accent', detail: fired('log') };
+  const ran = checks.filter((c) => c.status !== 'skipped' && c.action !== 'none');
+  if (ran.length === 0)
+    return {
+      label: 'Skipped',
+      tone: 'neutral',
+      detail: checks.map((c) => `${name(c)}${c.reason ? `: ${c.reason}` : ''}`).join('; '),
+    };
+  return { label: 'Passed', tone: 'success', detail: `Checked: ${[...new Set(ran.map(name))].join(', ')}` };
 }
 
 /** Status code → badge tone. */

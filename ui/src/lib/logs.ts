@@ -15,11 +15,11 @@ export type TimeRange = (typeof TIME_RANGES)[number]['value'];
 
 export const STATUS_CODES = [200, 400, 401, 403, 404, 413, 429, 500, 502, 504] as const;
 
-export const SAFETY_OUTCOMES = [
-  { value: 'blocked', label: 'Blocked' },
-  { value: 'flagged', label: 'Flagged' },
-  { value: 'passed', label: 'Passed' },
-  { value: 'none', label: 'Not checked' },
+/** `safety_action` values of `/admin/logs`: a check took this action. */
+export const SAFETY_ACTIONS = [
+  { value: 'block', label: 'Blocked' },
+  { value: 'flag', label: 'Flagged' },
+  { value: 'log', label: 'Logged' },
 ] as const;
 
 export interface LogFilter {
@@ -55,7 +55,7 @@ export interface LogQueryParams {
   key_id?: string;
   model?: string;
   status?: number;
-  safety?: string;
+  safety_action?: string;
 }
 
 /** The API query for a filter, with relative ranges resolved against `now`. */
@@ -79,7 +79,7 @@ export function logQuery(f: LogFilter, now: Date = new Date(), withSafety = fals
     if (!Number.isInteger(n) || n < 100 || n > 599) return { error: 'A status is a number from 100 to 599.' };
     q.status = n;
   }
-  if (withSafety && f.safety) q.safety = f.safety;
+  if (withSafety && f.safety) q.safety_action = f.safety;
   return q;
 }
 

@@ -111,10 +111,23 @@ describe('formatting of records', () => {
   it('names the safety outcome honestly', () => {
     expect(safetyOutcome({ checks: [] }).label).toBe('Not checked');
     expect(safetyOutcome(null).label).toBe('Not checked');
-    expect(safetyOutcome({ checks: [{ name: 'injection', action: 'block' }] }).label).toBe('Blocked');
-    expect(safetyOutcome({ checks: [{ name: 'moderation', action: 'flag' }] }).tone).toBe('warning');
-    expect(safetyOutcome({ checks: [{ name: 'moderation', action: 'allow' }] }).label).toBe('Passed');
-    expect(safetyOutcome({ outcome: 'blocked', checks: [] }).label).toBe('Blocked');
+    expect(safetyOutcome({ checks: [{ check: 'injection', action: 'block', fired: ['ignore_previous'] }] })).toEqual({
+      label: 'Blocked',
+      tone: 'danger',
+      detail: 'injection: ignore_previous',
+    });
+    expect(safetyOutcome({ checks: [{ check: 'moderation', action: 'flag', fired: ['violence'] }] }).tone).toBe('warning');
+    expect(safetyOutcome({ checks: [{ check: 'moderation', action: 'log', fired: ['spam'] }] }).label).toBe('Logged');
+    expect(safetyOutcome({ checks: [{ check: 'moderation', status: 'ran', action: 'pass' }] })).toEqual({
+      label: 'Passed',
+      tone: 'success',
+      detail: 'Checked: moderation',
+    });
+    expect(safetyOutcome({ checks: [{ check: 'moderation', status: 'skipped', action: 'none', reason: 'too long' }] })).toEqual({
+      label: 'Skipped',
+      tone: 'neutral',
+      detail: 'moderation: too long',
+    });
   });
 
   it('tones statuses and sums tokens', () => {
@@ -139,8 +152,8 @@ describe('log filters', () => {
     expect(logQuery({ ...EMPTY_LOG_FILTER, range: 'custom', from: '2026-11-29T10:00', to: '2026-11-29T09:00' }, now)).toEqual({
       error: 'The range must start before it ends.',
     });
-    expect(logQuery({ ...EMPTY_LOG_FILTER, safety: 'blocked' }, now, true)).toMatchObject({ safety: 'blocked' });
-    expect(logQuery({ ...EMPTY_LOG_FILTER, safety: 'blocked' }, now, false)).not.toHaveProperty('safety');
+    expect(logQuery({ ...EMPTY_LOG_FILTER, safety: 'block' }, now, true)).toMatchObject({ safety_action: 'block' });
+    expect(logQuery({ ...EMPTY_LOG_FILTER, safety: 'block' }, now, false)).not.toHaveProperty('safety_action');
   });
 
   it('round-trips through the URL, leaving defaults out', () => {

@@ -198,3 +198,23 @@ export function isMissingRoute(res: Response): boolean {
   if (res.status === 404) return true;
   return res.ok && (res.headers.get('content-type') ?? '').includes('text/html');
 }
+
+let openapiDoc: Promise<Record<string, unknown> | null> | null = null;
+
+/**
+ * Whether this gateway's admin API has a route (and optionally a query
+ * parameter), read once from its OpenAPI document: pages offer a control
+ * only when the gateway understands it (an unknown query parameter would be
+ * silently ignored).
+ */
+export async function apiSupports(path: string, method: string, param?: string): Promise<boolean> {
+  openapiDoc ??= adminFetch('/admin/openapi.json', { headers: { Accept: 'application/json' } })
+    .then((r) => (r.ok ? (r.json() as Promise<Record<string, unknown>>) : null))
+    .catch(() => null);
+  const doc = await openapiDoc;
+  const op = (doc?.paths as Record<string, Record<string, { parameters?: { name: string }[] }>> | undefined)?.[path]?.[
+    method.toLowerCase()
+  ];
+  if (!op) return false;
+  return param ? !!op.parameters?.some((p) => p.name === param) : true;
+}
