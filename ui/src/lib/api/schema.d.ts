@@ -606,6 +606,11 @@ export interface components {
              *     them out even when body logging is on globally).
              */
             log_bodies?: boolean | null;
+            /**
+             * Format: int32
+             * @description At most this many requests of this key handled at once (429 beyond).
+             */
+            max_concurrent_requests?: number | null;
             /** Format: int32 */
             max_concurrent_streams?: number | null;
             /** Format: int32 */
