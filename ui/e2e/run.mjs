@@ -461,6 +461,12 @@ try {
     assert(audit.data.some((e) => e.action === 'log.read_body'), 'reading the body was not audited');
     await page.getByRole('button', { name: 'Clear' }).click();
     await page.waitForURL(`http://${admin}/logs`);
+    // Following picks up a request made after the page loaded.
+    await page.getByRole('switch', { name: /Follow new requests/ }).click();
+    const k = await (await adminApi('/admin/keys', { method: 'POST', body: JSON.stringify({ name: 'follow-probe' }) })).json();
+    assert((await chat(k.key)).status === 200, 'follow-probe call failed');
+    await page.locator('tr[data-log-id]', { hasText: 'follow-probe' }).waitFor({ timeout: 12_000 });
+    await page.getByRole('switch', { name: /Follow new requests/ }).click();
   });
 
   await test('tiers: create and edit in the UI; deleting a tier in use shows why it is refused', async () => {
