@@ -77,6 +77,9 @@ export class LiveStore {
       this.#dirty = true;
       // The history replayed on connect is flushed once, by the timer.
       if (t.at >= Date.now() / 1000 - 3) this.flush();
+    } else if (event === 'lagged') {
+      // The gateway drops a consumer that falls behind; the stream reconnects.
+      this.detail = 'This page fell behind the event stream; reconnecting.';
     } else if (event === 'request') {
       let r: RequestEvent;
       try {
