@@ -387,8 +387,24 @@ pub mod duration_str {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
+    /// Whole days, hours, minutes or seconds are written as one unit
+    /// (`90days`, not humantime's `2months 29days 2h 52m 48s`, which
+    /// counts a month as 30.44 days).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&format(*d))
+    }
+
+    pub fn format(d: Duration) -> String {
+        let secs = d.as_secs();
+        if d.subsec_nanos() != 0 || secs == 0 {
+            return humantime::format_duration(d).to_string();
+        }
+        for (unit, name) in [(86_400, "days"), (3_600, "h"), (60, "m")] {
+            if secs % unit == 0 {
+                return format!("{}{name}", secs / unit);
+            }
+        }
+        format!("{secs}s")
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -427,6 +443,17 @@ pub mod duration_or_forever {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_in_one_unit() {
+        let f = duration_str::format;
+        assert_eq!(f(Duration::from_secs(90 * 86_400)), "90days");
+        assert_eq!(f(Duration::from_secs(7_200)), "2h");
+        assert_eq!(f(Duration::from_secs(90)), "90s");
+        assert_eq!(f(Duration::from_millis(1500)), "1s 500ms");
+        let back = humantime::parse_duration(&f(Duration::from_secs(86_400 + 60))).ok();
+        assert_eq!(back, Some(Duration::from_secs(86_460)));
+    }
 
     #[test]
     fn unknown_keys_are_rejected() {
