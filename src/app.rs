@@ -59,6 +59,8 @@ pub struct Inner {
     pub tokenizer: Tokenizer,
     pub admin: AdminAuth,
     pub sessions: crate::admin::session::Sessions,
+    /// HTTPS on the gateway listener, when configured.
+    pub tls: Option<crate::tls::Tls>,
     settings: RwLock<Arc<Settings>>,
     access_nets: RwLock<Arc<AccessNets>>,
     bound: RwLock<Option<crate::server::Bound>>,
@@ -106,8 +108,13 @@ impl AppState {
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let keys = KeyRegistry::new(store.read_now(crate::store::keys::all)?);
         let limits = crate::limits::Limits::new(store.read_now(crate::store::tiers::all)?);
-        let client =
-            upstream::build_client(&config.upstream_defaults).map_err(StartError::Other)?;
+        let client = upstream::build_client(
+            &config.upstream_defaults,
+            config.tls.upstream_ca_file.as_deref(),
+        )
+        .map_err(StartError::Other)?;
+        let tls = crate::tls::Tls::load(&config.tls, &data_dir)
+            .map_err(|e| StartError::Other(format!("TLS: {e}")))?;
 
         let mut settings = Settings::from_config(&config);
         let stored = store.read_now(crate::store::settings::all)?;
@@ -135,11 +142,13 @@ impl AppState {
             tokenizer: Tokenizer::default(),
             admin,
             sessions: Default::default(),
-            settings: RwLock::new(Arc::new(settings)),
+            tls,
+            settings: RwLock::new(Arc::new(settings.clone())),
             bound: RwLock::new(None),
             config,
         }));
         state.reload_upstreams()?;
+        state.upstreams.set_routes(settings.routes.clone());
         Ok(state)
     }
 
@@ -150,6 +159,9 @@ impl AppState {
 
     pub fn set_settings(&self, s: Settings) {
         *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
+        if self.settings.read().routes != s.routes {
+            self.upstreams.set_routes(s.routes.clone());
+        }
         *self.settings.write() = Arc::new(s);
     }
 
@@ -214,8 +226,10 @@ impl AppState {
         let list = list
             .into_iter()
             .map(|u| {
+                let mut u = u;
                 if let Some(prev) = old.iter().find(|o| o.id == u.id) {
                     *u.discovered.write() = prev.discovered.read().clone();
+                    u.health = prev.health.clone();
                 }
                 Arc::new(u)
             })

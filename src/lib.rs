@@ -19,6 +19,7 @@ pub mod server;
 pub mod settings;
 pub mod store;
 pub mod timefmt;
+pub mod tls;
 pub mod tokens;
 
 pub use app::AppState;

@@ -30,10 +30,25 @@ pub struct Bound {
     pub admin_listen: SocketAddr,
     pub pid: u32,
     pub version: String,
+    /// The gateway listener's certificate fingerprint when it serves HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint_sha256: Option<String>,
+}
+
+impl Bound {
+    /// `https` or `http`, for the gateway listener.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_fingerprint_sha256.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 pub const RUNTIME_FILE: &str = "runtime.json";
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 const STARTUP_DISCOVERY: Duration = Duration::from_secs(3);
@@ -77,6 +92,7 @@ impl Server {
                 .map_err(|e| StartError::Other(e.to_string()))?,
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            tls_fingerprint_sha256: state.tls.as_ref().map(|t| t.info().fingerprint_sha256),
         };
         state.set_bound(bound.clone());
         let runtime = serde_json::to_vec_pretty(&bound).unwrap_or_default();
@@ -89,15 +105,21 @@ impl Server {
         tasks.spawn(accept_loop(
             api,
             crate::app::gateway_router(state.clone()),
+            state.tls.as_ref().map(crate::tls::Tls::acceptor),
             stop_rx.clone(),
             grace,
         ));
         tasks.spawn(accept_loop(
             admin,
             crate::admin::router(state.clone()),
+            None,
             stop_rx.clone(),
             grace,
         ));
+        if state.tls.is_some() {
+            tasks.spawn(tls_reload(state.clone(), stop_rx.clone()));
+        }
+        tasks.spawn(health_probes(state.clone(), stop_rx.clone()));
         tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
         tasks.spawn(retention(state.clone(), stop_rx.clone()));
         tasks.spawn(discovery(state.clone(), stop_rx));
@@ -137,6 +159,7 @@ impl Server {
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -172,10 +195,31 @@ async fn accept_loop(
                         Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
                     }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let watched = graceful.watch(conn);
+                let Some(acceptor) = tls.clone() else {
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let watched = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = watched.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                    continue;
+                };
+                // The handshake runs in the connection's task so a slow
+                // client cannot hold up the accept loop.
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = watched.await {
+                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake refused");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -224,5 +268,44 @@ async fn discovery(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         state.discover_models().await;
+    }
+}
+
+/// Polls the certificate files and reloads on change; `SIGHUP` reloads at once.
+async fn tls_reload(state: AppState, mut stop: watch::Receiver<bool>) {
+    let Some(tls) = state.tls.as_ref() else {
+        return;
+    };
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::time::sleep(state.config.tls.reload_interval) => tls.reload_if_changed(),
+            _ = hangup => {
+                if let Err(e) = tls.reload() {
+                    tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; keeping the old one");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn health_probes(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::proxy::failover::probe_interval(&state)) => {}
+            _ = stop.changed() => return,
+        }
+        crate::proxy::failover::probe_all(&state).await;
     }
 }

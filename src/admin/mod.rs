@@ -12,6 +12,7 @@ mod openapi;
 pub mod session;
 mod settings;
 mod tiers;
+mod tls;
 mod ui;
 mod upstreams;
 
@@ -99,7 +100,8 @@ pub fn router(state: AppState) -> Router {
         .merge(upstreams::routes())
         .merge(settings::routes())
         .merge(audit::routes())
-        .merge(session::routes());
+        .merge(session::routes())
+        .merge(tls::routes());
     Router::new()
         .merge(api)
         .route("/admin/openapi.json", get(openapi::document))

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::audit::list, super::audit::verify,
         super::logs::list, super::logs::get_one, super::logs::body,
         super::session::new_link, super::session::logout,
+        super::tls::show, super::tls::reload,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -63,6 +63,15 @@ pub struct ServeArgs {
     /// Admin API address (loopback unless admin_allow_remote is set).
     #[arg(long)]
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Serve the gateway API over HTTPS with this PEM certificate chain.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate generated on first start.
+    #[arg(long)]
+    pub tls_self_signed: bool,
 }
 
 #[derive(Debug, Subcommand)]
