@@ -4,7 +4,8 @@
 //! 1. `CatchPanicLayer`: a bug in one request becomes a 500 in OpenAI's
 //!    shape; the server keeps serving.
 //! 2. Routes: `/v1/*`, whose handlers all start with the
-//!    `keys::auth::AuthedKey` extractor (a bearer `ask_` key); `/healthz` open.
+//!    `keys::auth::AuthedKey` extractor (a bearer `ask_` key); `/healthz` open;
+//!    `/status` and `/status/summary.json` open when the page is public.
 //! 3. Fallbacks: unknown paths and methods answer in OpenAI's error shape.
 //!
 //! The admin listener has its own stack (see `admin`).
@@ -61,6 +62,8 @@ pub struct Inner {
     pub sessions: crate::admin::session::Sessions,
     /// HTTPS on the gateway listener, when configured.
     pub tls: Option<crate::tls::Tls>,
+    /// Component states, incidents, maintenance, the page's view, notifications.
+    pub status: crate::status::StatusHub,
     settings: RwLock<Arc<Settings>>,
     access_nets: RwLock<Arc<AccessNets>>,
     bound: RwLock<Option<crate::server::Bound>>,
@@ -143,6 +146,7 @@ impl AppState {
             admin,
             sessions: Default::default(),
             tls,
+            status: Default::default(),
             settings: RwLock::new(Arc::new(settings.clone())),
             bound: RwLock::new(None),
             config,
@@ -274,6 +278,7 @@ impl AppState {
 pub fn gateway_router(state: AppState) -> Router {
     Router::new()
         .merge(crate::proxy::router())
+        .merge(crate::status::routes::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::error::route_not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod proxy;
 pub mod server;
 pub mod settings;
+pub mod status;
 pub mod store;
 pub mod timefmt;
 pub mod tls;

@@ -120,6 +120,14 @@ impl Server {
             tasks.spawn(tls_reload(state.clone(), stop_rx.clone()));
         }
         tasks.spawn(health_probes(state.clone(), stop_rx.clone()));
+        tasks.spawn(status_sampler(state.clone(), stop_rx.clone()));
+        if let Some(rx) = state.status.notifier.take_receiver() {
+            tasks.spawn(crate::status::notify::run(
+                state.clone(),
+                rx,
+                stop_rx.clone(),
+            ));
+        }
         tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
         tasks.spawn(retention(state.clone(), stop_rx.clone()));
         tasks.spawn(discovery(state.clone(), stop_rx));
@@ -307,5 +315,15 @@ async fn health_probes(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         crate::proxy::failover::probe_all(&state).await;
+    }
+}
+
+async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        crate::status::sampler::run_once(&state).await;
+        tokio::select! {
+            _ = tokio::time::sleep(state.settings().status.sample_interval) => {}
+            _ = stop.changed() => return,
+        }
     }
 }

@@ -6,11 +6,13 @@
 //! except the OpenAPI document); routes; OpenAI-shaped fallbacks.
 
 mod audit;
+mod incidents;
 mod keys;
 mod logs;
 mod openapi;
 pub mod session;
 mod settings;
+mod status;
 mod tiers;
 mod tls;
 mod ui;
@@ -101,7 +103,9 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::routes())
         .merge(audit::routes())
         .merge(session::routes())
-        .merge(tls::routes());
+        .merge(tls::routes())
+        .merge(status::routes())
+        .merge(incidents::routes());
     Router::new()
         .merge(api)
         .route("/admin/openapi.json", get(openapi::document))
