@@ -423,3 +423,58 @@ async fn subscribers_get_a_signed_webhook_and_an_email() {
     );
     assert!(mail.data.contains("We see 5xx."), "{}", mail.data);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_opens_and_resolves_an_incident() {
+    let gw = Gateway::start(&config_with(None, FAST)).await;
+    eventually("a first sample", || async {
+        (summary(&gw).await["components"].as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let run = |args: &[&str]| {
+        let out = gw.cli(args, &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let opened = run(&[
+        "incidents",
+        "open",
+        "--name",
+        "Store is slow",
+        "--impact",
+        "major",
+        "--component",
+        "store",
+        "--body",
+        "Checking the disk.",
+    ]);
+    let id = opened
+        .trim()
+        .trim_start_matches("Opened incident ")
+        .trim_end_matches('.')
+        .to_owned();
+    assert!(id.starts_with("inc_"), "{opened}");
+    assert!(run(&["status"]).contains("Partial System Outage"));
+    run(&["incidents", "resolve", &id]);
+    let list: Value = serde_json::from_str(&run(&["incidents", "list", "--json"])).unwrap();
+    assert_eq!(list["data"][0]["status"], "resolved");
+    assert!(run(&["tls", "show"]).contains("plain HTTP"));
+    let bad = gw.cli(
+        &[
+            "incidents",
+            "update",
+            &id,
+            "--status",
+            "fixed",
+            "--body",
+            "x",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success(), "an unknown status is refused");
+}

@@ -4,6 +4,7 @@
 mod client;
 mod output;
 mod serve;
+mod status;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,23 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Show the components' states and the overall status.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open, update and resolve status-page incidents.
+    #[command(subcommand)]
+    Incidents(status::IncidentsCmd),
+    /// Schedule, start and complete maintenance windows.
+    #[command(subcommand)]
+    Maintenance(status::MaintenanceCmd),
+    /// Manage who is notified of incidents and maintenance.
+    #[command(subcommand)]
+    Subscribers(status::SubscribersCmd),
+    /// Show or reload the gateway listener's TLS certificate.
+    #[command(subcommand)]
+    Tls(status::TlsCmd),
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +301,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Logs(cmd) => logs(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Status { json } => {
+            status::status(&AdminClient::from_data_dir(&data_dir)?, json).await
+        }
+        Command::Incidents(cmd) => {
+            status::incidents(&AdminClient::from_data_dir(&data_dir)?, cmd).await
+        }
+        Command::Maintenance(cmd) => {
+            status::maintenance(&AdminClient::from_data_dir(&data_dir)?, cmd).await
+        }
+        Command::Subscribers(cmd) => {
+            status::subscribers(&AdminClient::from_data_dir(&data_dir)?, cmd).await
+        }
+        Command::Tls(cmd) => status::tls(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {
             use utoipa::OpenApi;
             output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)
