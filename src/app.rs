@@ -53,6 +53,8 @@ pub struct Inner {
     pub limits: crate::limits::Limits,
     pub throttle: crate::access::throttle::AuthThrottle,
     pub logs: crate::logs::LogSink,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub reseal: crate::logs::reseal::Resealer,
     pub redactor: crate::logs::redact::Redactor,
     log_writer: parking_lot::Mutex<Option<crate::logs::LogWriter>>,
     pub upstreams: Upstreams,
@@ -111,6 +113,11 @@ impl AppState {
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let keys = KeyRegistry::new(store.read_now(crate::store::keys::all)?);
         let limits = crate::limits::Limits::new(store.read_now(crate::store::tiers::all)?);
+        let today = crate::store::now().div_euclid(86_400);
+        limits.seed_daily(
+            today,
+            store.read_now(|c| crate::store::usage::tokens_on_day(c, today * 86_400))?,
+        );
         let client = upstream::build_client(
             &config.upstream_defaults,
             config.tls.upstream_ca_file.as_deref(),
@@ -126,7 +133,8 @@ impl AppState {
             settings = settings.patched(&patch).map_err(StartError::Other)?;
         }
 
-        let (log_sink, log_writer) = crate::logs::channel();
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+        let (log_sink, log_writer) = crate::logs::channel(telemetry.clone());
         let state = AppState(Arc::new(Inner {
             data_dir,
             store,
@@ -138,6 +146,8 @@ impl AppState {
             ),
             access_nets: RwLock::new(Arc::new(AccessNets::from_settings(&settings))),
             logs: log_sink,
+            telemetry,
+            reseal: Default::default(),
             redactor: crate::logs::redact::Redactor::new(),
             log_writer: parking_lot::Mutex::new(Some(log_writer)),
             upstreams: Upstreams::default(),

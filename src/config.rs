@@ -99,6 +99,12 @@ pub struct Retention {
     #[serde(with = "duration_str")]
     #[schema(value_type = String, example = "90days")]
     pub usage: Duration,
+    /// `forever` (default: kept for the life of the install) or a duration
+    /// of at least a day. Pruning keeps the hash chain verifiable from an
+    /// anchor (the last pruned entry's hash).
+    #[serde(with = "duration_or_forever")]
+    #[schema(value_type = String, example = "forever")]
+    pub audit: Option<Duration>,
 }
 
 impl Default for LogsConfig {
@@ -116,6 +122,7 @@ impl Default for Retention {
         Retention {
             request_logs: Duration::from_secs(30 * 86_400),
             usage: Duration::from_secs(90 * 86_400),
+            audit: None,
         }
     }
 }
@@ -293,6 +300,16 @@ impl Config {
         if self.access.auth_failures_per_min == 0 {
             return bad("access.auth_failures_per_min must be greater than 0".into());
         }
+        let r = &self.logs.retention;
+        for (name, d) in [
+            ("request_logs", Some(r.request_logs)),
+            ("usage", Some(r.usage)),
+            ("audit", r.audit),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return bad(format!("logs.retention.{name} must be greater than 0"));
+            }
+        }
         let t = &self.upstream_defaults;
         for (name, d) in [
             ("connect_timeout", t.connect_timeout),
@@ -347,6 +364,31 @@ pub mod duration_str {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try \"30s\", \"5m\")"))
+        })
+    }
+}
+
+/// An optional duration written `forever` when absent.
+pub mod duration_or_forever {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_str::serialize(d, s),
+            None => s.serialize_str("forever"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "forever" {
+            return Ok(None);
+        }
+        humantime::parse_duration(&s).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?}: {e} (try \"forever\", \"365days\")"
+            ))
         })
     }
 }

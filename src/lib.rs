@@ -19,6 +19,7 @@ pub mod server;
 pub mod settings;
 pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod timefmt;
 pub mod tls;
 pub mod tokens;

@@ -130,7 +130,13 @@ impl Server {
         }
         tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
         tasks.spawn(retention(state.clone(), stop_rx.clone()));
-        tasks.spawn(discovery(state.clone(), stop_rx));
+        tasks.spawn(discovery(state.clone(), stop_rx.clone()));
+        tasks.spawn({
+            let state = state.clone();
+            async move { state.telemetry.live.run(stop_rx).await }
+        });
+        // Finish any re-encryption a restart interrupted.
+        state.reseal.start(&state);
         let (log_stop, log_stop_rx) = watch::channel(false);
         let log_writer = state
             .take_log_writer()

@@ -50,6 +50,7 @@ impl Settings {
             limits: next.limits.clone(),
             access: next.access.clone(),
             upstream_defaults: next.upstream_defaults.clone(),
+            logs: next.logs.clone(),
             routes: next.routes.clone(),
             health: next.health.clone(),
             status: next.status.clone(),

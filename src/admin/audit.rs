@@ -1,10 +1,11 @@
 //! `/admin/audit`: the audit log, newest first, and its chain verification.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::AdminQuery;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::audit::AuditEntry;
@@ -40,9 +41,8 @@ pub struct Verification {
 #[utoipa::path(operation_id = "audit_list", get, path = "/admin/audit", tag = "audit", params(Page), responses((status = 200, body = AuditPage)))]
 pub async fn list(
     State(state): State<AppState>,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+    AdminQuery(p): AdminQuery<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let Query(p) = page.map_err(|e| ApiError::invalid(e.body_text(), None))?;
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let data = state
         .store

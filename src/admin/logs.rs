@@ -2,12 +2,12 @@
 //! the server; a record's body is decrypted only on explicit request, and
 //! that read is audited.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::Actor;
+use super::{Actor, AdminQuery};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::logs::Record;
@@ -77,9 +77,8 @@ fn ms(field: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     responses((status = 200, body = LogPage), (status = 400, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    AdminQuery(q): AdminQuery<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text(), None))?;
     let before = match q.cursor.as_deref() {
         None => None,
         Some(c) => {

@@ -6,6 +6,8 @@
 //! except the OpenAPI document); routes; OpenAI-shaped fallbacks.
 
 mod audit;
+mod crypto;
+mod events;
 mod incidents;
 mod keys;
 mod logs;
@@ -17,6 +19,7 @@ mod tiers;
 mod tls;
 mod ui;
 mod upstreams;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -102,6 +105,9 @@ pub fn router(state: AppState) -> Router {
         .merge(upstreams::routes())
         .merge(settings::routes())
         .merge(audit::routes())
+        .merge(usage::routes())
+        .merge(events::routes())
+        .merge(crypto::routes())
         .merge(session::routes())
         .merge(tls::routes())
         .merge(status::routes())
@@ -140,7 +146,7 @@ async fn guard(
         }
     }
     let path = req.uri().path();
-    if path.starts_with("/admin/") && path != "/admin/openapi.json" {
+    if (path.starts_with("/admin/") && path != "/admin/openapi.json") || path == "/metrics" {
         let name = authorize(&state, req.headers()).ok_or(AuthError::Admin)?;
         let source = req
             .extensions()
@@ -241,6 +247,27 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(AdminJson(v)),
+            Err(rej) => Err(ApiError::invalid(rej.body_text(), None)),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections answer in OpenAI's error shape.
+pub struct AdminQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for AdminQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(AdminQuery(v)),
             Err(rej) => Err(ApiError::invalid(rej.body_text(), None)),
         }
     }

@@ -23,6 +23,8 @@ use utoipa::{Modify, OpenApi};
         super::incidents::list, super::incidents::create, super::incidents::get_one,
         super::incidents::update, super::incidents::add_update,
         super::incidents::list_maintenances, super::incidents::schedule, super::incidents::update_maintenance,
+        super::usage::usage, super::events::events, super::events::metrics,
+        super::crypto::show, super::crypto::rotate,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -55,6 +55,27 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
+        let (_, body) = self.send(method, path, body).await?;
+        Ok(if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or(Value::Null)
+        })
+    }
+
+    /// A GET whose answer is a download (CSV, JSON Lines), returned as text.
+    pub async fn text(&self, path: &str) -> Result<String, ClientError> {
+        let (_, body) = self.send(Method::GET, path, None).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Sends one request; a non-2xx answer becomes the server's own message.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
         let url = format!("{}{path}", self.base);
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let req = Request::builder()
@@ -76,18 +97,14 @@ impl AdminClient {
             .await
             .map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?
             .to_bytes();
-        let value: Value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
-        };
         if !status.is_success() {
+            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let msg = value
                 .pointer("/error/message")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("the admin API answered {status}"), str::to_owned);
             return Err(ClientError::Api(msg));
         }
-        Ok(value)
+        Ok((status, body))
     }
 }

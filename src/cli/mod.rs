@@ -2,6 +2,7 @@
 //! the running server's admin API.
 
 mod client;
+mod data;
 mod output;
 mod serve;
 mod status;
@@ -68,6 +69,12 @@ pub enum Command {
     /// Show or reload the gateway listener's TLS certificate.
     #[command(subcommand)]
     Tls(status::TlsCmd),
+    /// Usage rollups per key, model and day or hour; CSV / JSON Lines export.
+    #[command(subcommand)]
+    Usage(data::UsageCmd),
+    /// The master key: status and rotation.
+    #[command(subcommand)]
+    Crypto(data::CryptoCmd),
 }
 
 #[derive(Debug, Args)]
@@ -314,6 +321,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             status::subscribers(&AdminClient::from_data_dir(&data_dir)?, cmd).await
         }
         Command::Tls(cmd) => status::tls(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Usage(cmd) => data::usage(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Crypto(cmd) => data::crypto(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {
             use utoipa::OpenApi;
             output::line(&crate::admin::ApiDoc::openapi().to_pretty_json()?)

@@ -143,6 +143,28 @@ pub fn logs(list: &Value, json: bool) -> anyhow::Result<()> {
     })
 }
 
+pub fn usage(list: &Value, json: bool) -> anyhow::Result<()> {
+    let headers = [
+        "BUCKET", "KEY", "MODEL", "REQUESTS", "ERRORS", "TOKENS", "P50", "P95",
+    ];
+    listing(list, json, &headers, |r| {
+        vec![
+            s(r, "bucket").to_owned(),
+            s(r, "key_id").to_owned(),
+            s(r, "model").to_owned(),
+            num(r, "requests"),
+            num(r, "errors"),
+            format!(
+                "{}/{}",
+                num(r, "prompt_tokens"),
+                num(r, "completion_tokens")
+            ),
+            format!("{} ms", num(r, "latency_p50_ms")),
+            format!("{} ms", num(r, "latency_p95_ms")),
+        ]
+    })
+}
+
 pub fn tiers(list: &Value, json: bool) -> anyhow::Result<()> {
     let headers = [
         "NAME",

@@ -75,6 +75,9 @@ pub const DEFAULT_TIER: &str = "free";
 pub struct Limits {
     tiers: RwLock<HashMap<String, Tier>>,
     per_key: Mutex<FxHashMap<String, Arc<KeyLimiter>>>,
+    /// Tokens each key used earlier today (from the usage rollups), for the
+    /// daily budget of limiters built after a restart.
+    daily_seed: Mutex<FxHashMap<String, (i64, u64)>>,
 }
 
 impl Limits {
@@ -82,6 +85,11 @@ impl Limits {
         let l = Limits::default();
         l.set_tiers(tiers);
         l
+    }
+
+    /// `used` is what each key spent on the UTC day `day` (days since the epoch).
+    pub fn seed_daily(&self, day: i64, used: Vec<(String, u64)>) {
+        *self.daily_seed.lock() = used.into_iter().map(|(k, n)| (k, (day, n))).collect();
     }
 
     pub fn set_tiers(&self, tiers: Vec<Tier>) {
@@ -136,7 +144,12 @@ impl Limits {
                 return l.clone();
             }
         }
-        let fresh = Arc::new(KeyLimiter::new(eff, map.get(&key.id).map(|l| l.as_ref())));
+        let previous = map.get(&key.id).cloned();
+        let seed = match previous {
+            Some(_) => None,
+            None => self.daily_seed.lock().remove(&key.id),
+        };
+        let fresh = Arc::new(KeyLimiter::new(eff, previous.as_deref(), seed));
         map.insert(key.id.clone(), fresh.clone());
         fresh
     }

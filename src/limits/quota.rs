@@ -82,7 +82,13 @@ fn utc_day(now: i64) -> i64 {
 }
 
 impl KeyLimiter {
-    pub fn new(effective: Effective, previous: Option<&KeyLimiter>) -> KeyLimiter {
+    /// `seed`: (UTC day, tokens) already used today, when there is no
+    /// previous limiter to carry the count over from.
+    pub fn new(
+        effective: Effective,
+        previous: Option<&KeyLimiter>,
+        seed: Option<(i64, u64)>,
+    ) -> KeyLimiter {
         let clock = DefaultClock::default();
         let build = |n| {
             RateLimiter::direct_with_clock(per_minute(n), clock.clone())
@@ -95,7 +101,13 @@ impl KeyLimiter {
             clock: clock.clone(),
             ledger: Mutex::new(Ledger::default()),
             streams: previous.map_or_else(Default::default, |p| p.streams.clone()),
-            daily: previous.map_or_else(Default::default, |p| p.daily.clone()),
+            daily: previous.map_or_else(
+                || {
+                    let (day, used) = seed.unwrap_or_default();
+                    Arc::new(Mutex::new(Daily { day, used }))
+                },
+                |p| p.daily.clone(),
+            ),
             last_tokens_remaining: AtomicU32::new(effective.tokens_per_min),
         }
     }

@@ -8,7 +8,9 @@
 //! long makes a record be dropped, and every drop is counted.
 
 pub mod redact;
+pub mod reseal;
 pub mod retention;
+pub mod usage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::crypto::Keyring;
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 
 const QUEUE: usize = 8192;
 const BATCH: usize = 512;
@@ -124,11 +127,14 @@ pub struct Counters {
 pub struct LogSink {
     tx: mpsc::Sender<Record>,
     pub counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl LogSink {
-    /// Queues a record; waits for room when the queue is full.
+    /// Counts the record in the live stream and metrics, then queues it;
+    /// waits for room when the queue is full.
     pub async fn submit(&self, r: Record) {
+        self.telemetry.observe(&r);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         let r = match self.tx.try_send(r) {
             Ok(()) => return,
@@ -155,13 +161,14 @@ pub struct LogWriter {
     counters: Arc<Counters>,
 }
 
-pub fn channel() -> (LogSink, LogWriter) {
+pub fn channel(telemetry: Arc<Telemetry>) -> (LogSink, LogWriter) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let counters = Arc::new(Counters::default());
     (
         LogSink {
             tx,
             counters: counters.clone(),
+            telemetry,
         },
         LogWriter { rx, counters },
     )
@@ -207,7 +214,7 @@ impl LogWriter {
         for r in batch {
             let sealed = match &r.body {
                 Some(b) => match keyring.seal(b, r.id.as_bytes()) {
-                    Ok(s) => Some((s, keyring.current_version())),
+                    Ok(s) => Keyring::version_of(&s).map(|v| (s, v)),
                     Err(e) => {
                         tracing::error!(error = %e, "sealing a request body failed; stored without it");
                         None
@@ -217,8 +224,16 @@ impl LogWriter {
             };
             rows.push((r, sealed));
         }
+        let rollups: Vec<_> = usage::fold(rows.iter().map(|(r, _)| r))
+            .into_iter()
+            .collect();
+        // Records and their rollups commit together, so usage never counts
+        // a request the log lost or misses one it kept.
         let result = store
-            .write(move |tx| crate::store::logs::insert_batch(tx, &rows))
+            .write(move |tx| {
+                crate::store::logs::insert_batch(tx, &rows)?;
+                crate::store::usage::add(tx, &rollups)
+            })
             .await;
         self.counters.queued.fetch_sub(n, Ordering::Relaxed);
         match result {

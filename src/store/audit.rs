@@ -53,7 +53,10 @@ pub fn append(c: &Connection, new: NewAudit, at: i64) -> Result<AuditEntry, Stor
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let (prev_seq, prev_hash) = last.unwrap_or((0, vec![0u8; 32]));
+    let (prev_seq, prev_hash) = match last {
+        Some(l) => l,
+        None => anchor(c)?.unwrap_or((0, vec![0u8; 32])),
+    };
     let entry = AuditEntry {
         seq: prev_seq + 1,
         at,
@@ -119,15 +122,66 @@ pub fn list(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Walks the chain from the start; `Err` names the first broken entry.
+/// Where the chain starts after pruning: the last pruned entry's seq and hash.
+fn anchor(c: &Connection) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+    Ok(
+        c.query_row("SELECT seq, hash FROM audit_anchor WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?,
+    )
+}
+
+/// Deletes entries older than `cutoff` (unix s), records the last deleted
+/// one's hash as the chain's new anchor and appends an `audit.prune` entry
+/// saying so, all in the caller's transaction. Returns how many went.
+pub fn prune_before(c: &Connection, cutoff: i64, now: i64) -> Result<usize, StoreError> {
+    let last: Option<(i64, Vec<u8>)> = c
+        .query_row(
+            "SELECT seq, hash FROM audit_log WHERE at < ?1 ORDER BY seq DESC LIMIT 1",
+            [cutoff],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, hash)) = last else {
+        return Ok(0);
+    };
+    c.execute(
+        "INSERT INTO audit_anchor (id, seq, hash, pruned_at) VALUES (1, ?1, ?2, ?3) \
+         ON CONFLICT (id) DO UPDATE SET seq = ?1, hash = ?2, pruned_at = ?3",
+        params![seq, hash, now],
+    )?;
+    let n = c.execute("DELETE FROM audit_log WHERE seq <= ?1", [seq])?;
+    append(
+        c,
+        NewAudit {
+            actor: "system".into(),
+            source: "retention".into(),
+            action: "audit.prune".into(),
+            target: "audit_log".into(),
+            before: None,
+            after: Some(serde_json::json!({
+                "deleted": n,
+                "anchor_seq": seq,
+                "anchor_hash": hex::encode(&hash),
+            })),
+        },
+        now,
+    )?;
+    Ok(n)
+}
+
+/// Walks the chain from its start (or its anchor, after pruning); `Err`
+/// names the first broken entry.
 pub fn verify(c: &Connection) -> Result<Result<u64, String>, StoreError> {
+    let (anchor_seq, anchor_hash) = anchor(c)?.unwrap_or((0, vec![0u8; 32]));
     let mut stmt = c.prepare(
         "SELECT seq, at, actor, source, action, target, before, after, prev_hash, hash \
          FROM audit_log ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
-    let mut expected_prev = vec![0u8; 32];
-    let mut expected_seq = 1;
+    let mut expected_prev = anchor_hash;
+    let mut expected_seq = anchor_seq + 1;
     let mut count = 0u64;
     while let Some(r) = rows.next()? {
         let e = entry_from_row(r)?;

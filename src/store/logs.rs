@@ -138,3 +138,42 @@ pub fn delete_older_than(c: &Connection, cutoff_ms: i64, batch: u32) -> Result<u
         params![cutoff_ms, batch],
     )?)
 }
+
+/// How many sealed bodies each key version holds.
+pub fn count_by_key_version(c: &Connection) -> Result<Vec<(u32, u64)>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT key_version, COUNT(*) FROM request_logs \
+         WHERE key_version IS NOT NULL GROUP BY key_version ORDER BY key_version",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Up to `limit` sealed bodies under a key older than `current`, with ids
+/// after `after` (a cursor, so rows that cannot be re-sealed are passed over).
+pub fn sealed_before_version(
+    c: &Connection,
+    current: u32,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, body_enc FROM request_logs \
+         WHERE key_version < ?1 AND body_enc IS NOT NULL AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![current, after, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn reseal(c: &Connection, rows: &[(String, Vec<u8>, u32)]) -> Result<(), StoreError> {
+    let mut stmt =
+        c.prepare_cached("UPDATE request_logs SET body_enc = ?2, key_version = ?3 WHERE id = ?1")?;
+    for (id, body, version) in rows {
+        stmt.execute(params![id, body, version])?;
+    }
+    Ok(())
+}

@@ -90,7 +90,30 @@ const STEPS: &[&str] = &[
     CREATE INDEX request_logs_at ON request_logs (at, id);
     CREATE INDEX request_logs_key_at ON request_logs (key_id, at);
     "#,
-    // status page: uptime per component and day, incidents and their
+    // 4: usage rollups (hourly and daily) and the audit chain's anchor.
+    r#"
+    CREATE TABLE usage_rollups (
+        granularity        TEXT NOT NULL,
+        bucket             INTEGER NOT NULL,
+        key_id             TEXT NOT NULL,
+        model              TEXT NOT NULL,
+        requests           INTEGER NOT NULL,
+        errors             INTEGER NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        latency_sum_ms     INTEGER NOT NULL,
+        latency_hist       BLOB NOT NULL,
+        PRIMARY KEY (granularity, bucket, key_id, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_anchor (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        seq       INTEGER NOT NULL,
+        hash      BLOB NOT NULL,
+        pruned_at INTEGER NOT NULL
+    );
+    CREATE INDEX request_logs_key_version ON request_logs (key_version) WHERE key_version IS NOT NULL;
+    "#,
+    // 5: status page: uptime per component and day, incidents and their
     // updates, maintenance windows, notification subscribers.
     r#"
     CREATE TABLE uptime_days (

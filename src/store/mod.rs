@@ -16,6 +16,7 @@ pub mod subscribers;
 pub mod tiers;
 pub mod upstreams;
 pub mod uptime;
+pub mod usage;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,7 +126,14 @@ impl Store {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = inner.writer.lock();
-            conn.execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")?;
+            // Each step of this pragma frees one page, so step it to the end
+            // (`execute_batch` would step it only once).
+            let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            drop(rows);
+            drop(stmt);
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
             Ok(())
         })
         .await

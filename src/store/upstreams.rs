@@ -76,3 +76,12 @@ pub fn upsert(c: &Connection, u: &UpstreamRow) -> Result<(), StoreError> {
 pub fn delete(c: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(c.execute("DELETE FROM upstreams WHERE id = ?1", [id])? > 0)
 }
+
+/// Replaces an upstream's sealed API key (master key rotation).
+pub fn set_sealed_key(c: &Connection, id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE upstreams SET api_key_enc = ?2 WHERE id = ?1",
+        params![id, sealed],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `/admin/crypto`: the master keyring's versions and what each seals, and
+//! rotation: a new key for everything sealed from now on, upstream keys
+//! re-sealed at once, request bodies re-sealed in the background.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Serialize;
+
+use super::Actor;
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/crypto", get(show))
+        .route("/admin/crypto/rotate", post(rotate))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CryptoView {
+    /// The version new values are sealed under.
+    pub current_version: u32,
+    /// Every version the keyring holds (old ones stay to open old values).
+    pub versions: Vec<u32>,
+    /// Sealed request bodies per key version.
+    pub records_by_version: BTreeMap<String, u64>,
+    /// Bodies still sealed under an older version.
+    pub reencrypt_pending: u64,
+    /// A re-encryption pass is running.
+    pub reencrypting: bool,
+    /// Bodies the last pass could not open (tampered); left as they are.
+    pub reencrypt_failed: u64,
+}
+
+async fn view(state: &AppState) -> Result<CryptoView, ApiError> {
+    let counts = state
+        .store
+        .read(crate::store::logs::count_by_key_version)
+        .await?;
+    let current = state.keyring.current_version();
+    Ok(CryptoView {
+        current_version: current,
+        versions: state.keyring.versions(),
+        reencrypt_pending: counts
+            .iter()
+            .filter(|(v, _)| *v < current)
+            .map(|(_, n)| n)
+            .sum(),
+        records_by_version: counts
+            .into_iter()
+            .map(|(v, n)| (v.to_string(), n))
+            .collect(),
+        reencrypting: state.reseal.running(),
+        reencrypt_failed: state.reseal.failed.load(Ordering::Relaxed),
+    })
+}
+
+#[utoipa::path(get, path = "/admin/crypto", operation_id = "crypto_show", tag = "crypto",
+    responses((status = 200, body = CryptoView)))]
+pub async fn show(State(state): State<AppState>) -> Result<Json<CryptoView>, ApiError> {
+    Ok(Json(view(&state).await?))
+}
+
+/// Adds a master key version. The key file keeps every version, so backups
+/// of the data dir taken before the rotation still open.
+#[utoipa::path(post, path = "/admin/crypto/rotate", operation_id = "crypto_rotate", tag = "crypto",
+    responses((status = 200, body = CryptoView), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<CryptoView>, ApiError> {
+    let old = state.keyring.current_version();
+    let new = state.keyring.rotate().map_err(|e| match e {
+        crate::crypto::CryptoError::NotRotatable => {
+            ApiError::from(crate::error::RequestError::Conflict(e.to_string()))
+        }
+        e => ApiError::from(e),
+    })?;
+    // Upstream API keys are few: re-seal them in the rotation's transaction.
+    let ups = state.store.read(crate::store::upstreams::all).await?;
+    let mut resealed = Vec::new();
+    for u in ups {
+        if let Some(sealed) = &u.api_key_enc {
+            let plain = state.keyring.open(sealed, u.id.as_bytes())?;
+            resealed.push((u.id.clone(), state.keyring.seal(&plain, u.id.as_bytes())?));
+        }
+    }
+    let entry = actor.audit(
+        "crypto.rotate",
+        "master_key",
+        Some(serde_json::json!({ "version": old })),
+        Some(serde_json::json!({ "version": new, "upstream_keys_resealed": resealed.len() })),
+    );
+    let t = crate::store::now();
+    state
+        .store
+        .write(move |tx| {
+            for (id, sealed) in &resealed {
+                crate::store::upstreams::set_sealed_key(tx, id, sealed)?;
+            }
+            crate::store::audit::append(tx, entry, t)?;
+            Ok(())
+        })
+        .await?;
+    state.reseal.start(&state);
+    Ok(Json(view(&state).await?))
+}

@@ -1,0 +1,216 @@
+//! Prometheus metrics, served at `/metrics` on the admin listener: requests,
+//! errors by code, latency histograms, tokens, limiter refusals, safety
+//! actions, upstreams and the request-log queue. Per-request values are
+//! counted as records finish; the rest is read from the state at scrape time.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::logs::Record;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SafetyLabel {
+    check: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    pub upstream: String,
+}
+
+/// Error codes the limiter produces: 429s (requests, tokens, streams, daily
+/// budget, failed-auth throttling) and the 400 for a request over the quota.
+const LIMITER_CODES: [&str; 2] = ["rate_limit_exceeded", "tokens_exceed_rate_limit"];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<StatusLabel, Counter>,
+    errors: Family<CodeLabel, Counter>,
+    duration: Histogram,
+    ttfb: Histogram,
+    tokens: Family<KindLabel, Counter>,
+    limiter: Family<CodeLabel, Counter>,
+    safety: Family<SafetyLabel, Counter>,
+    log_queue: Gauge,
+    log_written: Counter,
+    log_dropped: Counter,
+    live_consumers: Gauge,
+    pub upstream_up: Family<UpstreamLabel, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("assisters");
+        let m = Metrics {
+            requests: Family::default(),
+            errors: Family::default(),
+            // 1 ms … ~65 s.
+            duration: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            ttfb: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            tokens: Family::default(),
+            limiter: Family::default(),
+            safety: Family::default(),
+            log_queue: Gauge::default(),
+            log_written: Counter::default(),
+            log_dropped: Counter::default(),
+            live_consumers: Gauge::default(),
+            upstream_up: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Finished /v1 requests by HTTP status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "errors",
+            "Failed /v1 requests by OpenAI error code",
+            m.errors.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Total /v1 request latency",
+            m.duration.clone(),
+        );
+        registry.register(
+            "time_to_first_byte_seconds",
+            "Time until the first byte of a streamed answer",
+            m.ttfb.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Tokens by kind (prompt, completion)",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "limiter_refusals",
+            "Requests refused by rate limits, budgets or stream caps",
+            m.limiter.clone(),
+        );
+        registry.register(
+            "safety_actions",
+            "Safety check outcomes other than pass, by check and action",
+            m.safety.clone(),
+        );
+        registry.register(
+            "log_queue_depth",
+            "Request log records waiting for the writer",
+            m.log_queue.clone(),
+        );
+        registry.register(
+            "log_records_written",
+            "Request log records committed",
+            m.log_written.clone(),
+        );
+        registry.register(
+            "log_records_dropped",
+            "Request log records lost (writer stuck or failing)",
+            m.log_dropped.clone(),
+        );
+        registry.register(
+            "live_consumers",
+            "Connected live event stream consumers",
+            m.live_consumers.clone(),
+        );
+        registry.register(
+            "upstream_up",
+            "1 when the upstream is considered healthy",
+            m.upstream_up.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn observe(&self, r: &Record) {
+        self.requests
+            .get_or_create(&StatusLabel { status: r.status })
+            .inc();
+        if let Some(code) = &r.error_code {
+            let label = CodeLabel { code: code.clone() };
+            self.errors.get_or_create(&label).inc();
+            if LIMITER_CODES.contains(&code.as_str()) {
+                self.limiter.get_or_create(&label).inc();
+            }
+        }
+        self.duration.observe(r.latency_ms as f64 / 1000.0);
+        if let Some(t) = r.ttfb_ms {
+            self.ttfb.observe(t as f64 / 1000.0);
+        }
+        for (kind, n) in [
+            ("prompt", r.prompt_tokens),
+            ("completion", r.completion_tokens),
+        ] {
+            if let Some(n) = n.filter(|&n| n > 0) {
+                self.tokens.get_or_create(&KindLabel { kind }).inc_by(n);
+            }
+        }
+        self.observe_safety(&r.safety);
+    }
+
+    /// Counts each check whose action was not a plain pass; see
+    /// `logs::Record::safety` for the shape.
+    fn observe_safety(&self, safety: &serde_json::Value) {
+        let Some(checks) = safety.get("checks").and_then(|c| c.as_array()) else {
+            return;
+        };
+        for c in checks {
+            let name = c.get("check").or_else(|| c.get("name"));
+            let action = c.get("action").and_then(|a| a.as_str());
+            if let (Some(name), Some(action)) = (name.and_then(|n| n.as_str()), action) {
+                if action != "pass" && action != "none" {
+                    self.safety
+                        .get_or_create(&SafetyLabel {
+                            check: name.to_owned(),
+                            action: action.to_owned(),
+                        })
+                        .inc();
+                }
+            }
+        }
+    }
+
+    /// The text exposition, with scrape-time values read from `state` first.
+    pub fn render(&self, state: &crate::app::AppState) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &state.logs.counters;
+        self.log_queue.set(c.queued.load(Relaxed) as i64);
+        self.log_written
+            .inner()
+            .store(c.written.load(Relaxed), Relaxed);
+        self.log_dropped
+            .inner()
+            .store(c.dropped.load(Relaxed), Relaxed);
+        self.live_consumers
+            .set(state.telemetry.live.consumers() as i64);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,496 @@
+//! Usage rollups and their export, the live event stream, Prometheus
+//! metrics, master key rotation, and retention of usage and audit data,
+//! through the real server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config_with, Gateway, MockUpstream};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn chat(content: &str, model: &str) -> Value {
+    json!({"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": content}]})
+}
+
+/// Polls until `ok` holds for the admin answer at `path`.
+async fn wait_for(gw: &Gateway, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (s, v) = gw.admin_call(Method::GET, path, None).await;
+        if s == 200 && ok(&v) {
+            return v;
+        }
+        last = v;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("{path} never became ready: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_rolls_up_per_key_model_and_exports() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), "")).await;
+    let (a, key_a) = gw.create_key(json!({"name": "a", "tier": "startup"})).await;
+    let (b, key_b) = gw.create_key(json!({"name": "b", "tier": "startup"})).await;
+    for _ in 0..3 {
+        let r = gw
+            .post(
+                &key_a,
+                "/v1/chat/completions",
+                chat("hello", "assisters-echo"),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = gw
+        .post(&key_a, "/v1/chat/completions", chat("x", "mock-500"))
+        .await;
+    assert_eq!(r.status(), 502);
+    let r = gw
+        .post(&key_b, "/v1/chat/completions", chat("hi", "mock"))
+        .await;
+    assert_eq!(r.status(), 200);
+
+    let v = wait_for(&gw, "/admin/usage", |v| {
+        v["data"].as_array().is_some_and(|d| d.len() >= 3)
+    })
+    .await;
+    assert_eq!(v["granularity"], "day");
+    let rows = v["data"].as_array().unwrap();
+    let row = |k: &str, m: &str| {
+        rows.iter()
+            .find(|r| r["key_id"] == k && r["model"] == m)
+            .unwrap_or_else(|| panic!("no row {k} {m} in {v}"))
+    };
+    let echo = row(&a, "assisters-echo");
+    assert_eq!(echo["requests"], 3);
+    assert_eq!(echo["errors"], 0);
+    assert_eq!(echo["prompt_tokens"], 24, "8 prompt tokens each");
+    assert_eq!(echo["completion_tokens"], 3);
+    assert!(echo["latency_p50_ms"].is_u64() && echo["latency_p95_ms"].is_u64());
+    assert!(echo["bucket"].as_str().unwrap().ends_with("T00:00:00Z"));
+    assert_eq!(row(&a, "mock-500")["errors"], 1);
+    assert_eq!(row(&b, "mock")["requests"], 1);
+
+    // Hourly rollups and filters.
+    let (s, h) = gw
+        .admin_call(
+            Method::GET,
+            &format!("/admin/usage?granularity=hour&key_id={b}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let hrows = h["data"].as_array().unwrap();
+    assert_eq!(hrows.len(), 1, "{h}");
+    assert_eq!(hrows[0]["model"], "mock");
+    let (s, e) = gw
+        .admin_call(Method::GET, "/admin/usage?granularity=week", None)
+        .await;
+    assert_eq!(
+        (s, e["error"]["param"].as_str()),
+        (400, Some("granularity"))
+    );
+
+    // CSV and JSON Lines downloads from the API…
+    let resp = gw
+        .http
+        .get(format!("{}/admin/usage?format=csv&key_id={a}", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let csv = resp.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("bucket,key_id,model,requests,errors"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 3, "header + echo + mock-500: {csv}");
+    assert!(
+        csv.contains(&format!(",{a},assisters-echo,3,0,24,3,")),
+        "{csv}"
+    );
+
+    // …and from the CLI.
+    let out = gw.cli(&["usage", "export", "--format", "jsonl", "--key", &b], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let parsed: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(parsed.len(), 1);
+    assert_eq!(parsed[0]["requests"], 1);
+    let file = gw.path().join("usage.csv");
+    let out = gw.cli(
+        &[
+            "usage",
+            "export",
+            "--format",
+            "csv",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 4);
+    let out = gw.cli(&["usage", "show", "--granularity", "hour"], &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("assisters-echo") && table.contains("REQUESTS"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daily_budget_survives_a_restart() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/tiers",
+            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 100})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, key) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let big = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(75)}]});
+    let r = gw.post(&key, "/v1/chat/completions", big).await;
+    assert_eq!(r.status(), 200);
+    let small = json!({"model": "assisters-echo", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+    wait_for(&gw, "/admin/usage", |v| {
+        v["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
+    // 8 prompt + 10 reserved tokens fit in a fresh day's 100, not in what
+    // is left of today's after the first request's ~85.
+    let r = gw.post(&key, "/v1/chat/completions", small).await;
+    assert_eq!(r.status(), 429, "today's usage was remembered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_events_carry_requests_and_ticks() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    let resp = gw
+        .http
+        .get(format!("{}/admin/events?history=0", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut body = resp.bytes_stream();
+    let r = gw
+        .post(&key, "/v1/chat/completions", chat("live", "assisters-echo"))
+        .await;
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let mut text = String::new();
+    let (mut saw_request, mut saw_tick) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(saw_request && saw_tick) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        for ev in text.split("\n\n") {
+            if let Some(data) = ev.strip_prefix("event: request\ndata: ") {
+                let v: Value = serde_json::from_str(data).unwrap();
+                if v["id"] == id.as_str() {
+                    assert_eq!(v["status"], 200);
+                    assert_eq!(v["model"], "assisters-echo");
+                    assert_eq!(v["prompt_tokens"], 8);
+                    saw_request = true;
+                }
+            }
+            if let Some(data) = ev.strip_prefix("event: tick\ndata: ") {
+                let v: Value = serde_json::from_str(data).unwrap();
+                assert!(v["at"].is_i64() && v["requests"].is_u64());
+                saw_tick = true;
+            }
+        }
+    }
+
+    // Without the admin token there is no stream.
+    let r = gw
+        .http
+        .get(format!("{}/admin/events", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // History replays past ticks for a new consumer's charts.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = gw
+        .http
+        .get(format!("{}/admin/events?history=60", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    let first = resp.bytes_stream().next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("event: tick"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_metrics_count_requests_errors_and_tokens() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), "")).await;
+    let key = gw.key().await;
+    for _ in 0..2 {
+        gw.post(&key, "/v1/chat/completions", chat("m", "assisters-echo"))
+            .await;
+    }
+    gw.post(&key, "/v1/chat/completions", chat("m", "mock-500"))
+        .await;
+    gw.post(
+        "ask_wrong",
+        "/v1/chat/completions",
+        chat("m", "assisters-echo"),
+    )
+    .await;
+
+    let r = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "metrics need the admin token");
+    let r = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    for needle in [
+        "assisters_requests_total{status=\"200\"} 2",
+        "assisters_requests_total{status=\"502\"} 1",
+        "assisters_requests_total{status=\"401\"} 1",
+        "assisters_errors_total{code=\"upstream_error\"} 1",
+        "assisters_errors_total{code=\"invalid_api_key\"} 1",
+        "assisters_tokens_total{kind=\"prompt\"} 16",
+        "assisters_request_duration_seconds_count 4",
+        "assisters_log_queue_depth",
+        "assisters_log_records_dropped_total 0",
+        "# EOF",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(!text.contains(&gw.token), "no secret in metrics");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn master_key_rotation_reseals_everything_and_survives_restart() {
+    let up = MockUpstream::start().await;
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    let secret = "sk-rotated-upstream-secret-555";
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "local", "base_url": up.base_url(), "api_key": secret, "models": ["mock"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let key = gw.key().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = gw
+            .post(
+                &key,
+                "/v1/chat/completions",
+                chat(&format!("before {i}"), "assisters-echo"),
+            )
+            .await;
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    let v = wait_for(&gw, "/admin/crypto", |v| v["records_by_version"]["1"] == 5).await;
+    assert_eq!(v["current_version"], 1);
+
+    let out = gw.cli(&["crypto", "rotate", "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["current_version"], 2);
+    assert_eq!(v["versions"], json!([1, 2]));
+    let key_file = std::fs::read_to_string(gw.path().join("master.key")).unwrap();
+    assert_eq!(key_file.lines().count(), 2);
+
+    // New records use the new key; old ones are re-sealed in the background.
+    let r = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            chat("after", "assisters-echo"),
+        )
+        .await;
+    ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+    let v = wait_for(&gw, "/admin/crypto", |v| {
+        v["reencrypt_pending"] == 0 && v["records_by_version"]["2"] == 6
+    })
+    .await;
+    assert!(v["records_by_version"].get("1").is_none(), "{v}");
+    let (_, audit) = gw.admin_call(Method::GET, "/admin/audit", None).await;
+    assert_eq!(audit["data"][0]["action"], "crypto.rotate");
+
+    // After a restart the upstream key (re-sealed) and every body still open.
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
+    let r = gw
+        .post(&key, "/v1/chat/completions", chat("x", "mock"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        up.last().authorization.as_deref(),
+        Some(format!("Bearer {secret}").as_str())
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let (s, b) = gw
+            .admin_call(Method::POST, &format!("/admin/logs/{id}/body"), None)
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let expected = if i < 5 {
+            format!("before {i}")
+        } else {
+            "after".into()
+        };
+        assert!(b["body"].as_str().unwrap().contains(&expected));
+    }
+    let out = gw.cli(&["audit", "verify"], &[]);
+    assert!(out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_is_refused_for_a_key_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_in(
+        dir,
+        &config_with(None, ""),
+        &[("ASSISTERS_MASTER_KEY", &"ab".repeat(32))],
+    )
+    .await;
+    let (s, v) = gw
+        .admin_call(Method::POST, "/admin/crypto/rotate", None)
+        .await;
+    assert_eq!(s, 409);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ASSISTERS_MASTER_KEY"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_retention_prunes_behind_a_verifiable_anchor() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    for i in 0..3 {
+        gw.create_key(json!({"name": format!("k{i}")})).await;
+    }
+    gw.terminate();
+    // Audit times are whole seconds: wait until they are surely 1 s old.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let cfg = config_with(None, "[logs.retention]\naudit = \"1s\"\n");
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    let v = wait_for(&gw, "/admin/audit", |v| {
+        v["data"][0]["action"] == "audit.prune"
+    })
+    .await;
+    assert_eq!(v["data"][0]["after"]["deleted"], 3);
+    assert_eq!(v["data"][0]["after"]["anchor_seq"], 3);
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    gw.create_key(json!({"name": "after"})).await;
+    let (s, ver) = gw
+        .admin_call(Method::GET, "/admin/audit/verify", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(ver["ok"], true, "{ver}");
+
+    // The settings say forever by default, and refuse nonsense.
+    let (_, st) = gw.admin_call(Method::GET, "/admin/settings", None).await;
+    assert_eq!(st["settings"]["logs"]["retention"]["audit"], "1s");
+    let (s, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"logs": {"retention": {"audit": "forever"}}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"logs": {"retention": {"audit": "soon"}}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_deletes_and_the_file_shrinks() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    let (_, key) = gw
+        .create_key(json!({"name": "bulk", "tier": "startup"}))
+        .await;
+    let padding = "lorem ipsum dolor sit amet ".repeat(400);
+    let bodies = futures_util::stream::iter(0..400)
+        .map(|i| {
+            let gw = &gw;
+            let key = &key;
+            let content = format!("{i} {padding}");
+            async move {
+                gw.post(key, "/v1/chat/completions", json!({"model": "assisters-echo", "max_tokens": 1, "messages": [{"role": "user", "content": content}]})).await.status()
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(bodies.iter().all(|s| s.as_u16() == 200));
+    gw.terminate();
+    let db = gw.path().join("gateway.db");
+    let before = std::fs::metadata(&db).unwrap().len();
+    assert!(before > 2_000_000, "bodies take room: {before}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let cfg = config_with(None, "[logs.retention]\nrequest_logs = \"1s\"\n");
+    let mut gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    wait_for(&gw, "/admin/logs", |v| {
+        v["data"].as_array().is_some_and(|d| d.is_empty())
+    })
+    .await;
+    gw.terminate();
+    let after = std::fs::metadata(&db).unwrap().len();
+    assert!(after * 4 < before, "the file shrank: {before} -> {after}");
+}
