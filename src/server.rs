@@ -94,9 +94,7 @@ impl Server {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             tls_fingerprint_sha256: state.tls.as_ref().map(|t| t.info().fingerprint_sha256),
         };
-        state.set_bound(bound.clone());
-        let runtime = serde_json::to_vec_pretty(&bound).unwrap_or_default();
-        crate::fsutil::write_private(&state.data_dir.join(RUNTIME_FILE), &runtime)
+        publish(&state, bound.clone())
             .map_err(|e| StartError::DataDir(state.data_dir.clone(), e))?;
 
         let (stop, stop_rx) = watch::channel(false);
@@ -167,6 +165,24 @@ impl Server {
             tracing::warn!(error = %e, "store flush failed at shutdown");
         }
         let _ = std::fs::remove_file(self.state.data_dir.join(RUNTIME_FILE));
+    }
+}
+
+/// Records where the server listens, in memory and in `runtime.json`.
+fn publish(state: &AppState, bound: Bound) -> std::io::Result<()> {
+    let runtime = serde_json::to_vec_pretty(&bound).unwrap_or_default();
+    state.set_bound(bound);
+    crate::fsutil::write_private(&state.data_dir.join(RUNTIME_FILE), &runtime)
+}
+
+/// After a certificate reload: the new fingerprint goes to `runtime.json`.
+pub fn tls_reloaded(state: &AppState) {
+    let (Some(mut b), Some(tls)) = (state.bound(), state.tls.as_ref()) else {
+        return;
+    };
+    b.tls_fingerprint_sha256 = Some(tls.info().fingerprint_sha256);
+    if let Err(e) = publish(state, b) {
+        tracing::warn!(error = %e, "cannot update {RUNTIME_FILE}");
     }
 }
 
@@ -303,12 +319,15 @@ async fn tls_reload(state: AppState, mut stop: watch::Receiver<bool>) {
         #[cfg(not(unix))]
         let hangup = std::future::pending::<Option<()>>();
         tokio::select! {
-            _ = tokio::time::sleep(state.config.tls.reload_interval) => tls.reload_if_changed(),
-            _ = hangup => {
-                if let Err(e) = tls.reload() {
-                    tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; keeping the old one");
+            _ = tokio::time::sleep(state.config.tls.reload_interval) => {
+                if tls.reload_if_changed() {
+                    tls_reloaded(&state);
                 }
             }
+            _ = hangup => match tls.reload() {
+                Ok(_) => tls_reloaded(&state),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; keeping the old one"),
+            },
             _ = stop.changed() => return,
         }
     }

@@ -160,6 +160,26 @@ async fn declared_routes_set_the_order_and_everything_down_is_a_502() {
     let (_, by, _) = served_by(&gw, &key, "mock", false).await;
     assert_eq!(by, "backup");
 
+    // Routes are a runtime setting: a change reroutes at once.
+    let (status, v) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"routes": [{"model": "mock", "upstreams": ["primary", "backup"]}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!(by, "primary");
+    let (status, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"routes": [{"model": "mock", "upstreams": ["backup", "primary"]}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
     primary.stop();
     backup.stop();
     let (status, _, body) = served_by(&gw, &key, "mock", true).await;

@@ -210,6 +210,9 @@ async fn certificate_files_reload_without_restart() {
         .await
         .unwrap();
     assert_eq!(peer_fingerprint(&tls), second);
+    let runtime: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(gw.path().join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(runtime["tls_fingerprint_sha256"], second.as_str());
 
     // A broken pair is refused and the current certificate stays.
     std::fs::write(certs.path().join("key.pem"), "not a key").unwrap();

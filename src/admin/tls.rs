@@ -57,6 +57,7 @@ pub async fn reload(
     };
     let before = tls.info();
     let after = tls.reload().map_err(|e| ApiError::invalid(e, None))?;
+    crate::server::tls_reloaded(&state);
     let entry = actor.audit(
         "tls.reload",
         "tls",

@@ -103,7 +103,10 @@ impl Breaker {
     }
 
     fn close(&self) {
-        self.consecutive_failures.store(0, Ordering::Relaxed);
+        // A load first: the common case writes nothing to the shared line.
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
         if self.state.load(Ordering::Acquire) != CLOSED {
             self.state.store(CLOSED, Ordering::Release);
             tracing::info!("upstream circuit closed");

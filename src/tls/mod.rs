@@ -124,15 +124,20 @@ impl Tls {
         Ok(next)
     }
 
-    /// Reloads when either file changed since the last load. A pair caught
-    /// half-written fails to load and is tried again at the next poll.
-    pub fn reload_if_changed(&self) {
+    /// Reloads when either file changed since the last load; true when a
+    /// new certificate is in use. A pair caught half-written fails to load
+    /// and is tried again at the next poll.
+    pub fn reload_if_changed(&self) -> bool {
         let now = (mtime(&self.cert), mtime(&self.key));
         if *self.mtimes.lock() == now {
-            return;
+            return false;
         }
-        if let Err(e) = self.reload() {
-            tracing::warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the old one");
+        match self.reload() {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the old one");
+                false
+            }
         }
     }
 }
