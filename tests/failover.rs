@@ -117,6 +117,18 @@ async fn server_errors_fail_over_and_open_the_circuit() {
         assert_eq!((status, by.as_str()), (200, "backup"));
     }
     assert_eq!(calls(&primary), 2, "an open circuit keeps requests away");
+    let metrics = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("assisters_upstream_up{upstream=\"primary\"} 0"), "{metrics}");
+    assert!(metrics.contains("assisters_upstream_up{upstream=\"backup\"} 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

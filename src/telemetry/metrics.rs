@@ -201,6 +201,15 @@ impl Metrics {
             .store(c.dropped.load(Relaxed), Relaxed);
         self.live_consumers
             .set(state.telemetry.live.consumers() as i64);
+        // Healthy means the circuit breaker lets requests through.
+        for u in state.upstreams.list() {
+            let up = u.health.circuit() == crate::proxy::health::Circuit::Closed;
+            self.upstream_up
+                .get_or_create(&UpstreamLabel {
+                    upstream: u.name.clone(),
+                })
+                .set(i64::from(up));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
