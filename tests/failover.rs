@@ -127,8 +127,14 @@ async fn server_errors_fail_over_and_open_the_circuit() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("assisters_upstream_up{upstream=\"primary\"} 0"), "{metrics}");
-    assert!(metrics.contains("assisters_upstream_up{upstream=\"backup\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("assisters_upstream_up{upstream=\"primary\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("assisters_upstream_up{upstream=\"backup\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -132,6 +132,28 @@ async fn an_outage_opens_an_incident_and_recovery_resolves_it() {
     assert!(today["major"].as_u64().unwrap() >= 1, "{uptime}");
     assert!(today["operational"].as_u64().unwrap() >= 1, "{uptime}");
     assert!(mock["uptime"].as_f64().unwrap() < 1.0);
+
+    // A second outage opens a new incident; resolved by hand while the
+    // outage lasts, it is not reopened.
+    up.stop();
+    let s = eventually("the second outage", || async {
+        let s = summary(&gw).await;
+        (s["incidents"].as_array().unwrap().len() == 1).then_some(s)
+    })
+    .await;
+    let id = s["incidents"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = gw
+        .admin_call(
+            Method::POST,
+            &format!("/admin/incidents/{id}/updates"),
+            Some(json!({"status": "resolved", "body": "Known; the host is being replaced."})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let s = summary(&gw).await;
+    assert_eq!(component(&s, "cfg_mock")["status"], "major_outage");
+    assert!(s["incidents"].as_array().unwrap().is_empty(), "{s}");
 }
 
 fn has_keys(v: &Value, keys: &[&str]) {

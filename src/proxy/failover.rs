@@ -119,7 +119,7 @@ pub async fn probe_all(state: &AppState) {
         let client = state.client.clone();
         async move {
             let started = std::time::Instant::now();
-            let res = u.discover(&client, h.timeout).await;
+            let res = u.probe(&client, h.timeout).await;
             let latency = started.elapsed();
             if let Err(e) = &res {
                 tracing::debug!(upstream = %u.name, error = %e, "health probe failed");

@@ -159,6 +159,28 @@ impl Upstream {
         b.body(Full::new(body)).map_err(|e| e.to_string())
     }
 
+    /// The health probe: `GET {base_url}/models` answered without a 5xx.
+    /// A 404 or 401 still proves the server is up (not every server lists
+    /// its models, and a bad key is not an outage).
+    pub async fn probe(&self, client: &HttpClient, timeout: Duration) -> Result<(), String> {
+        let req = self.request(Method::GET, "/models", Bytes::new())?;
+        let resp = tokio::time::timeout(timeout, client.request(req))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| format!("unreachable: {e}"))?;
+        let status = resp.status();
+        // Read the (small) body so the connection goes back to the pool.
+        let _ = tokio::time::timeout(
+            timeout,
+            http_body_util::Limited::new(resp.into_body(), 1 << 20).collect(),
+        )
+        .await;
+        if status.is_server_error() {
+            return Err(format!("GET /models answered {status}"));
+        }
+        Ok(())
+    }
+
     /// Asks `GET {base_url}/models` which models the upstream serves.
     pub async fn discover(
         &self,

@@ -197,10 +197,15 @@ async fn after(state: &AppState, event: Event) {
     state.status.notifier.send(event);
 }
 
-/// Opens an incident for each component that went down and resolves the
-/// gateway's own incidents of those that came back.
-pub async fn automate(state: &AppState, components: &[Component]) {
+/// Opens an incident for each component that went down since the last
+/// sample (so one an admin resolved by hand is not reopened while the
+/// outage lasts) and resolves the gateway's own incidents of those that
+/// came back.
+pub async fn automate(state: &AppState, before: &[Component], components: &[Component]) {
     for c in components {
+        let was_down = before
+            .iter()
+            .any(|b| b.id == c.id && b.status == ComponentStatus::MajorOutage);
         let id = c.id.clone();
         let open = match state
             .store
@@ -219,7 +224,7 @@ pub async fn automate(state: &AppState, components: &[Component]) {
             ComponentStatus::Operational | ComponentStatus::DegradedPerformance
         );
         let result = match open {
-            None if down => open_for(state, c).await.map(|_| ()),
+            None if down && !was_down => open_for(state, c).await.map(|_| ()),
             Some(i) if up => resolve(state, &i, c).await,
             _ => Ok(()),
         };
