@@ -3,9 +3,13 @@
 //! Layer order of the gateway listener, outermost first:
 //! 1. `CatchPanicLayer`: a bug in one request becomes a 500 in OpenAI's
 //!    shape; the server keeps serving.
-//! 2. Routes: `/v1/*`, whose handlers all start with the
-//!    `keys::auth::AuthedKey` extractor (a bearer `ask_` key); `/healthz` open;
-//!    `/status` and `/status/summary.json` open when the page is public.
+//! 2. Routes: `/v1/*`, behind two edge layers: `edge::load::shed` (503
+//!    with `Retry-After` past `edge.max_in_flight`, before any other work),
+//!    then `edge::hygiene::check` (keys in the URL, underscored header
+//!    names); their handlers all start with the `keys::auth::AuthedKey`
+//!    extractor (a bearer `ask_` key). `/healthz` is open and never shed.
+//!    `/status` and `/status/summary.json` are open (not shed) when the
+//!    page is public.
 //! 3. Fallbacks: unknown paths and methods answer in OpenAI's error shape.
 //!
 //! The admin listener has its own stack (see `admin`).
@@ -55,6 +59,7 @@ pub struct Inner {
     pub logs: crate::logs::LogSink,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub reseal: crate::logs::reseal::Resealer,
+    pub edge: crate::edge::Edge,
     pub redactor: crate::logs::redact::Redactor,
     log_writer: parking_lot::Mutex<Option<crate::logs::LogWriter>>,
     pub upstreams: Upstreams,
@@ -148,6 +153,7 @@ impl AppState {
             logs: log_sink,
             telemetry,
             reseal: Default::default(),
+            edge: crate::edge::Edge::new(&config.edge),
             redactor: crate::logs::redact::Redactor::new(),
             log_writer: parking_lot::Mutex::new(Some(log_writer)),
             upstreams: Upstreams::default(),
@@ -286,8 +292,14 @@ impl AppState {
 
 /// The gateway listener's router.
 pub fn gateway_router(state: AppState) -> Router {
+    let v1 = crate::proxy::router()
+        .layer(axum::middleware::from_fn(crate::edge::hygiene::check))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge::load::shed,
+        ));
     Router::new()
-        .merge(crate::proxy::router())
+        .merge(v1)
         .merge(crate::status::routes::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::error::route_not_found)

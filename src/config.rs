@@ -44,6 +44,7 @@ pub struct Config {
     pub access: AccessConfig,
     pub logs: LogsConfig,
     pub upstream_defaults: UpstreamTimeouts,
+    pub edge: EdgeConfig,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
     /// Per model, the primary upstream and its ordered fallbacks. A model
@@ -159,6 +160,53 @@ pub struct UpstreamTimeouts {
     pub pool_max_idle_per_host: usize,
 }
 
+/// How the gateway listener protects itself from slow, excessive or hostile
+/// clients. Read at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// A client must send a request's headers within this time (408, close).
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    /// Longest silence while a request body arrives (408, close).
+    #[serde(with = "duration_str")]
+    pub body_idle_timeout: Duration,
+    /// Open connections on the gateway listener, in all.
+    pub max_connections: u32,
+    /// Open connections from one client address.
+    pub max_connections_per_ip: u32,
+    /// `/v1` requests being handled at once; beyond, new ones get 503 with
+    /// `Retry-After` instead of queueing.
+    pub max_in_flight: u32,
+    /// Largest request head (request line and headers), HTTP/1.
+    pub max_header_bytes: usize,
+    /// HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 flow-control windows (bytes): per stream and per connection.
+    pub h2_stream_window: u32,
+    pub h2_connection_window: u32,
+    /// Bytes of a stream buffered for a client that stops reading, after
+    /// which the stream is cancelled and the upstream call dropped.
+    pub max_stream_buffer_bytes: usize,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            max_in_flight: 1024,
+            max_header_bytes: 32 * 1024,
+            h2_max_concurrent_streams: 128,
+            h2_stream_window: 1024 * 1024,
+            h2_connection_window: 4 * 1024 * 1024,
+            max_stream_buffer_bytes: 1024 * 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
@@ -188,6 +236,7 @@ impl Default for Config {
             },
             logs: LogsConfig::default(),
             upstream_defaults: UpstreamTimeouts::default(),
+            edge: EdgeConfig::default(),
             upstreams: Vec::new(),
             routes: Vec::new(),
             health: HealthConfig::default(),
@@ -238,6 +287,17 @@ const NON_CONFIG_ENV: &[&str] = &["MASTER_KEY", "CONFIG"];
 
 impl Config {
     /// Loads the layers in order and validates the result.
+    /// The file layer alone, from text: defaults, then this TOML, validated
+    /// (what the fuzzer and `config check`-style callers need).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
@@ -299,6 +359,16 @@ impl Config {
         }
         if self.access.auth_failures_per_min == 0 {
             return bad("access.auth_failures_per_min must be greater than 0".into());
+        }
+        let e = &self.edge;
+        if e.header_read_timeout.is_zero() || e.body_idle_timeout.is_zero() {
+            return bad("edge timeouts must be greater than 0".into());
+        }
+        if e.max_connections == 0 || e.max_connections_per_ip == 0 || e.max_in_flight == 0 {
+            return bad("edge.max_connections, max_connections_per_ip and max_in_flight must be greater than 0".into());
+        }
+        if e.max_header_bytes < 8192 {
+            return bad("edge.max_header_bytes must be at least 8192".into());
         }
         let r = &self.logs.retention;
         for (name, d) in [

@@ -87,6 +87,39 @@ pub enum PolicyError {
     OriginNotAllowed { origin: Option<String> },
 }
 
+/// The gateway protecting itself and other clients: slow or excess
+/// clients, hostile headers, overload.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// `part` is `head` or `body`.
+    #[error("The request {part} did not arrive in time (limit {}); the connection is closed.", humantime::format_duration(*after))]
+    RequestTimeout {
+        part: &'static str,
+        after: std::time::Duration,
+    },
+    #[error("The gateway is overloaded; please retry in a moment.")]
+    Overloaded,
+    #[error("Too many concurrent requests for this API key: limit {0}. Please retry when one has finished.")]
+    KeyConcurrency(u32),
+    #[error("API keys belong in the `Authorization: Bearer` header, never in the URL (query parameter `{0}`). Treat a key that was sent this way as exposed and rotate it.")]
+    KeyInQuery(String),
+    #[error("{0}")]
+    BadHeader(String),
+    #[error("{}", if *per_ip { "Too many open connections from your address; close some and retry." } else { "The gateway has too many open connections; please retry in a moment." })]
+    TooManyConnections { per_ip: bool },
+}
+
+impl EdgeError {
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            EdgeError::Overloaded
+            | EdgeError::KeyConcurrency(_)
+            | EdgeError::TooManyConnections { .. } => Some(1),
+            _ => None,
+        }
+    }
+}
+
 fn rate_limit_message(what: &str, limit: u64, retry: std::time::Duration) -> String {
     let wait = crate::limits::openai_duration(retry);
     match what {
@@ -156,6 +189,8 @@ pub enum ApiError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Internal(#[from] InternalError),
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
 }
 
 impl From<crate::store::StoreError> for ApiError {
@@ -206,6 +241,14 @@ impl ApiError {
             ApiError::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Edge(e) => match e {
+                EdgeError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+                EdgeError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+                EdgeError::KeyConcurrency(_) => StatusCode::TOO_MANY_REQUESTS,
+                EdgeError::KeyInQuery(_) | EdgeError::BadHeader(_) => StatusCode::BAD_REQUEST,
+                EdgeError::TooManyConnections { per_ip: true } => StatusCode::TOO_MANY_REQUESTS,
+                EdgeError::TooManyConnections { per_ip: false } => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -271,6 +314,24 @@ impl ApiError {
             ApiError::Internal(InternalError::Integrity(m)) => {
                 ("api_error", Some("integrity_error"), None, m.clone())
             }
+            ApiError::Edge(e) => {
+                let (kind, code, param) = match e {
+                    EdgeError::RequestTimeout { .. } => ("invalid_request_error", "request_timeout", None),
+                    EdgeError::Overloaded => ("api_error", "server_overloaded", None),
+                    EdgeError::KeyConcurrency(_) => ("requests", "rate_limit_exceeded", None),
+                    EdgeError::KeyInQuery(p) => {
+                        ("invalid_request_error", "api_key_in_query", Some(p.clone()))
+                    }
+                    EdgeError::BadHeader(_) => ("invalid_request_error", "invalid_header", None),
+                    EdgeError::TooManyConnections { per_ip: true } => {
+                        ("requests", "rate_limit_exceeded", None)
+                    }
+                    EdgeError::TooManyConnections { per_ip: false } => {
+                        ("api_error", "server_overloaded", None)
+                    }
+                };
+                (kind, Some(code), param, e.to_string())
+            }
             ApiError::Internal(_) => (
                 "api_error",
                 Some("internal_error"),
@@ -301,6 +362,16 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let ApiError::Edge(e) = &self {
+            if let Some(secs) = e.retry_after_secs() {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            if matches!(e, EdgeError::RequestTimeout { .. }) {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+        }
         if let ApiError::Policy(p) = &self {
             if let Some(wait) = p.retry_after() {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod edge;
 pub mod error;
 pub mod fsutil;
 pub mod keys;

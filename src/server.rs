@@ -18,7 +18,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use crate::app::{AppState, StartError};
+use crate::config::EdgeConfig;
+use crate::edge::conn::{is_header_timeout, ConnGate, Tracked};
 
 /// Where the server actually listens, published in `runtime.json` so the CLI
 /// (and tests, with port 0) can find it.
@@ -47,8 +52,6 @@ impl Bound {
 }
 
 pub const RUNTIME_FILE: &str = "runtime.json";
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 const STARTUP_DISCOVERY: Duration = Duration::from_secs(3);
@@ -106,13 +109,16 @@ impl Server {
             state.tls.as_ref().map(crate::tls::Tls::acceptor),
             stop_rx.clone(),
             grace,
+            (cfg.edge.clone(), Some(state.edge.conns.clone())),
         ));
+        // The admin listener is loopback and trusted: timeouts, no caps.
         tasks.spawn(accept_loop(
             admin,
             crate::admin::router(state.clone()),
             None,
             stop_rx.clone(),
             grace,
+            (cfg.edge.clone(), None),
         ));
         if state.tls.is_some() {
             tasks.spawn(tls_reload(state.clone(), stop_rx.clone()));
@@ -192,17 +198,22 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    (edge, gate): (EdgeConfig, Option<Arc<ConnGate>>),
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(edge.header_read_timeout)
+        .max_buf_size(edge.max_header_bytes);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(edge.h2_max_concurrent_streams)
+        .initial_stream_window_size(edge.h2_stream_window)
+        .initial_connection_window_size(edge.h2_connection_window)
+        .max_header_list_size(edge.max_header_bytes as u32);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -216,6 +227,22 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let permit = match gate.as_ref().map(|g| g.admit(peer.ip())) {
+                    Some(Err(e)) => {
+                        tokio::spawn(refuse(stream, e));
+                        continue;
+                    }
+                    Some(Ok(p)) => Some(p),
+                    None => None,
+                };
+                // A second handle on the socket, to answer 408 after hyper
+                // gave up on a trickled request head and dropped its own.
+                let (stream, spare) = match split_spare(stream) {
+                    Some(x) => x,
+                    None => continue,
+                };
+                let (stream, mid_request) = Tracked::new(stream);
+                let head_timeout = edge.header_read_timeout;
                 let router = router.clone();
                 let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
@@ -229,18 +256,26 @@ async fn accept_loop(
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                     let watched = graceful.watch(conn);
                     tokio::spawn(async move {
+                        let _permit = permit;
                         if let Err(e) = watched.await {
+                            if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
+                                request_timeout(spare, head_timeout);
+                            }
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });
                     continue;
                 };
-                // The handshake runs in the connection's task so a slow
-                // client cannot hold up the accept loop.
+                // The handshake runs in the connection's task, so a slow
+                // client cannot hold up the accept loop, and gets as long as
+                // a request head. No plain-text 408 inside TLS: a trickled
+                // head just closes the connection.
+                drop(spare);
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let _permit = permit;
+                    let stream = match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake refused");
@@ -351,4 +386,36 @@ async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The stream for hyper and a duplicate handle on the same socket.
+fn split_spare(
+    stream: tokio::net::TcpStream,
+) -> Option<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std().ok()?;
+    let spare = std.try_clone().ok()?;
+    Some((tokio::net::TcpStream::from_std(std).ok()?, spare))
+}
+
+/// 408 for a client that sent part of a request head too slowly.
+fn request_timeout(mut spare: std::net::TcpStream, after: Duration) {
+    use std::io::Write;
+    let e = crate::error::EdgeError::RequestTimeout {
+        part: "head",
+        after,
+    };
+    // Small and into an empty send buffer: a non-blocking write completes.
+    let _ = spare.write(&crate::edge::conn::raw_response(e.into()));
+    let _ = spare.shutdown(std::net::Shutdown::Both);
+}
+
+/// Refuses a connection over the caps with a short HTTP/1.1 answer.
+async fn refuse(mut stream: tokio::net::TcpStream, e: crate::error::EdgeError) {
+    use tokio::io::AsyncWriteExt;
+    let msg = crate::edge::conn::raw_response(e.into());
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&msg).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

@@ -44,6 +44,9 @@ pub struct Overrides {
     pub max_concurrent_streams: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_token_budget: Option<u64>,
+    /// At most this many requests of this key handled at once (429 beyond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
     /// Store this key's request bodies in the request log (`false` keeps
     /// them out even when body logging is on globally).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +55,10 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn validate(&self) -> Result<(), String> {
-        if self.requests_per_min == Some(0) || self.tokens_per_min == Some(0) {
+        if self.requests_per_min == Some(0)
+            || self.tokens_per_min == Some(0)
+            || self.max_concurrent_requests == Some(0)
+        {
             return Err("limits must be at least 1 per minute".into());
         }
         Ok(())
@@ -66,6 +72,7 @@ pub struct Effective {
     pub tokens_per_min: u32,
     pub max_concurrent_streams: Option<u32>,
     pub daily_token_budget: Option<u64>,
+    pub max_concurrent_requests: Option<u32>,
 }
 
 pub const SEED_TIERS: [&str; 3] = ["free", "developer", "startup"];
@@ -132,6 +139,7 @@ impl Limits {
             daily_token_budget: o
                 .daily_token_budget
                 .or(tier.and_then(|t| t.daily_token_budget)),
+            max_concurrent_requests: o.max_concurrent_requests,
         }
     }
 

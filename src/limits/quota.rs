@@ -44,6 +44,7 @@ pub struct KeyLimiter {
     /// Shared with the limiter this one replaced, so open streams and the
     /// day's usage survive a change of limits.
     streams: Arc<AtomicU32>,
+    requests_open: Arc<AtomicU32>,
     daily: Arc<Mutex<Daily>>,
     last_tokens_remaining: AtomicU32,
 }
@@ -101,6 +102,7 @@ impl KeyLimiter {
             clock: clock.clone(),
             ledger: Mutex::new(Ledger::default()),
             streams: previous.map_or_else(Default::default, |p| p.streams.clone()),
+            requests_open: previous.map_or_else(Default::default, |p| p.requests_open.clone()),
             daily: previous.map_or_else(
                 || {
                     let (day, used) = seed.unwrap_or_default();
@@ -243,6 +245,19 @@ impl KeyLimiter {
                 retry_after: Duration::from_secs(1),
             }),
         }
+    }
+
+    /// Takes one of the key's concurrent request places, if it has a cap.
+    pub fn open_request(&self) -> Result<Option<StreamSlot>, crate::error::EdgeError> {
+        let Some(max) = self.effective.max_concurrent_requests else {
+            return Ok(None);
+        };
+        self.requests_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| Some(StreamSlot(self.requests_open.clone())))
+            .map_err(|_| crate::error::EdgeError::KeyConcurrency(max))
     }
 
     pub fn open_streams(&self) -> u32 {

@@ -149,6 +149,11 @@ impl LogSink {
         }
     }
 
+    /// The writer is falling behind: 90 % of the queue is taken.
+    pub fn nearly_full(&self) -> bool {
+        self.counters.queued.load(Ordering::Relaxed) as usize >= QUEUE / 10 * 9
+    }
+
     fn lost(&self) {
         self.counters.queued.fetch_sub(1, Ordering::Relaxed);
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);

@@ -2,6 +2,8 @@
 //! `Content-Length` before reading, and while the body streams in), and the
 //! fields the gateway routes, limits and counts on.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
@@ -9,11 +11,17 @@ use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
 use super::Endpoint;
-use crate::error::{ApiError, RequestError};
+use crate::error::{ApiError, EdgeError, RequestError};
 use crate::tokens::Tokenizer;
 
-pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
+pub async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    idle: Duration,
+) -> Result<Bytes, ApiError> {
     check_content_type(headers)?;
+    let encoding = content_encoding(headers)?;
     if let Some(len) = headers.get(header::CONTENT_LENGTH) {
         let len: u64 = len
             .to_str()
@@ -25,11 +33,17 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<By
             return Err(RequestError::TooLarge { limit }.into());
         }
     }
+    if let Some(enc) = encoding {
+        return decode(body, enc, limit, idle).await;
+    }
     // Counted as it streams in: a chunked body has no Content-Length.
     let mut body = body;
     let mut buf = bytes::BytesMut::new();
     loop {
-        match body.frame().await {
+        let frame = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| slow_body(idle))?;
+        match frame {
             None => return Ok(buf.freeze()),
             Some(Ok(f)) => {
                 if let Ok(d) = f.into_data() {
@@ -47,6 +61,86 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<By
                 ))
             }
         }
+    }
+}
+
+fn slow_body(idle: Duration) -> ApiError {
+    EdgeError::RequestTimeout {
+        part: "body",
+        after: idle,
+    }
+    .into()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Encoding {
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Option<Encoding>, ApiError> {
+    let mut found = None;
+    for v in headers.get_all(header::CONTENT_ENCODING) {
+        for token in v.to_str().unwrap_or("?").split(',').map(str::trim) {
+            let enc = match token.to_ascii_lowercase().as_str() {
+                "" | "identity" => continue,
+                "gzip" | "x-gzip" => Encoding::Gzip,
+                "deflate" => Encoding::Deflate,
+                "br" => Encoding::Brotli,
+                "zstd" => Encoding::Zstd,
+                other => {
+                    return Err(ApiError::invalid(
+                        format!("Unsupported Content-Encoding {other:?}: send gzip, deflate, br, zstd or none."),
+                        None,
+                    ))
+                }
+            };
+            if found.replace(enc).is_some() {
+                return Err(ApiError::invalid(
+                    "Only one Content-Encoding is accepted.",
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Decompresses a body as it arrives, refusing it (413) as soon as the
+/// decompressed size passes `limit`: a decompression bomb costs at most
+/// `limit` bytes of memory.
+async fn decode(body: Body, enc: Encoding, limit: u64, idle: Duration) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+    let stream = body.into_data_stream();
+    let timed = futures_util::stream::unfold(stream, move |mut s| async move {
+        match tokio::time::timeout(idle, s.next()).await {
+            Ok(Some(Ok(b))) => Some((Ok(b), s)),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), s)),
+            Ok(None) => None,
+            Err(_) => Some((Err(std::io::ErrorKind::TimedOut.into()), s)),
+        }
+    });
+    let reader = tokio_util::io::StreamReader::new(Box::pin(timed));
+    use async_compression::tokio::bufread as dec;
+    let decoder: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match enc {
+        Encoding::Gzip => Box::pin(dec::GzipDecoder::new(reader)),
+        Encoding::Deflate => Box::pin(dec::ZlibDecoder::new(reader)),
+        Encoding::Brotli => Box::pin(dec::BrotliDecoder::new(reader)),
+        Encoding::Zstd => Box::pin(dec::ZstdDecoder::new(reader)),
+    };
+    let mut out = Vec::new();
+    match decoder.take(limit + 1).read_to_end(&mut out).await {
+        Ok(_) if out.len() as u64 > limit => Err(RequestError::TooLarge { limit }.into()),
+        Ok(_) => Ok(out.into()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(slow_body(idle)),
+        Err(_) => Err(ApiError::invalid(
+            format!("The request body is not valid {enc:?} data (Content-Encoding).")
+                .to_lowercase(),
+            None,
+        )),
     }
 }
 

@@ -98,17 +98,20 @@ async fn handle(
     };
     let (mut resp, admission) = match limiter.admit() {
         Err((e, adm)) => (to_response(e.into()), adm),
-        Ok(mut adm) => {
-            let call = Call {
-                state: &state,
-                auth: &auth,
-                limiter: &limiter,
-                endpoint,
-                headers: &parts.headers,
-            };
-            let r = serve(call, body, &mut adm, &mut draft).await;
-            (r.unwrap_or_else(to_response), adm)
-        }
+        Ok(mut adm) => match limiter.open_request() {
+            Err(e) => (to_response(e.into()), adm),
+            Ok(_slot) => {
+                let call = Call {
+                    state: &state,
+                    auth: &auth,
+                    limiter: &limiter,
+                    endpoint,
+                    headers: &parts.headers,
+                };
+                let r = serve(call, body, &mut adm, &mut draft).await;
+                (r.unwrap_or_else(to_response), adm)
+            }
+        },
     };
     finish_headers(&mut resp, &admission, &auth, &parts.headers);
     if let Some(v) = request_id {
@@ -171,7 +174,13 @@ async fn serve(
         headers,
     } = call;
     let settings = state.settings();
-    let bytes = body::read_json(headers, body, settings.limits.max_body_bytes).await?;
+    let bytes = body::read_json(
+        headers,
+        body,
+        settings.limits.max_body_bytes,
+        state.edge.config.body_idle_timeout,
+    )
+    .await?;
     let key = &auth.key;
     if let Some(d) = draft.as_mut() {
         if settings.logs.store_bodies && key.overrides.log_bodies != Some(false) {

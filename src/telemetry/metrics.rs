@@ -55,6 +55,8 @@ pub struct Metrics {
     log_written: Counter,
     log_dropped: Counter,
     live_consumers: Gauge,
+    in_flight: Gauge,
+    open_connections: Gauge,
     pub upstream_up: Family<UpstreamLabel, Gauge>,
 }
 
@@ -74,6 +76,8 @@ impl Metrics {
             log_written: Counter::default(),
             log_dropped: Counter::default(),
             live_consumers: Gauge::default(),
+            in_flight: Gauge::default(),
+            open_connections: Gauge::default(),
             upstream_up: Family::default(),
             registry: Registry::default(),
         };
@@ -131,6 +135,16 @@ impl Metrics {
             "live_consumers",
             "Connected live event stream consumers",
             m.live_consumers.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "/v1 requests being handled (shed past edge.max_in_flight)",
+            m.in_flight.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Open connections on the gateway listener",
+            m.open_connections.clone(),
         );
         registry.register(
             "upstream_up",
@@ -201,6 +215,9 @@ impl Metrics {
             .store(c.dropped.load(Relaxed), Relaxed);
         self.live_consumers
             .set(state.telemetry.live.consumers() as i64);
+        self.in_flight.set(i64::from(state.edge.load.in_flight()));
+        self.open_connections
+            .set(i64::from(state.edge.conns.open()));
         // Healthy means the circuit breaker lets requests through.
         for u in state.upstreams.list() {
             let up = u.health.circuit() == crate::proxy::health::Circuit::Closed;

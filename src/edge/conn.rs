@@ -1,0 +1,194 @@
+//! Connections: caps on open connections (overall and per client address),
+//! and the answer to a client that trickles its request head: hyper's header
+//! timeout closes the connection, and if part of a request had arrived the
+//! client first gets a 408 in OpenAI's shape.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error::{ApiError, EdgeError};
+
+pub struct ConnGate {
+    total: AtomicU32,
+    per_ip: Mutex<FxHashMap<IpAddr, u32>>,
+    max_total: u32,
+    max_per_ip: u32,
+}
+
+/// An admitted connection; dropping it frees its place.
+pub struct ConnPermit {
+    gate: Arc<ConnGate>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.gate.total.fetch_sub(1, Ordering::AcqRel);
+        let mut m = self.gate.per_ip.lock();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl ConnGate {
+    pub fn new(max_total: u32, max_per_ip: u32) -> ConnGate {
+        ConnGate {
+            total: AtomicU32::new(0),
+            per_ip: Mutex::new(FxHashMap::default()),
+            max_total,
+            max_per_ip,
+        }
+    }
+
+    pub fn open(&self) -> u32 {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Admits a connection from `ip`, or says which cap it hit.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, EdgeError> {
+        let mut m = self.per_ip.lock();
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            if *n == 0 {
+                m.remove(&ip);
+            }
+            return Err(EdgeError::TooManyConnections { per_ip: true });
+        }
+        if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            if *n == 0 {
+                m.remove(&ip);
+            }
+            return Err(EdgeError::TooManyConnections { per_ip: false });
+        }
+        *n += 1;
+        Ok(ConnPermit {
+            gate: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A raw HTTP/1.1 answer for a connection hyper never sees (refused at
+/// accept) or no longer holds (header timeout): the error in OpenAI's shape,
+/// then the connection closes.
+pub fn raw_response(e: ApiError) -> Vec<u8> {
+    let status = e.status();
+    let body = serde_json::to_vec(&e.body()).unwrap_or_default();
+    let retry = match &e {
+        ApiError::Edge(x) => x.retry_after_secs(),
+        _ => None,
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if let Some(s) = retry {
+        head.push_str(&format!("retry-after: {s}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Wraps a connection's stream to know whether a request is under way:
+/// bytes read since the last bytes written mean a client is mid-request
+/// (sending a head or body) rather than idle between keep-alive requests.
+pub struct Tracked<S> {
+    inner: S,
+    mid_request: Arc<AtomicBool>,
+}
+
+impl<S> Tracked<S> {
+    pub fn new(inner: S) -> (Tracked<S>, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (
+            Tracked {
+                inner,
+                mid_request: flag.clone(),
+            },
+            flag,
+        )
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.mid_request.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.mid_request.store(false, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.mid_request.store(false, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Whether a connection error is hyper's header read timeout.
+pub fn is_header_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}

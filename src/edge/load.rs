@@ -1,0 +1,62 @@
+//! Overload shedding: `/v1` requests being handled are counted, and past
+//! `edge.max_in_flight` (or with the request-log queue nearly full) a new
+//! request gets 503 with `Retry-After` at once, so latency stays bounded
+//! instead of growing with a queue. The admin listener and `/status` are
+//! not counted and keep answering.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::error::{ApiError, EdgeError};
+
+pub struct Load {
+    in_flight: Arc<AtomicU32>,
+    max: u32,
+}
+
+/// One request being handled; dropping it frees its place.
+pub struct InFlight(Arc<AtomicU32>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Load {
+    pub fn new(max: u32) -> Load {
+        Load {
+            in_flight: Arc::new(AtomicU32::new(0)),
+            max,
+        }
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    pub fn enter(&self) -> Result<InFlight, EdgeError> {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .map(|_| InFlight(self.in_flight.clone()))
+            .map_err(|_| EdgeError::Overloaded)
+    }
+}
+
+/// The shedding layer on `/v1`.
+pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.logs.nearly_full() {
+        return ApiError::from(EdgeError::Overloaded).into_response();
+    }
+    match state.edge.load.enter() {
+        Ok(_guard) => next.run(req).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

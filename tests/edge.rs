@@ -1,0 +1,470 @@
+//! Attacks on the gateway listener, one test each: slow clients, too many
+//! connections, overload, per-key concurrency, hostile headers and URLs,
+//! request smuggling, compressed bodies and bombs, pathological JSON, and
+//! clients that disconnect at every stage. After each, the server still
+//! serves and its counters return to rest.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{config_with, Gateway, MockUpstream};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const EDGE: &str = "[edge]\nheader_read_timeout = \"1s\"\nbody_idle_timeout = \"1s\"\n";
+
+fn addr(gw: &Gateway) -> String {
+    gw.api.trim_start_matches("http://").to_owned()
+}
+
+fn chat() -> Value {
+    json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn still_serves(gw: &Gateway, key: &str) {
+    let r = gw.post(key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 200, "the gateway still serves");
+}
+
+/// Reads until EOF (or 10 s), returning what arrived.
+async fn read_all(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn error_of(raw: &str) -> Value {
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+async fn metric(gw: &Gateway, name: &str) -> f64 {
+    let text = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("{name} not in metrics"))
+}
+
+/// Waits for a gauge to come back to `want`.
+async fn settles(gw: &Gateway, name: &str, want: f64) {
+    for _ in 0..200 {
+        if metric(gw, name).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name} never returned to {want}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_loris_heads_and_bodies_get_408_while_others_are_served() {
+    let gw = Gateway::start(&config_with(None, EDGE)).await;
+    let key = gw.key().await;
+    // Warm up (the tokenizer loads on first use).
+    assert_eq!(
+        gw.post(&key, "/v1/chat/completions", chat()).await.status(),
+        200
+    );
+    let mut head = TcpStream::connect(addr(&gw)).await.unwrap();
+    head.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app")
+        .await
+        .unwrap();
+    let mut body = TcpStream::connect(addr(&gw)).await.unwrap();
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"model\":"
+    );
+    body.write_all(req.as_bytes()).await.unwrap();
+
+    // Meanwhile a normal client is served without delay.
+    let t = Instant::now();
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+
+    let raw = read_all(&mut head).await;
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert_eq!(error_of(&raw)["error"]["code"], "request_timeout");
+    assert!(raw.contains("request head"));
+    let raw = read_all(&mut body).await;
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(raw.to_ascii_lowercase().contains("connection: close"));
+    assert_eq!(error_of(&raw)["error"]["code"], "request_timeout");
+
+    // An idle keep-alive connection is closed quietly, without a 408.
+    let mut idle = TcpStream::connect(addr(&gw)).await.unwrap();
+    let raw = read_all(&mut idle).await;
+    assert_eq!(raw, "", "nothing was asked, nothing is answered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_caps_refuse_cleanly_and_recover() {
+    let cfg = config_with(None, "[edge]\nmax_connections_per_ip = 3\n");
+    let gw = Gateway::start(&cfg).await;
+    let key = gw.key().await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(addr(&gw)).await.unwrap());
+    }
+    settles(&gw, "assisters_open_connections", 3.0).await;
+    let mut extra = TcpStream::connect(addr(&gw)).await.unwrap();
+    let raw = read_all(&mut extra).await;
+    assert!(raw.starts_with("HTTP/1.1 429"), "{raw}");
+    assert!(raw.contains("retry-after: 1"));
+    assert_eq!(error_of(&raw)["error"]["code"], "rate_limit_exceeded");
+    drop(held.pop());
+    settles(&gw, "assisters_open_connections", 2.0).await;
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 200, "a place freed up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_sheds_new_requests_while_admin_keeps_answering() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), "[edge]\nmax_in_flight = 2\n")).await;
+    let key = gw.key().await;
+    let slow = json!({"model": "mock-slow", "messages": []});
+    let a = tokio::spawn({
+        let (http, url, key, slow) = (
+            gw.http.clone(),
+            format!("{}/v1/chat/completions", gw.api),
+            key.clone(),
+            slow.clone(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(key)
+                .json(&slow)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let b = tokio::spawn({
+        let (http, url, key) = (
+            gw.http.clone(),
+            format!("{}/v1/chat/completions", gw.api),
+            key.clone(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(key)
+                .json(&slow)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    settles(&gw, "assisters_in_flight_requests", 2.0).await;
+    let t = Instant::now();
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "shed at once, not queued"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "server_overloaded");
+    let (s, _) = gw.admin_call(Method::GET, "/admin/keys", None).await;
+    assert_eq!(s, 200, "the admin API is not shed");
+    let h = gw
+        .http
+        .get(format!("{}/healthz", gw.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.status(), 200);
+    assert_eq!(a.await.unwrap(), 200);
+    assert_eq!(b.await.unwrap(), 200);
+    settles(&gw, "assisters_in_flight_requests", 0.0).await;
+    still_serves(&gw, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_key_concurrency_is_capped() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), "")).await;
+    let (_, key) = gw
+        .create_key(
+            json!({"name": "one", "tier": "startup", "overrides": {"max_concurrent_requests": 1}}),
+        )
+        .await;
+    let other = gw.key().await;
+    let held = tokio::spawn({
+        let (http, url, key) = (
+            gw.http.clone(),
+            format!("{}/v1/chat/completions", gw.api),
+            key.clone(),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "mock-slow", "messages": []}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    settles(&gw, "assisters_in_flight_requests", 1.0).await;
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("concurrent requests"));
+    assert_eq!(
+        gw.post(&other, "/v1/chat/completions", chat())
+            .await
+            .status(),
+        200,
+        "other keys unaffected"
+    );
+    assert_eq!(held.await.unwrap(), 200);
+    still_serves(&gw, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_headers_and_urls_are_refused() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    // A key in the query string: refused, named, never echoed.
+    let r = gw
+        .http
+        .get(format!("{}/v1/models?api_key={key}", gw.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(&key), "the key is not echoed");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["code"], "api_key_in_query");
+    assert_eq!(v["error"]["param"], "api_key");
+    let r = gw
+        .http
+        .get(format!("{}/v1/models?x={key}", gw.api))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an ask_ value under any name");
+
+    // Underscored header names.
+    let r = gw
+        .http
+        .get(format!("{}/v1/models", gw.api))
+        .bearer_auth(&key)
+        .header("x_forwarded_for", "1.2.3.4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_header"
+    );
+
+    // Two Authorization headers, even both valid: the same 401 as a bad key.
+    let r = gw
+        .http
+        .get(format!("{}/v1/models", gw.api))
+        .header("authorization", format!("Bearer {key}"))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // An oversized head.
+    let mut s = TcpStream::connect(addr(&gw)).await.unwrap();
+    let big = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = s.write_all(big.as_bytes()).await;
+    let raw = read_all(&mut s).await;
+    assert!(
+        raw.starts_with("HTTP/1.1 431"),
+        "{}",
+        &raw[..raw.len().min(80)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_length_and_chunked_together_cannot_smuggle_a_request() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    let inner = "{\"model\":\"assisters-echo\",\"messages\":[]}";
+    let smuggled = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+    let chunked = format!("{:x}\r\n{inner}\r\n0\r\n\r\n{smuggled}", inner.len());
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}",
+        inner.len() + 7
+    );
+    let mut s = TcpStream::connect(addr(&gw)).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let raw = read_all(&mut s).await;
+    assert_eq!(
+        raw.matches("HTTP/1.1 ").count(),
+        1,
+        "one request, one answer: {raw}"
+    );
+    assert!(raw.to_ascii_lowercase().contains("connection: close"));
+}
+
+async fn compress(enc: &str, data: &[u8]) -> Vec<u8> {
+    use async_compression::tokio::bufread as e;
+    let mut out = Vec::new();
+    match enc {
+        "gzip" => e::GzipEncoder::new(data).read_to_end(&mut out).await,
+        "br" => e::BrotliEncoder::new(data).read_to_end(&mut out).await,
+        "zstd" => e::ZstdEncoder::new(data).read_to_end(&mut out).await,
+        _ => e::ZlibEncoder::new(data).read_to_end(&mut out).await,
+    }
+    .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_bodies_are_accepted_and_bombs_refused() {
+    let gw = Gateway::start(&config_with(None, "[limits]\nmax_body_bytes = 1048576\n")).await;
+    let key = gw.key().await;
+    let send = |enc: &'static str, body: Vec<u8>| {
+        gw.http
+            .post(format!("{}/v1/chat/completions", gw.api))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .header("content-encoding", enc)
+            .body(body)
+            .send()
+    };
+    let plain = serde_json::to_vec(&chat()).unwrap();
+    for enc in ["gzip", "br", "zstd", "deflate"] {
+        let r = send(enc, compress(enc, &plain).await).await.unwrap();
+        assert_eq!(r.status(), 200, "{enc}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["usage"]["prompt_tokens"], 8, "{enc} decoded");
+    }
+    // 64 MiB of spaces inside a JSON string, about 64 KiB compressed.
+    let mut bomb = b"{\"model\":\"assisters-echo\",\"messages\":[],\"x\":\"".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 64 * 1024 * 1024));
+    let packed = compress("gzip", &bomb).await;
+    assert!(packed.len() < 1024 * 1024);
+    let r = send("gzip", packed).await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "request_too_large"
+    );
+    let r = send("gzip", b"not gzip at all".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send("compress", plain.clone()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Unsupported Content-Encoding"));
+    still_serves(&gw, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pathological_json_is_refused_cleanly() {
+    let gw = Gateway::start(&config_with(None, "[limits]\nmax_body_bytes = 16777216\n")).await;
+    let key = gw.key().await;
+    let raw = |body: Vec<u8>| {
+        gw.http
+            .post(format!("{}/v1/chat/completions", gw.api))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let r = raw(deep.into_bytes()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let huge_array = format!(
+        "{{\"model\":\"assisters-echo\",\"messages\":[],\"x\":[{}0]}}",
+        "0,".repeat(1_000_000)
+    );
+    let r = raw(huge_array.into_bytes()).await.unwrap();
+    assert!(r.status() == 200 || r.status() == 400, "{}", r.status());
+    let surrogate =
+        br#"{"model":"assisters-echo","messages":[{"role":"user","content":"\ud800"}]}"#;
+    let r = raw(surrogate.to_vec()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = raw(vec![0xff, 0xfe, b'{']).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let long = json!({"model": "assisters-echo", "messages": [{"role": "user", "content": "a".repeat(20_000_000)}]});
+    let r = raw(serde_json::to_vec(&long).unwrap()).await.unwrap();
+    assert_eq!(r.status(), 413);
+    still_serves(&gw, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_disconnecting_at_every_stage_leave_nothing_behind() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), EDGE)).await;
+    let key = gw.key().await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    );
+    let stages: Vec<(&str, String, u64)> = vec![
+        ("mid-head", head[..30].to_owned(), 50),
+        ("after head", head.clone(), 50),
+        ("mid-body", format!("{head}{{\"model\":"), 50),
+        (
+            "waiting for the upstream",
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 37\r\n\r\n{{\"model\":\"mock-slow\",\"messages\":[]}}"
+            ),
+            300,
+        ),
+        (
+            "mid-stream",
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 52\r\n\r\n{{\"model\":\"mock-gated\",\"stream\":true,\"messages\":[]}}"
+            ),
+            300,
+        ),
+    ];
+    for (stage, bytes, wait_ms) in stages {
+        let mut s = TcpStream::connect(addr(&gw)).await.unwrap();
+        s.write_all(bytes.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        drop(s);
+        let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+        assert_eq!(r.status(), 200, "still serving after a disconnect {stage}");
+    }
+    up.release();
+    settles(&gw, "assisters_open_connections", 0.0).await;
+    settles(&gw, "assisters_in_flight_requests", 0.0).await;
+}
