@@ -44,3 +44,12 @@ step "dashboard: install, type check, unit tests, build"
 
 step "dashboard: end-to-end in Chromium against the real gateway"
 (cd ui && GATEWAY_BIN="$PWD/../target/debug/assisters" npm run e2e)
+
+step "fuzzing: every target briefly, from the seed corpus"
+# cargo fuzz needs a nightly toolchain (sanitizers); it is installed with the
+# stable one on our machines. Without it the step says so and is skipped.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  fuzz/run.sh "${FUZZ_SECONDS:-10}"
+else
+  echo "SKIPPED: no nightly toolchain here (rustup toolchain install nightly)"
+fi
