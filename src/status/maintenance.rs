@@ -195,7 +195,7 @@ fn complete(m: &mut Maintenance, t: i64) -> Event {
 }
 
 /// Starts the windows whose time has come and completes those that are
-/// over; returns nothing, tells subscribers.
+/// over, then tells the subscribers.
 pub async fn advance(state: &AppState) -> Result<(), ApiError> {
     let t = now();
     let due = state
