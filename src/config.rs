@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
+
+mod ops;
 use figment::Figment;
+pub use ops::{
+    HealthConfig, NotifyConfig, RouteConfig, SmtpConfig, SmtpSecurity, StatusConfig, TlsConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,18 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
+    /// Per model, the primary upstream and its ordered fallbacks. A model
+    /// without a route fails over across every upstream serving it, in
+    /// declaration order.
+    pub routes: Vec<RouteConfig>,
+    /// Active health checks and the circuit breaker per upstream.
+    pub health: HealthConfig,
+    /// HTTPS on the gateway listener; verification of upstream certificates.
+    pub tls: TlsConfig,
+    /// The status page and its uptime sampling.
+    pub status: StatusConfig,
+    /// How subscribers to the status page are told about incidents.
+    pub notify: NotifyConfig,
     /// `tracing` filter, e.g. `info` or `assisters=debug`.
     pub log_level: String,
 }
@@ -221,6 +238,11 @@ impl Default for Config {
             upstream_defaults: UpstreamTimeouts::default(),
             edge: EdgeConfig::default(),
             upstreams: Vec::new(),
+            routes: Vec::new(),
+            health: HealthConfig::default(),
+            tls: TlsConfig::default(),
+            status: StatusConfig::default(),
+            notify: NotifyConfig::default(),
             log_level: "info".to_owned(),
         }
     }
@@ -255,6 +277,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
 }
 
 /// Environment variables under the `ASSISTERS_` prefix that are not config keys.
@@ -298,6 +323,14 @@ impl Config {
         }
         if let Some(a) = overrides.admin_listen {
             config.admin_listen = a;
+        }
+        if overrides.tls_cert.is_some() || overrides.tls_key.is_some() {
+            config.tls.cert = overrides.tls_cert.clone();
+            config.tls.key = overrides.tls_key.clone();
+            config.tls.self_signed = false;
+        }
+        if overrides.tls_self_signed {
+            config.tls.self_signed = true;
         }
         config.validate()?;
         Ok(config)
@@ -367,7 +400,13 @@ impl Config {
                 return bad(format!("upstream {} is declared twice", u.name));
             }
         }
-        Ok(())
+        ops::validate_tls(&self.tls)?;
+        self.validate_runtime()
+    }
+
+    /// The checks on what `Settings` may also change at runtime.
+    pub fn validate_runtime(&self) -> Result<(), ConfigError> {
+        ops::validate_runtime(self)
     }
 
     /// The data directory: configured, else the platform's data folder.

@@ -18,9 +18,11 @@ pub mod logs;
 pub mod proxy;
 pub mod server;
 pub mod settings;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
+pub mod tls;
 pub mod tokens;
 
 pub use app::AppState;

@@ -1,9 +1,11 @@
 //! The OpenAI-compatible `/v1` API: read the body, route the model to the
-//! echo model or an upstream, forward, relay.
+//! echo model or its upstreams (with failover), forward, relay.
 
 pub mod body;
 pub mod echo;
+pub mod failover;
 pub mod forward;
+pub mod health;
 pub mod relay;
 pub mod sse;
 pub mod upstream;
@@ -200,13 +202,13 @@ async fn serve(
     }
     let stream = req.stream && endpoint != Endpoint::Embeddings;
     let is_echo = req.model == echo::MODEL && settings.echo_model;
-    let upstream = if is_echo {
+    let candidates = if is_echo {
         None
     } else {
         Some(
             state
                 .upstreams
-                .route(&req.model)
+                .candidates(&req.model)
                 .ok_or_else(|| RequestError::ModelNotFound(req.model.clone()))?,
         )
     };
@@ -235,16 +237,13 @@ async fn serve(
         log: None,
     };
 
-    let Some(upstream) = upstream else {
+    let Some(candidates) = candidates else {
         let doc = serde_json::Value::Object(std::mem::take(&mut req.doc));
         let (mut resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
         finish.settle(Some(usage));
         resp.extensions_mut().insert(usage);
         return Ok(resp);
     };
-    if let Some(d) = draft.as_mut() {
-        d.record.upstream = Some(upstream.name.clone());
-    }
     if stream {
         finish.log = draft.take().map(|d| (d, state.clone()));
     }
@@ -262,17 +261,23 @@ async fn serve(
         max_response_bytes: usize::try_from(settings.limits.max_response_bytes)
             .unwrap_or(usize::MAX),
     };
-    let mut resp = forward::send(
-        &state.client,
-        &upstream,
-        endpoint.path(),
-        out,
+    let plan = failover::Plan {
+        client: &state.client,
+        candidates: &candidates,
+        path: endpoint.path(),
+        body: out,
         stream,
         budget,
-        finish,
-    )
-    .await?;
-    if let Ok(v) = HeaderValue::from_str(&upstream.name) {
+        policy: failover::policy(&settings.health),
+    };
+    let mut served = None;
+    let result = failover::serve(plan, finish, &mut served).await;
+    let name = served.map(|u| u.name.clone());
+    if let Some(d) = draft.as_mut() {
+        d.record.upstream = name.clone();
+    }
+    let mut resp = result?;
+    if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
         resp.headers_mut().insert(forward::UPSTREAM_HEADER, v);
     }
     Ok(resp)

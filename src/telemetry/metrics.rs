@@ -218,6 +218,15 @@ impl Metrics {
         self.in_flight.set(i64::from(state.edge.load.in_flight()));
         self.open_connections
             .set(i64::from(state.edge.conns.open()));
+        // Healthy means the circuit breaker lets requests through.
+        for u in state.upstreams.list() {
+            let up = u.health.circuit() == crate::proxy::health::Circuit::Closed;
+            self.upstream_up
+                .get_or_create(&UpstreamLabel {
+                    upstream: u.name.clone(),
+                })
+                .set(i64::from(up));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
