@@ -3,7 +3,7 @@
 # Source it after setting SECS and CONNS; it defines BIN, OUT, ADMIN, TOKEN.
 HARNESS=${HARNESS:-../shared/bench}
 OUT=/tmp/assisters-bench/ab-run; mkdir -p "$OUT"
-cargo build --release --locked --bin assisters >/dev/null
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --locked --bin assisters >/dev/null
 BIN=$PWD/target/release/assisters
 
 # start_upstream SECONDS_TO_HOLD

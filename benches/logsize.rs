@@ -33,6 +33,7 @@ async fn main() {
         data_dir: Some(dir.path().to_owned()),
         listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Overrides::default()
     };
     let config = Config::load(None, &overrides).unwrap();
     let state = AppState::new(config).unwrap();

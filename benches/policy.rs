@@ -1,8 +1,8 @@
 //! Cost of the policy check per request, in-process: key lookup, the
 //! requests/min decision, token counting and the reservation with its
-//! settlement, with 1 key and with 10,000 keys; then the request-safety
-//! scanners' throughput (MB/s) on realistic prompts. Run:
-//! `cargo bench --bench policy`.
+//! settlement, with 1 key and with 10,000 keys; the failover routing and
+//! circuit check; then the request-safety scanners' throughput (MB/s) on
+//! realistic prompts. Run: `cargo bench --bench policy`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::atomic::AtomicI64;
@@ -103,6 +103,27 @@ fn main() {
     let parsed = assisters::proxy::body::parse(PROMPT.as_bytes()).unwrap();
     per_op("count prompt tokens (cl100k)", n / 4, |_| {
         parsed.prompt_tokens(assisters::proxy::Endpoint::Chat, &state.tokenizer);
+    });
+    println!("-- failover");
+    let up = |name: &str| {
+        std::sync::Arc::new(
+            assisters::proxy::upstream::Upstream::new(
+                name.into(),
+                name.into(),
+                &format!("http://{name}/v1"),
+                None,
+                vec!["mock".into()],
+                assisters::proxy::upstream::Source::Admin,
+            )
+            .unwrap(),
+        )
+    };
+    state.upstreams.replace(vec![up("primary"), up("backup")]);
+    let policy = assisters::proxy::failover::policy(&state.settings().health);
+    per_op("candidates + circuit check + success", n, |_| {
+        let c = state.upstreams.candidates("mock").unwrap();
+        assert!(c[0].health.allows(policy));
+        c[0].health.success();
     });
     safety(&state);
 }

@@ -8,6 +8,8 @@
 //!    then `edge::hygiene::check` (keys in the URL, underscored header
 //!    names); their handlers all start with the `keys::auth::AuthedKey`
 //!    extractor (a bearer `ask_` key). `/healthz` is open and never shed.
+//!    `/status` and `/status/summary.json` are open (not shed) when the
+//!    page is public.
 //! 3. Fallbacks: unknown paths and methods answer in OpenAI's error shape.
 //!
 //! The admin listener has its own stack (see `admin`).
@@ -69,6 +71,10 @@ pub struct Inner {
     pub safety: crate::safety::Safety,
     pub admin: AdminAuth,
     pub sessions: crate::admin::session::Sessions,
+    /// HTTPS on the gateway listener, when configured.
+    pub tls: Option<crate::tls::Tls>,
+    /// Component states, incidents, maintenance, the page's view, notifications.
+    pub status: crate::status::StatusHub,
     settings: RwLock<Arc<Settings>>,
     access_nets: RwLock<Arc<AccessNets>>,
     bound: RwLock<Option<crate::server::Bound>>,
@@ -121,8 +127,13 @@ impl AppState {
             today,
             store.read_now(|c| crate::store::usage::tokens_on_day(c, today * 86_400))?,
         );
-        let client =
-            upstream::build_client(&config.upstream_defaults).map_err(StartError::Other)?;
+        let client = upstream::build_client(
+            &config.upstream_defaults,
+            config.tls.upstream_ca_file.as_deref(),
+        )
+        .map_err(StartError::Other)?;
+        let tls = crate::tls::Tls::load(&config.tls, &data_dir)
+            .map_err(|e| StartError::Other(format!("TLS: {e}")))?;
 
         let mut settings = Settings::from_config(&config);
         let stored = store.read_now(crate::store::settings::all)?;
@@ -156,11 +167,14 @@ impl AppState {
             safety: crate::safety::Safety::new().map_err(StartError::Other)?,
             admin,
             sessions: Default::default(),
-            settings: RwLock::new(Arc::new(settings)),
+            tls,
+            status: Default::default(),
+            settings: RwLock::new(Arc::new(settings.clone())),
             bound: RwLock::new(None),
             config,
         }));
         state.reload_upstreams()?;
+        state.upstreams.set_routes(settings.routes.clone());
         Ok(state)
     }
 
@@ -171,6 +185,9 @@ impl AppState {
 
     pub fn set_settings(&self, s: Settings) {
         *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
+        if self.settings.read().routes != s.routes {
+            self.upstreams.set_routes(s.routes.clone());
+        }
         *self.settings.write() = Arc::new(s);
     }
 
@@ -235,8 +252,10 @@ impl AppState {
         let list = list
             .into_iter()
             .map(|u| {
+                let mut u = u;
                 if let Some(prev) = old.iter().find(|o| o.id == u.id) {
                     *u.discovered.write() = prev.discovered.read().clone();
+                    u.health = prev.health.clone();
                 }
                 Arc::new(u)
             })
@@ -287,6 +306,7 @@ pub fn gateway_router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .merge(crate::status::routes::router())
         .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::error::route_not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)

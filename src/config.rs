@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
+
+mod ops;
 use figment::Figment;
+pub use ops::{
+    HealthConfig, NotifyConfig, RouteConfig, SmtpConfig, SmtpSecurity, StatusConfig, TlsConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,18 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// Upstreams declared in the file; they are read-only in the admin API.
     pub upstreams: Vec<UpstreamConfig>,
+    /// Per model, the primary upstream and its ordered fallbacks. A model
+    /// without a route fails over across every upstream serving it, in
+    /// declaration order.
+    pub routes: Vec<RouteConfig>,
+    /// Active health checks and the circuit breaker per upstream.
+    pub health: HealthConfig,
+    /// HTTPS on the gateway listener; verification of upstream certificates.
+    pub tls: TlsConfig,
+    /// The status page and its uptime sampling.
+    pub status: StatusConfig,
+    /// How subscribers to the status page are told about incidents.
+    pub notify: NotifyConfig,
     /// `tracing` filter, e.g. `info` or `assisters=debug`.
     pub log_level: String,
 }
@@ -225,6 +242,11 @@ impl Default for Config {
             upstream_defaults: UpstreamTimeouts::default(),
             edge: EdgeConfig::default(),
             upstreams: Vec::new(),
+            routes: Vec::new(),
+            health: HealthConfig::default(),
+            tls: TlsConfig::default(),
+            status: StatusConfig::default(),
+            notify: NotifyConfig::default(),
             log_level: "info".to_owned(),
         }
     }
@@ -259,6 +281,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
 }
 
 /// Environment variables under the `ASSISTERS_` prefix that are not config keys.
@@ -302,6 +327,14 @@ impl Config {
         }
         if let Some(a) = overrides.admin_listen {
             config.admin_listen = a;
+        }
+        if overrides.tls_cert.is_some() || overrides.tls_key.is_some() {
+            config.tls.cert = overrides.tls_cert.clone();
+            config.tls.key = overrides.tls_key.clone();
+            config.tls.self_signed = false;
+        }
+        if overrides.tls_self_signed {
+            config.tls.self_signed = true;
         }
         config.validate()?;
         Ok(config)
@@ -373,7 +406,13 @@ impl Config {
                 return bad(format!("upstream {} is declared twice", u.name));
             }
         }
-        Ok(())
+        ops::validate_tls(&self.tls)?;
+        self.validate_runtime()
+    }
+
+    /// The checks on what `Settings` may also change at runtime.
+    pub fn validate_runtime(&self) -> Result<(), ConfigError> {
+        ops::validate_runtime(self)
     }
 
     /// The data directory: configured, else the platform's data folder.
@@ -393,8 +432,24 @@ pub mod duration_str {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
+    /// Whole days, hours, minutes or seconds are written as one unit
+    /// (`90days`, not humantime's `2months 29days 2h 52m 48s`, which
+    /// counts a month as 30.44 days).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&format(*d))
+    }
+
+    pub fn format(d: Duration) -> String {
+        let secs = d.as_secs();
+        if d.subsec_nanos() != 0 || secs == 0 {
+            return humantime::format_duration(d).to_string();
+        }
+        for (unit, name) in [(86_400, "days"), (3_600, "h"), (60, "m")] {
+            if secs % unit == 0 {
+                return format!("{}{name}", secs / unit);
+            }
+        }
+        format!("{secs}s")
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -433,6 +488,17 @@ pub mod duration_or_forever {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_in_one_unit() {
+        let f = duration_str::format;
+        assert_eq!(f(Duration::from_secs(90 * 86_400)), "90days");
+        assert_eq!(f(Duration::from_secs(7_200)), "2h");
+        assert_eq!(f(Duration::from_secs(90)), "90s");
+        assert_eq!(f(Duration::from_millis(1500)), "1s 500ms");
+        let back = humantime::parse_duration(&f(Duration::from_secs(86_400 + 60))).ok();
+        assert_eq!(back, Some(Duration::from_secs(86_460)));
+    }
 
     #[test]
     fn unknown_keys_are_rejected() {

@@ -415,6 +415,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        // A refused upload may still be arriving: the connection cannot be
+        // reused, so say so rather than let the client's next request on it
+        // meet a reset.
+        if matches!(self, ApiError::Request(RequestError::TooLarge { .. })) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::Edge(e) = &self {
             if let Some(secs) = e.retry_after_secs() {
                 resp.headers_mut()

@@ -19,9 +19,11 @@ pub mod proxy;
 pub mod safety;
 pub mod server;
 pub mod settings;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
+pub mod tls;
 pub mod tokens;
 pub mod validate;
 

@@ -35,6 +35,20 @@ pub struct Bound {
     pub admin_listen: SocketAddr,
     pub pid: u32,
     pub version: String,
+    /// The gateway listener's certificate fingerprint when it serves HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint_sha256: Option<String>,
+}
+
+impl Bound {
+    /// `https` or `http`, for the gateway listener.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_fingerprint_sha256.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 pub const RUNTIME_FILE: &str = "runtime.json";
@@ -81,10 +95,9 @@ impl Server {
                 .map_err(|e| StartError::Other(e.to_string()))?,
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            tls_fingerprint_sha256: state.tls.as_ref().map(|t| t.info().fingerprint_sha256),
         };
-        state.set_bound(bound.clone());
-        let runtime = serde_json::to_vec_pretty(&bound).unwrap_or_default();
-        crate::fsutil::write_private(&state.data_dir.join(RUNTIME_FILE), &runtime)
+        publish(&state, bound.clone())
             .map_err(|e| StartError::DataDir(state.data_dir.clone(), e))?;
 
         let (stop, stop_rx) = watch::channel(false);
@@ -93,6 +106,7 @@ impl Server {
         tasks.spawn(accept_loop(
             api,
             crate::app::gateway_router(state.clone()),
+            state.tls.as_ref().map(crate::tls::Tls::acceptor),
             stop_rx.clone(),
             grace,
             (cfg.edge.clone(), Some(state.edge.conns.clone())),
@@ -101,10 +115,23 @@ impl Server {
         tasks.spawn(accept_loop(
             admin,
             crate::admin::router(state.clone()),
+            None,
             stop_rx.clone(),
             grace,
             (cfg.edge.clone(), None),
         ));
+        if state.tls.is_some() {
+            tasks.spawn(tls_reload(state.clone(), stop_rx.clone()));
+        }
+        tasks.spawn(health_probes(state.clone(), stop_rx.clone()));
+        tasks.spawn(status_sampler(state.clone(), stop_rx.clone()));
+        if let Some(rx) = state.status.notifier.take_receiver() {
+            tasks.spawn(crate::status::notify::run(
+                state.clone(),
+                rx,
+                stop_rx.clone(),
+            ));
+        }
         tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
         tasks.spawn(retention(state.clone(), stop_rx.clone()));
         tasks.spawn(discovery(state.clone(), stop_rx.clone()));
@@ -147,9 +174,28 @@ impl Server {
     }
 }
 
+/// Records where the server listens, in memory and in `runtime.json`.
+fn publish(state: &AppState, bound: Bound) -> std::io::Result<()> {
+    let runtime = serde_json::to_vec_pretty(&bound).unwrap_or_default();
+    state.set_bound(bound);
+    crate::fsutil::write_private(&state.data_dir.join(RUNTIME_FILE), &runtime)
+}
+
+/// After a certificate reload: the new fingerprint goes to `runtime.json`.
+pub fn tls_reloaded(state: &AppState) {
+    let (Some(mut b), Some(tls)) = (state.bound(), state.tls.as_ref()) else {
+        return;
+    };
+    b.tls_fingerprint_sha256 = Some(tls.info().fingerprint_sha256);
+    if let Err(e) = publish(state, b) {
+        tracing::warn!(error = %e, "cannot update {RUNTIME_FILE}");
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
     (edge, gate): (EdgeConfig, Option<Arc<ConnGate>>),
@@ -206,14 +252,39 @@ async fn accept_loop(
                         Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
                     }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let watched = graceful.watch(conn);
+                let Some(acceptor) = tls.clone() else {
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let watched = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        if let Err(e) = watched.await {
+                            if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
+                                request_timeout(spare, head_timeout);
+                            }
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                    continue;
+                };
+                // The handshake runs in the connection's task, so a slow
+                // client cannot hold up the accept loop, and gets as long as
+                // a request head. No plain-text 408 inside TLS: a trickled
+                // head just closes the connection.
+                drop(spare);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = watched.await {
-                        if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
-                            request_timeout(spare, head_timeout);
+                    let stream = match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake refused");
+                            return;
                         }
+                        Err(_) => return,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
@@ -262,6 +333,58 @@ async fn discovery(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         state.discover_models().await;
+    }
+}
+
+/// Polls the certificate files and reloads on change; `SIGHUP` reloads at once.
+async fn tls_reload(state: AppState, mut stop: watch::Receiver<bool>) {
+    let Some(tls) = state.tls.as_ref() else {
+        return;
+    };
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::time::sleep(state.config.tls.reload_interval) => {
+                if tls.reload_if_changed() {
+                    tls_reloaded(&state);
+                }
+            }
+            _ = hangup => match tls.reload() {
+                Ok(_) => tls_reloaded(&state),
+                Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot reload the TLS certificate; keeping the old one"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn health_probes(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::proxy::failover::probe_interval(&state)) => {}
+            _ = stop.changed() => return,
+        }
+        crate::proxy::failover::probe_all(&state).await;
+    }
+}
+
+async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        crate::status::sampler::run_once(&state).await;
+        tokio::select! {
+            _ = tokio::time::sleep(state.settings().status.sample_interval) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

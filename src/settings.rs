@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AccessConfig, Config, Limits, LogsConfig, UpstreamTimeouts};
+use crate::config::{
+    AccessConfig, Config, HealthConfig, Limits, LogsConfig, NotifyConfig, RouteConfig,
+    StatusConfig, UpstreamTimeouts,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +20,11 @@ pub struct Settings {
     pub safety: crate::safety::SafetyConfig,
     /// `connect_timeout` and `pool_max_idle_per_host` take effect at the next start.
     pub upstream_defaults: UpstreamTimeouts,
+    /// Failover order per model; a change reroutes at once.
+    pub routes: Vec<RouteConfig>,
+    pub health: HealthConfig,
+    pub status: StatusConfig,
+    pub notify: NotifyConfig,
 }
 
 impl Settings {
@@ -29,6 +37,10 @@ impl Settings {
             validation: c.validation.clone(),
             safety: c.safety.clone(),
             upstream_defaults: c.upstream_defaults.clone(),
+            routes: c.routes.clone(),
+            health: c.health.clone(),
+            status: c.status.clone(),
+            notify: c.notify.clone(),
         }
     }
 
@@ -45,6 +57,10 @@ impl Settings {
             safety: next.safety.clone(),
             upstream_defaults: next.upstream_defaults.clone(),
             logs: next.logs.clone(),
+            routes: next.routes.clone(),
+            health: next.health.clone(),
+            status: next.status.clone(),
+            notify: next.notify.clone(),
             ..Config::default()
         };
         probe.validate().map_err(|e| e.to_string())?;
@@ -76,6 +92,22 @@ impl Settings {
             (
                 "upstream_defaults",
                 serde_json::to_value(&self.upstream_defaults).unwrap_or_default(),
+            ),
+            (
+                "routes",
+                serde_json::to_value(&self.routes).unwrap_or_default(),
+            ),
+            (
+                "health",
+                serde_json::to_value(&self.health).unwrap_or_default(),
+            ),
+            (
+                "status",
+                serde_json::to_value(&self.status).unwrap_or_default(),
+            ),
+            (
+                "notify",
+                serde_json::to_value(&self.notify).unwrap_or_default(),
             ),
         ]
     }

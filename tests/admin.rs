@@ -475,6 +475,27 @@ async fn one_time_login_link_becomes_a_strict_session_cookie() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn unknown_admin_routes_are_json_404s_and_app_routes_get_the_shell() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (status, body) = gw
+        .admin_call(Method::GET, "/admin/no-such-thing", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let page = gw
+        .http
+        .get(format!("{}/keys", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_desktop_webview_origin_gets_cors_and_no_other_does() {
     let gw = Gateway::start(&config_with(None, "")).await;
     let pre = gw

@@ -188,6 +188,10 @@ async fn overload_sheds_new_requests_while_admin_keeps_answering() {
     assert_eq!(v["error"]["code"], "server_overloaded");
     let (s, _) = gw.admin_call(Method::GET, "/admin/keys", None).await;
     assert_eq!(s, 200, "the admin API is not shed");
+    assert_eq!(
+        metric(&gw, "assisters_shed_total{reason=\"in_flight\"}").await,
+        1.0
+    );
     let h = gw
         .http
         .get(format!("{}/healthz", gw.api))

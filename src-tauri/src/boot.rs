@@ -74,6 +74,7 @@ pub fn resolve_config(app: &AppHandle) -> Result<Config, Fatal> {
         data_dir: Some(data_dir),
         listen: Some(listen),
         admin_listen: Some(admin_listen),
+        ..Overrides::default()
     };
     Config::load(file.as_deref(), &overrides)
         .map_err(|e| Fatal(format!("The configuration could not be read.\n\n{e}")))

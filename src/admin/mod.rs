@@ -8,12 +8,15 @@
 mod audit;
 mod crypto;
 mod events;
+mod incidents;
 mod keys;
 mod logs;
 mod openapi;
 pub mod session;
 mod settings;
+mod status;
 mod tiers;
+mod tls;
 mod ui;
 mod upstreams;
 pub mod usage;
@@ -105,7 +108,10 @@ pub fn router(state: AppState) -> Router {
         .merge(usage::routes())
         .merge(events::routes())
         .merge(crypto::routes())
-        .merge(session::routes());
+        .merge(session::routes())
+        .merge(tls::routes())
+        .merge(status::routes())
+        .merge(incidents::routes());
     Router::new()
         .merge(api)
         .route("/admin/openapi.json", get(openapi::document))

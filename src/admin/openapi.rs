@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams and settings. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
+    info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams, settings, TLS and the status page. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
     paths(
         super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::revoke, super::keys::rotate,
         super::tiers::list, super::tiers::get_one, super::tiers::create, super::tiers::update, super::tiers::delete,
@@ -17,6 +17,12 @@ use utoipa::{Modify, OpenApi};
         super::audit::list, super::audit::verify,
         super::logs::list, super::logs::get_one, super::logs::body,
         super::session::new_link, super::session::logout,
+        super::tls::show, super::tls::reload,
+        super::status::show, super::status::uptime, super::status::list_subscribers,
+        super::status::add_subscriber, super::status::remove_subscriber,
+        super::incidents::list, super::incidents::create, super::incidents::get_one,
+        super::incidents::update, super::incidents::add_update,
+        super::incidents::list_maintenances, super::incidents::schedule, super::incidents::update_maintenance,
         super::usage::usage, super::events::events, super::events::metrics,
         super::crypto::show, super::crypto::rotate,
     ),

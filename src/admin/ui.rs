@@ -20,7 +20,12 @@ pub async fn index() -> Response {
     file("index.html")
 }
 
-pub async fn asset(Path(path): Path<String>) -> Response {
+pub async fn asset(Path(path): Path<String>, uri: axum::http::Uri) -> Response {
+    // An unknown admin route is a 404 in OpenAI's shape, not the app shell:
+    // clients (the dashboard included) tell a missing API apart that way.
+    if path == "admin" || path.starts_with("admin/") {
+        return crate::error::route_not_found(uri).await.into_response();
+    }
     file(&path)
 }
 

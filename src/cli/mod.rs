@@ -6,6 +6,7 @@ mod data;
 mod eval;
 mod output;
 mod serve;
+mod status;
 
 use std::path::PathBuf;
 
@@ -52,6 +53,23 @@ pub enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Show the components' states and the overall status.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open, update and resolve status-page incidents.
+    #[command(subcommand)]
+    Incidents(status::IncidentsCmd),
+    /// Schedule, start and complete maintenance windows.
+    #[command(subcommand)]
+    Maintenance(status::MaintenanceCmd),
+    /// Manage who is notified of incidents and maintenance.
+    #[command(subcommand)]
+    Subscribers(status::SubscribersCmd),
+    /// Show or reload the gateway listener's TLS certificate.
+    #[command(subcommand)]
+    Tls(status::TlsCmd),
     /// Usage rollups per key, model and day or hour; CSV / JSON Lines export.
     #[command(subcommand)]
     Usage(data::UsageCmd),
@@ -92,6 +110,15 @@ pub struct ServeArgs {
     /// Admin API address (loopback unless admin_allow_remote is set).
     #[arg(long)]
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Serve the gateway API over HTTPS with this PEM certificate chain.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate generated on first start.
+    #[arg(long)]
+    pub tls_self_signed: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -318,6 +345,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upstreams(cmd) => upstreams(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Tiers(cmd) => tiers(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Logs(cmd) => logs(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
+        Command::Status { json } => {
+            status::status(&AdminClient::from_data_dir(&data_dir)?, json).await
+        }
+        Command::Incidents(cmd) => {
+            status::incidents(&AdminClient::from_data_dir(&data_dir)?, cmd).await
+        }
+        Command::Maintenance(cmd) => {
+            status::maintenance(&AdminClient::from_data_dir(&data_dir)?, cmd).await
+        }
+        Command::Subscribers(cmd) => {
+            status::subscribers(&AdminClient::from_data_dir(&data_dir)?, cmd).await
+        }
+        Command::Tls(cmd) => status::tls(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Usage(cmd) => data::usage(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Crypto(cmd) => data::crypto(&AdminClient::from_data_dir(&data_dir)?, cmd).await,
         Command::Openapi => {

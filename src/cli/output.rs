@@ -26,7 +26,7 @@ fn s<'a>(v: &'a Value, field: &str) -> &'a str {
     v.get(field).and_then(Value::as_str).unwrap_or("-")
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {

@@ -14,6 +14,9 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
         data_dir,
         listen: args.listen,
         admin_listen: args.admin_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_self_signed: args.tls_self_signed,
     };
     let config = Config::load(args.config.as_deref(), &overrides)?;
     init_tracing(&config.log_level);
@@ -22,7 +25,10 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     let b = &server.bound;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Assisters Gateway {} is running.", b.version)?;
-    writeln!(out, "  gateway API:  http://{}/v1", b.listen)?;
+    writeln!(out, "  gateway API:  {}://{}/v1", b.scheme(), b.listen)?;
+    if let Some(fp) = &b.tls_fingerprint_sha256 {
+        writeln!(out, "  TLS SHA-256:  {fp}")?;
+    }
     writeln!(out, "  admin API:    http://{}/admin/", b.admin_listen)?;
     writeln!(out, "  data dir:     {}", state.data_dir.display())?;
     writeln!(

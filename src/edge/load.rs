@@ -52,11 +52,17 @@ impl Load {
 
 /// The shedding layer on `/v1`.
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Shed requests are counted in metrics only: with the log queue full
+    // they could not be logged without making matters worse.
     if state.logs.nearly_full() {
+        state.telemetry.metrics.shed("log_queue");
         return ApiError::from(EdgeError::Overloaded).into_response();
     }
     match state.edge.load.enter() {
         Ok(_guard) => next.run(req).await,
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => {
+            state.telemetry.metrics.shed("in_flight");
+            ApiError::from(e).into_response()
+        }
     }
 }

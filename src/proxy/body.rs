@@ -144,12 +144,13 @@ async fn decode(body: Body, enc: Encoding, limit: u64, idle: Duration) -> Result
     }
 }
 
-/// Reads and discards a refused body, up to a bound, so the client (still
-/// sending) reads the 413 instead of a reset connection.
+/// Reads and discards a refused body, up to 64 MiB or 5 s, so a client still
+/// sending reads the 413 instead of a reset connection (which would lose the
+/// answer); the 413 says `Connection: close`.
 async fn drain(mut body: Body) {
-    const MAX: usize = 1024 * 1024;
+    const MAX: usize = 64 * 1024 * 1024;
     let mut seen = 0;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while seen < MAX {
         match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len()),

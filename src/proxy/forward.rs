@@ -1,9 +1,9 @@
-//! Sending a request to an upstream and relaying its answer: JSON read
-//! bounded, SSE handed to `relay`, upstream errors turned into OpenAI-shaped
-//! errors without internal details, and the token reservation settled
-//! against the usage the upstream reports.
+//! One attempt at an upstream and the delivery of its answer: JSON read
+//! bounded, SSE peeked up to its first event then handed to `relay`,
+//! failures classified for `failover`, upstream errors turned into
+//! OpenAI-shaped errors without internal details, and the token reservation
+//! settled against the usage the upstream reports.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::health::Policy;
 use super::relay::{self, StreamPlan};
 use super::sse;
 use super::upstream::{HttpClient, Upstream};
@@ -97,49 +98,157 @@ impl Finish {
     }
 }
 
-pub async fn send(
+/// One upstream's answer, received in full (JSON) or up to its first event
+/// (SSE): nothing has reached the client yet.
+pub enum Answer {
+    Json {
+        status: StatusCode,
+        body: Bytes,
+    },
+    Stream {
+        body: Incoming,
+        first: Option<Bytes>,
+    },
+}
+
+/// Why an attempt gave no answer.
+pub struct Failure {
+    pub error: ApiError,
+    /// Another upstream may try: nothing reached the client, and the
+    /// failure is the upstream's (down, 5xx, too slow, rate-limited).
+    pub retry: bool,
+    /// The upstream's health suffers (not for a 429: it is up, just busy).
+    pub counts: bool,
+}
+
+impl Failure {
+    fn retry(error: impl Into<ApiError>) -> Failure {
+        Failure {
+            error: error.into(),
+            retry: true,
+            counts: true,
+        }
+    }
+}
+
+/// Sends one attempt and waits until the answer can be judged: the whole
+/// body of a JSON answer, the first event of a stream.
+pub async fn attempt(
     client: &HttpClient,
-    upstream: &Arc<Upstream>,
+    upstream: &Upstream,
     path: &str,
     body: Bytes,
     stream: bool,
     budget: Budget,
-    mut finish: Finish,
-) -> Result<Response<Body>, ApiError> {
-    let started = Instant::now();
+    deadline: Instant,
+) -> Result<Answer, Failure> {
+    let final_ = |error: ApiError| Failure {
+        error,
+        retry: false,
+        counts: false,
+    };
     let req = upstream
         .request(Method::POST, path, body)
-        .map_err(crate::error::InternalError::Other)?;
+        .map_err(|e| final_(crate::error::InternalError::Other(e).into()))?;
     let name = &upstream.name;
-    let resp = match tokio::time::timeout(budget.first_byte, client.request(req)).await {
-        Err(_) => {
-            finish.settle(Some(Usage::default()));
-            return Err(UpstreamError::Timeout(name.clone()).into());
-        }
+    let head_by = (Instant::now() + budget.first_byte).min(deadline);
+    let resp = match tokio::time::timeout_at(head_by, client.request(req)).await {
+        Err(_) => return Err(Failure::retry(UpstreamError::Timeout(name.clone()))),
         Ok(Err(e)) => {
             tracing::warn!(upstream = %name, error = %e, "upstream request failed");
-            finish.settle(Some(Usage::default()));
-            return Err(UpstreamError::Unreachable(name.clone()).into());
+            return Err(Failure::retry(UpstreamError::Unreachable(name.clone())));
         }
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        tracing::warn!(upstream = %name, %status, "upstream answered with an error");
+        return Err(Failure {
+            error: UpstreamError::Failed {
+                upstream: name.clone(),
+                status: status.as_u16(),
+            }
+            .into(),
+            retry: true,
+            counts: status.is_server_error(),
+        });
+    }
     let is_sse = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if status.is_success() && stream && is_sse {
-        let plan = StreamPlan {
-            upstream: name.clone(),
-            deadline: started + budget.total,
-            idle: budget.stream_idle,
-            finish,
+        let mut body = resp.into_body();
+        let first_by = (Instant::now() + budget.stream_idle).min(deadline);
+        return match first_data(&mut body, first_by).await {
+            Err(e) => {
+                tracing::warn!(upstream = %name, error = %e, "upstream stream failed before its first event");
+                Err(Failure::retry(if e == "timed out" {
+                    UpstreamError::Timeout(name.clone())
+                } else {
+                    UpstreamError::BadResponse(name.clone())
+                }))
+            }
+            Ok(first) => Ok(Answer::Stream { body, first }),
         };
-        return Ok(relay::sse_response(resp.into_body(), plan));
     }
-    let remaining = budget.total.saturating_sub(started.elapsed());
-    let body = read_bounded(resp.into_body(), budget.max_response_bytes, remaining, name).await?;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match read_bounded(resp.into_body(), budget.max_response_bytes, remaining, name).await {
+        Ok(body) => Ok(Answer::Json { status, body }),
+        // The time is spent; another upstream would start with none left.
+        Err(e @ ApiError::Upstream(UpstreamError::Timeout(_))) => Err(Failure {
+            error: e,
+            retry: false,
+            counts: true,
+        }),
+        Err(e) => Err(Failure::retry(e)),
+    }
+}
+
+/// The first data frame of a stream (`None` if it ended without one).
+async fn first_data(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, &'static str> {
+    loop {
+        match tokio::time::timeout_at(by, body.frame()).await {
+            Err(_) => return Err("timed out"),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(_))) => return Err("the stream broke"),
+            Ok(Some(Ok(f))) => {
+                if let Ok(d) = f.into_data() {
+                    if !d.is_empty() {
+                        return Ok(Some(d));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Turns an accepted answer into the client's response: from here on the
+/// upstream is committed to.
+pub fn deliver(
+    answer: Answer,
+    upstream: &Upstream,
+    deadline: Instant,
+    budget: Budget,
+    mut finish: Finish,
+    policy: Policy,
+) -> Result<Response<Body>, ApiError> {
+    let name = &upstream.name;
+    let (status, body) = match answer {
+        Answer::Stream { body, first } => {
+            let plan = StreamPlan {
+                upstream: name.clone(),
+                deadline,
+                idle: budget.stream_idle,
+                finish,
+                health: upstream.health.clone(),
+                policy,
+            };
+            return Ok(relay::sse_response(body, first, plan));
+        }
+        Answer::Json { status, body } => (status, body),
+    };
     if status.is_success() {
         let usage = usage_in(&body);
         finish.settle(usage);

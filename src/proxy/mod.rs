@@ -1,9 +1,11 @@
 //! The OpenAI-compatible `/v1` API: read the body, route the model to the
-//! echo model or an upstream, forward, relay.
+//! echo model or its upstreams (with failover), forward, relay.
 
 pub mod body;
 pub mod echo;
+pub mod failover;
 pub mod forward;
+pub mod health;
 pub mod relay;
 pub mod sse;
 pub mod upstream;
@@ -222,13 +224,13 @@ async fn serve(
     }
     let stream = req.stream && streams;
     let is_echo = req.model == echo::MODEL && settings.echo_model;
-    let upstream = if is_echo {
+    let candidates = if is_echo {
         None
     } else {
         Some(
             state
                 .upstreams
-                .route(&req.model)
+                .candidates(&req.model)
                 .ok_or_else(|| RequestError::ModelNotFound(req.model.clone()))?,
         )
     };
@@ -258,7 +260,7 @@ async fn serve(
         guard: None,
     };
 
-    let Some(upstream) = upstream else {
+    let Some(candidates) = candidates else {
         let doc = serde_json::Value::Object(std::mem::take(&mut req.doc));
         let (mut resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
         finish.settle(Some(usage));
@@ -266,9 +268,6 @@ async fn serve(
         let resp = moderate_answer(state, &settings, &policy, resp, stream, draft).await?;
         return Ok(mark_flagged(resp, flagged));
     };
-    if let Some(d) = draft.as_mut() {
-        d.record.upstream = Some(upstream.name.clone());
-    }
     if stream {
         if policy.output_moderation {
             finish.guard = Some(safety::stream::StreamGuard::new(
@@ -298,20 +297,26 @@ async fn serve(
         max_response_bytes: usize::try_from(settings.limits.max_response_bytes)
             .unwrap_or(usize::MAX),
     };
-    let mut resp = forward::send(
-        &state.client,
-        &upstream,
-        endpoint.path(),
-        out,
+    let plan = failover::Plan {
+        client: &state.client,
+        candidates: &candidates,
+        path: endpoint.path(),
+        body: out,
         stream,
         budget,
-        finish,
-    )
-    .await?;
+        policy: failover::policy(&settings.health),
+    };
+    let mut served = None;
+    let result = failover::serve(plan, finish, &mut served).await;
+    let name = served.map(|u| u.name.clone());
+    if let Some(d) = draft.as_mut() {
+        d.record.upstream = name.clone();
+    }
+    let mut resp = result?;
     if !stream {
         resp = moderate_answer(state, &settings, &policy, resp, false, draft).await?;
     }
-    if let Ok(v) = HeaderValue::from_str(&upstream.name) {
+    if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
         resp.headers_mut().insert(forward::UPSTREAM_HEADER, v);
     }
     Ok(mark_flagged(resp, flagged))

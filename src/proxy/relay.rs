@@ -7,6 +7,7 @@
 //! client that stops reading for longer than the idle timeout is treated as
 //! gone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::forward::{error_event, Finish, Usage};
+use super::health::{Breaker, Policy};
 use super::sse::{self, Event};
 use crate::error::{ApiError, UpstreamError};
 use crate::safety::stream::Verdict;
@@ -30,11 +32,15 @@ pub struct StreamPlan {
     pub deadline: Instant,
     pub idle: Duration,
     pub finish: Finish,
+    /// A stream that breaks counts against its upstream's health.
+    pub health: Arc<Breaker>,
+    pub policy: Policy,
 }
 
-pub fn sse_response(body: Incoming, plan: StreamPlan) -> Response<Body> {
+/// `first` is the data `forward::attempt` already read to judge the stream.
+pub fn sse_response(body: Incoming, first: Option<Bytes>, plan: StreamPlan) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    tokio::spawn(relay(body, tx, plan));
+    tokio::spawn(relay(body, first, tx, plan));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -64,12 +70,19 @@ fn usage_of(json: &[u8]) -> Option<(Usage, bool)> {
     Some((usage, c.choices.is_none_or(|c| c.is_empty())))
 }
 
-async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
+async fn relay(
+    mut body: Incoming,
+    mut first: Option<Bytes>,
+    tx: mpsc::Sender<Bytes>,
+    plan: StreamPlan,
+) {
     let StreamPlan {
         upstream,
         deadline,
         idle,
         mut finish,
+        health,
+        policy,
     } = plan;
     let mut parser = sse::Parser::new(MAX_EVENT_BYTES);
     let mut usage: Option<Usage> = None;
@@ -84,7 +97,11 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
             Some(t) => t,
             None => (Instant::now() + idle).min(deadline),
         };
-        let err = match tokio::time::timeout_at(limit, body.frame()).await {
+        let next = match first.take() {
+            Some(data) => Ok(Some(Ok(hyper::body::Frame::data(data)))),
+            None => tokio::time::timeout_at(limit, body.frame()).await,
+        };
+        let err = match next {
             Err(_) => Some(UpstreamError::Timeout(upstream.clone())),
             Ok(None) => {
                 // Held-back events were scanned already: release them.
@@ -147,6 +164,7 @@ async fn relay(mut body: Incoming, tx: mpsc::Sender<Bytes>, plan: StreamPlan) {
         };
         if let Some(err) = err {
             if drain_until.is_none() {
+                health.broke(policy);
                 let err = ApiError::from(err);
                 failure = err.body().error.code;
                 let _ = tx.send_timeout(error_event(&err), idle).await;

@@ -1,5 +1,6 @@
-//! Upstreams: named OpenAI-compatible backends, the model routing table, the
-//! pooled HTTP client, and model discovery.
+//! Upstreams: named OpenAI-compatible backends, the model routing table
+//! (primary and fallbacks per model), the pooled HTTP client, and model
+//! discovery.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,20 +15,25 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::config::UpstreamTimeouts;
+use super::health::Breaker;
+use crate::config::{RouteConfig, UpstreamTimeouts};
 
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Builds the one pooled client every upstream call shares. Certificates are
-/// verified against the Mozilla roots.
-pub fn build_client(t: &UpstreamTimeouts) -> Result<HttpClient, String> {
+/// Builds the one pooled client every upstream call (and webhook) shares.
+/// Certificates are verified against the Mozilla roots plus, when given,
+/// the CAs of a PEM bundle.
+pub fn build_client(
+    t: &UpstreamTimeouts,
+    ca_file: Option<&std::path::Path>,
+) -> Result<HttpClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(t.connect_timeout));
+    let tls = crate::tls::client_config(ca_file)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -60,6 +66,8 @@ pub struct Upstream {
     pub source: Source,
     /// The URIs of the routes the gateway calls, parsed once.
     uris: Vec<(&'static str, Uri)>,
+    /// Kept across reloads of the upstream table, like `discovered`.
+    pub health: Arc<Breaker>,
 }
 
 /// Paths the gateway calls on every upstream, relative to its base URL.
@@ -108,6 +116,7 @@ impl Upstream {
             discovered: RwLock::new(Vec::new()),
             source,
             uris,
+            health: Arc::default(),
         })
     }
 
@@ -150,6 +159,28 @@ impl Upstream {
         b.body(Full::new(body)).map_err(|e| e.to_string())
     }
 
+    /// The health probe: `GET {base_url}/models` answered without a 5xx.
+    /// A 404 or 401 still proves the server is up (not every server lists
+    /// its models, and a bad key is not an outage).
+    pub async fn probe(&self, client: &HttpClient, timeout: Duration) -> Result<(), String> {
+        let req = self.request(Method::GET, "/models", Bytes::new())?;
+        let resp = tokio::time::timeout(timeout, client.request(req))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| format!("unreachable: {e}"))?;
+        let status = resp.status();
+        // Read the (small) body so the connection goes back to the pool.
+        let _ = tokio::time::timeout(
+            timeout,
+            http_body_util::Limited::new(resp.into_body(), 1 << 20).collect(),
+        )
+        .await;
+        if status.is_server_error() {
+            return Err(format!("GET /models answered {status}"));
+        }
+        Ok(())
+    }
+
     /// Asks `GET {base_url}/models` which models the upstream serves.
     pub async fn discover(
         &self,
@@ -184,7 +215,10 @@ impl Upstream {
     }
 }
 
-/// All upstreams and the model → upstream table, swapped whole on change.
+/// The upstreams that may serve one model, primary first.
+pub type Candidates = Arc<[Arc<Upstream>]>;
+
+/// All upstreams and the model → candidates table, swapped whole on change.
 #[derive(Default)]
 pub struct Upstreams {
     table: RwLock<Arc<Table>>,
@@ -193,20 +227,54 @@ pub struct Upstreams {
 #[derive(Default)]
 struct Table {
     list: Vec<Arc<Upstream>>,
-    routes: HashMap<String, Arc<Upstream>>,
+    explicit: Vec<RouteConfig>,
+    routes: HashMap<String, Candidates>,
 }
 
 impl Upstreams {
-    /// Replaces the set of upstreams and rebuilds the routes. When two
-    /// upstreams serve the same model, the first in the list wins.
+    /// Replaces the set of upstreams and rebuilds the routes.
     pub fn replace(&self, list: Vec<Arc<Upstream>>) {
-        let mut routes = HashMap::new();
+        let explicit = self.table.read().explicit.clone();
+        self.rebuild(list, explicit);
+    }
+
+    /// Replaces the declared failover routes (from the settings).
+    pub fn set_routes(&self, explicit: Vec<RouteConfig>) {
+        let list = self.table.read().list.clone();
+        self.rebuild(list, explicit);
+    }
+
+    /// A model's candidates are its declared route, else every upstream
+    /// serving it in list order (so the first in the list is the primary).
+    fn rebuild(&self, list: Vec<Arc<Upstream>>, explicit: Vec<RouteConfig>) {
+        let mut routes: HashMap<String, Vec<Arc<Upstream>>> = HashMap::new();
         for u in &list {
             for m in u.served_models() {
-                routes.entry(m).or_insert_with(|| u.clone());
+                routes.entry(m).or_default().push(u.clone());
             }
         }
-        *self.table.write() = Arc::new(Table { list, routes });
+        for r in &explicit {
+            let named: Vec<_> = r
+                .upstreams
+                .iter()
+                .filter_map(|n| list.iter().find(|u| &u.name == n).cloned())
+                .collect();
+            if named.len() < r.upstreams.len() {
+                tracing::warn!(model = %r.model, "a route names an upstream that does not exist");
+            }
+            if !named.is_empty() {
+                routes.insert(r.model.clone(), named);
+            }
+        }
+        let routes = routes
+            .into_iter()
+            .map(|(m, v)| (m, Candidates::from(v)))
+            .collect();
+        *self.table.write() = Arc::new(Table {
+            list,
+            explicit,
+            routes,
+        });
     }
 
     /// Rebuilds the routes after discovery changed what an upstream serves.
@@ -215,8 +283,18 @@ impl Upstreams {
         self.replace(list);
     }
 
-    pub fn route(&self, model: &str) -> Option<Arc<Upstream>> {
+    /// The model's upstreams, primary first.
+    pub fn candidates(&self, model: &str) -> Option<Candidates> {
         self.table.read().routes.get(model).cloned()
+    }
+
+    /// The model's primary upstream.
+    pub fn route(&self, model: &str) -> Option<Arc<Upstream>> {
+        self.table
+            .read()
+            .routes
+            .get(model)
+            .and_then(|c| c.first().cloned())
     }
 
     pub fn list(&self) -> Vec<Arc<Upstream>> {
@@ -232,13 +310,13 @@ impl Upstreams {
             .cloned()
     }
 
-    /// Every routable model, sorted, with the upstream serving it.
+    /// Every routable model, sorted, with its primary upstream.
     pub fn models(&self) -> Vec<(String, Arc<Upstream>)> {
         let t = self.table.read();
         let mut out: Vec<_> = t
             .routes
             .iter()
-            .map(|(m, u)| (m.clone(), u.clone()))
+            .filter_map(|(m, c)| Some((m.clone(), c.first()?.clone())))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -298,6 +376,37 @@ mod tests {
         assert!(parse_base_url("ftp://x/v1").is_err());
         assert!(parse_base_url("not a url").is_err());
         assert!(parse_base_url("http://x/v1?a=b").is_err());
+    }
+
+    #[test]
+    fn declared_routes_order_the_fallbacks() {
+        let mk = |n: &str, models: &[&str]| {
+            Arc::new(
+                Upstream::new(
+                    n.into(),
+                    n.into(),
+                    &format!("http://{n}/v1"),
+                    None,
+                    models.iter().map(|m| (*m).to_owned()).collect(),
+                    Source::Admin,
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        let u = Upstreams::default();
+        u.replace(vec![mk("a", &["m"]), mk("b", &["m"]), mk("c", &[])]);
+        let names = |m: &str| -> Vec<String> {
+            u.candidates(m)
+                .map(|c| c.iter().map(|x| x.name.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(names("m"), ["a", "b"]);
+        u.set_routes(vec![RouteConfig {
+            model: "m".into(),
+            upstreams: vec!["c".into(), "a".into(), "nope".into()],
+        }]);
+        assert_eq!(names("m"), ["c", "a"]);
+        assert_eq!(u.route("m").map(|x| x.name.clone()).as_deref(), Some("c"));
     }
 
     #[test]

@@ -113,6 +113,62 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX request_logs_key_version ON request_logs (key_version) WHERE key_version IS NOT NULL;
     "#,
+    // 5: status page: uptime per component and day, incidents and their
+    // updates, maintenance windows, notification subscribers.
+    r#"
+    CREATE TABLE uptime_days (
+        component    TEXT NOT NULL,
+        day          INTEGER NOT NULL,
+        operational  INTEGER NOT NULL DEFAULT 0,
+        degraded     INTEGER NOT NULL DEFAULT 0,
+        partial      INTEGER NOT NULL DEFAULT 0,
+        major        INTEGER NOT NULL DEFAULT 0,
+        maintenance  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (component, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE incidents (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        impact          TEXT NOT NULL,
+        components      TEXT NOT NULL DEFAULT '[]',
+        auto_component  TEXT,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        monitoring_at   INTEGER,
+        resolved_at     INTEGER
+    );
+    CREATE INDEX incidents_created ON incidents (created_at);
+    CREATE TABLE incident_updates (
+        id           TEXT PRIMARY KEY,
+        incident_id  TEXT NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+        status       TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        created_at   INTEGER NOT NULL
+    );
+    CREATE INDEX incident_updates_incident ON incident_updates (incident_id, created_at);
+    CREATE TABLE maintenances (
+        id               TEXT PRIMARY KEY,
+        name             TEXT NOT NULL,
+        body             TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        components       TEXT NOT NULL DEFAULT '[]',
+        scheduled_for    INTEGER NOT NULL,
+        scheduled_until  INTEGER NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        completed_at     INTEGER
+    );
+    CREATE TABLE status_subscribers (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        secret_enc  BLOB,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (kind, target)
+    );
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -6,12 +6,16 @@
 //! submodules as plain functions over a `&Connection`.
 
 pub mod audit;
+pub mod incidents;
 pub mod keys;
 pub mod logs;
+pub mod maintenances;
 mod migrations;
 pub mod settings;
+pub mod subscribers;
 pub mod tiers;
 pub mod upstreams;
+pub mod uptime;
 pub mod usage;
 
 use std::path::Path;

@@ -34,6 +34,11 @@ struct SafetyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamLabel {
     pub upstream: String,
 }
@@ -58,6 +63,7 @@ pub struct Metrics {
     in_flight: Gauge,
     open_connections: Gauge,
     pub upstream_up: Family<UpstreamLabel, Gauge>,
+    shed: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +85,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             open_connections: Gauge::default(),
             upstream_up: Family::default(),
+            shed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -147,6 +154,11 @@ impl Metrics {
             m.open_connections.clone(),
         );
         registry.register(
+            "shed",
+            "/v1 requests refused with 503 before any work (overload), by reason; not in the request log",
+            m.shed.clone(),
+        );
+        registry.register(
             "upstream_up",
             "1 when the upstream is considered healthy",
             m.upstream_up.clone(),
@@ -178,6 +190,11 @@ impl Metrics {
             }
         }
         self.observe_safety(&r.safety);
+    }
+
+    /// A request shed by `edge::load` (`in_flight` or `log_queue`).
+    pub fn shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Counts each check whose action was not a plain pass; see
@@ -218,6 +235,15 @@ impl Metrics {
         self.in_flight.set(i64::from(state.edge.load.in_flight()));
         self.open_connections
             .set(i64::from(state.edge.conns.open()));
+        // Healthy means the circuit breaker lets requests through.
+        for u in state.upstreams.list() {
+            let up = u.health.circuit() == crate::proxy::health::Circuit::Closed;
+            self.upstream_up
+                .get_or_create(&UpstreamLabel {
+                    upstream: u.name.clone(),
+                })
+                .set(i64::from(up));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

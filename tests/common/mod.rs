@@ -2,6 +2,7 @@
 //! upstream HTTP server speaking OpenAI's wire format.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod sinks;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

@@ -44,6 +44,8 @@ pub struct Recorded {
 
 #[derive(Default)]
 struct Shared {
+    /// Every call answers 500 (an upstream that is up but broken).
+    failing: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<Recorded>>,
     gate: Notify,
     /// Set when a streaming response's body was dropped before it ended.
@@ -53,25 +55,42 @@ struct Shared {
 pub struct MockUpstream {
     addr: std::net::SocketAddr,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl MockUpstream {
     pub async fn start() -> MockUpstream {
         let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .route("/v1/models", get(models))
-            .route("/v1/chat/completions", post(chat))
-            .route("/v1/completions", post(completions))
-            .route("/v1/embeddings", post(embeddings))
-            .route("/v1/moderations", post(moderations))
-            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let task = Some(tokio::spawn(serve(listener, shared.clone())));
         MockUpstream { addr, shared, task }
+    }
+
+    /// An outage: the port refuses connections and open ones are cut.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    /// Back on the same port.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.task = Some(tokio::spawn(serve(listener, self.shared.clone())));
+    }
+
+    /// Up, but answering 500 to everything (including `/models`).
+    pub fn set_failing(&self, failing: bool) {
+        self.shared
+            .failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn base_url(&self) -> String {
@@ -97,8 +116,51 @@ impl MockUpstream {
 
 impl Drop for MockUpstream {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
+}
+
+/// Serves until aborted; the connections are in a `JoinSet` owned by this
+/// task, so aborting it cuts them too (like a process that died).
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let app = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/moderations", post(moderations))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            failing,
+        ))
+        .with_state(shared);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        conns.spawn(async move {
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+async fn failing(
+    State(s): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if s.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        let path = req.uri().path().to_owned();
+        record(&s, &path, req.headers(), &Bytes::new());
+        return (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL).into_response();
+    }
+    next.run(req).await
 }
 
 fn record(s: &Shared, path: &str, headers: &HeaderMap, body: &Bytes) {

@@ -88,6 +88,20 @@ const DURATION_UNITS: Record<string, number> = {
   day: 86400,
   days: 86400,
   w: 604800,
+  week: 604800,
+  weeks: 604800,
+  // humantime's spelling, which the gateway writes back ("2months 29days 2h 52m 48s").
+  month: 2630016,
+  months: 2630016,
+  y: 31557600,
+  year: 31557600,
+  years: 31557600,
+  hour: 3600,
+  hours: 3600,
+  minute: 60,
+  minutes: 60,
+  second: 1,
+  seconds: 1,
 };
 
 /**
@@ -159,4 +173,11 @@ export function maskedKey(prefix: string): string {
 export function compactNumber(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '—';
   return new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 }).format(n);
+}
+
+/** A retention duration as whole days ("30days" → 30, "2months 29days 2h 52m 48s" → 90); null if unreadable. */
+export function durationDays(s: string | null | undefined): number | null {
+  if (!s) return null;
+  const secs = parseDuration(s);
+  return secs === null ? null : Math.round(secs / 86400);
 }

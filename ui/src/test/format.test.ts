@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   compactNumber,
+  durationDays,
   formatBytes,
   formatDuration,
   formatLatency,
@@ -109,5 +110,14 @@ describe('gatewayBaseUrl', () => {
   it('gives null without an address', () => {
     expect(gatewayBaseUrl(null)).toBeNull();
     expect(gatewayBaseUrl('nonsense')).toBeNull();
+  });
+});
+
+describe('durationDays', () => {
+  it('reads the durations the gateway writes back', () => {
+    expect(durationDays('30days')).toBe(30);
+    expect(durationDays('2months 29days 2h 52m 48s')).toBe(90);
+    expect(durationDays('1year')).toBe(365);
+    expect(durationDays('soon')).toBeNull();
   });
 });

@@ -16,6 +16,11 @@ const settings: Settings = {
   echo_model: true,
   limits: { max_body_bytes: 8388608, max_response_bytes: 67108864, default_max_tokens: 1024, usage_drain_timeout: '30s' },
   access: { allowed_ips: [], trusted_proxies: [], auth_failures_per_min: 30 },
+  logs: {
+    store_bodies: true,
+    redact: { emails: false, phones: false, cards: false, api_keys: false },
+    retention: { request_logs: '30days', usage: '2months 29days 2h 52m 48s', audit: 'forever' },
+  },
   upstream_defaults: {
     connect_timeout: '5s',
     first_byte_timeout: '2m',

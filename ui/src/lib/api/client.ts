@@ -26,6 +26,10 @@ export type UpdateTier = Schemas['UpdateTier'];
 export type Overrides = Schemas['Overrides'];
 export type Rotated = Schemas['Rotated'];
 export type AccessConfig = Schemas['AccessConfig'];
+export type LogView = Schemas['LogView'];
+export type LogPage = Schemas['LogPage'];
+export type LogBody = Schemas['LogBody'];
+export type LogsConfig = Schemas['LogsConfig'];
 
 /** An admin call that failed; `message` is the server's own words. */
 export class ApiError extends Error {
@@ -160,4 +164,57 @@ api.use(middleware);
 export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }): T {
   if (r.response.ok) return r.data as T;
   throw errorFromBody(r.response.status, r.error, r.response.statusText);
+}
+
+/**
+ * A raw admin call with the same authentication as `api` (session cookie, or
+ * the desktop app's bearer token and base URL): for what openapi-fetch does
+ * not handle, the event stream and file downloads.
+ */
+export async function adminFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const auth = await adminAuth();
+  const headers = new Headers(init.headers);
+  let url = new URL(path, origin()).toString();
+  if (auth) {
+    headers.set('Authorization', `Bearer ${auth.token}`);
+    if (auth.baseUrl) url = new URL(path, auth.baseUrl).toString();
+  }
+  const res = await fetch(url, { credentials: 'same-origin', ...init, headers });
+  if (res.status === 401) unauthorizedListeners.forEach((fn) => fn());
+  return res;
+}
+
+/** Whether the dashboard runs inside the desktop app (which provides the session). */
+export function inDesktopApp(): boolean {
+  return !!(globalThis as { __TAURI_INTERNALS__?: unknown }).__TAURI_INTERNALS__;
+}
+
+/**
+ * Whether an admin route does not exist in this gateway: a 404, or the
+ * dashboard's own HTML shell (which older gateways answer for any unknown
+ * GET path without a dot, /admin/… included).
+ */
+export function isMissingRoute(res: Response): boolean {
+  if (res.status === 404) return true;
+  return res.ok && (res.headers.get('content-type') ?? '').includes('text/html');
+}
+
+let openapiDoc: Promise<Record<string, unknown> | null> | null = null;
+
+/**
+ * Whether this gateway's admin API has a route (and optionally a query
+ * parameter), read once from its OpenAPI document: pages offer a control
+ * only when the gateway understands it (an unknown query parameter would be
+ * silently ignored).
+ */
+export async function apiSupports(path: string, method: string, param?: string): Promise<boolean> {
+  openapiDoc ??= adminFetch('/admin/openapi.json', { headers: { Accept: 'application/json' } })
+    .then((r) => (r.ok ? (r.json() as Promise<Record<string, unknown>>) : null))
+    .catch(() => null);
+  const doc = await openapiDoc;
+  const op = (doc?.paths as Record<string, Record<string, { parameters?: { name: string }[] }>> | undefined)?.[path]?.[
+    method.toLowerCase()
+  ];
+  if (!op) return false;
+  return param ? !!op.parameters?.some((p) => p.name === param) : true;
 }

@@ -34,6 +34,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/crypto": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["crypto_show"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/crypto/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adds a master key version. The key file keeps every version, so backups
+         *     of the data dir taken before the rotation still open.
+         */
+        post: operations["crypto_rotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `event: request` per finished `/v1` request (`id, at, key_id, model,
+         *     status, error_code, latency_ms, prompt_tokens, completion_tokens, stream,
+         *     safety`), `event: tick` once a second (`at, requests, errors, tokens,
+         *     p50_ms, p95_ms`). A consumer that falls behind by the channel's capacity
+         *     gets `event: lagged` and is disconnected; reconnect.
+         */
+        get: operations["events_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/keys": {
         parameters: {
             query?: never;
@@ -128,6 +187,55 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["session_logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["logs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/logs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["logs_get_one"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/logs/{id}/body": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decrypts the stored request body; the read itself is audited. */
+        post: operations["logs_body"];
         delete?: never;
         options?: never;
         head?: never;
@@ -232,6 +340,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["usage_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus text exposition (OpenMetrics). Needs the admin token like the
+         *     rest of the admin API (Prometheus: `authorization: credentials_file`).
+         */
+        get: operations["metrics_show"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -315,6 +459,31 @@ export interface components {
             models?: string[];
             name: string;
         };
+        CryptoView: {
+            /**
+             * Format: int32
+             * @description The version new values are sealed under.
+             */
+            current_version: number;
+            /** @description Sealed request bodies per key version. */
+            records_by_version: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Bodies the last pass could not open (tampered); left as they are.
+             */
+            reencrypt_failed: number;
+            /**
+             * Format: int64
+             * @description Bodies still sealed under an older version.
+             */
+            reencrypt_pending: number;
+            /** @description A re-encryption pass is running. */
+            reencrypting: boolean;
+            /** @description Every version the keyring holds (old ones stay to open old values). */
+            versions: number[];
+        };
         /** @enum {string} */
         Environment: "dev" | "staging" | "prod";
         /** @description The JSON body OpenAI's SDKs parse: `{"error":{"message","type","param","code"}}`. */
@@ -327,6 +496,8 @@ export interface components {
             param?: string | null;
             type: string;
         };
+        /** @enum {string} */
+        Granularity: "hour" | "day";
         KeyList: {
             data: components["schemas"]["KeyView"][];
         };
@@ -383,20 +554,134 @@ export interface components {
              */
             usage_drain_timeout: string;
         };
+        LogBody: {
+            /** @description The request body as stored (after redaction, if enabled). */
+            body: string;
+            id: string;
+        };
         LoginLink: {
             /** @description Open it in a browser on this machine; it works once, for ten minutes. */
             url: string;
+        };
+        LogPage: {
+            data: components["schemas"]["LogView"][];
+            /** @description Pass as `cursor` for the next (older) page; `null` at the end. */
+            next?: string | null;
+        };
+        LogsConfig: {
+            /**
+             * @default {
+             *       "api_keys": false,
+             *       "cards": false,
+             *       "emails": false,
+             *       "phones": false
+             *     }
+             */
+            redact: components["schemas"]["RedactConfig"];
+            /**
+             * @default {
+             *       "audit": "forever",
+             *       "request_logs": "30days",
+             *       "usage": "2months 29days 2h 52m 48s"
+             *     }
+             */
+            retention: components["schemas"]["Retention"];
+            /**
+             * @description Keep request bodies (sealed with AES-256-GCM) in the request log.
+             * @default true
+             */
+            store_bodies: boolean;
+        };
+        LogView: components["schemas"]["Record"] & {
+            has_body: boolean;
+            /** @description RFC 3339 form of `at`. */
+            time: string;
         };
         /** @description Per-key replacements for the tier's numbers; absent fields keep the tier's. */
         Overrides: {
             /** Format: int64 */
             daily_token_budget?: number | null;
+            /**
+             * @description Store this key's request bodies in the request log (`false` keeps
+             *     them out even when body logging is on globally).
+             */
+            log_bodies?: boolean | null;
+            /**
+             * Format: int32
+             * @description At most this many requests of this key handled at once (429 beyond).
+             */
+            max_concurrent_requests?: number | null;
             /** Format: int32 */
             max_concurrent_streams?: number | null;
             /** Format: int32 */
             requests_per_min?: number | null;
             /** Format: int32 */
             tokens_per_min?: number | null;
+        };
+        /** @description A finished request, as stored. */
+        Record: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            at: number;
+            client_ip?: string | null;
+            /** Format: int64 */
+            completion_tokens?: number | null;
+            error_code?: string | null;
+            id: string;
+            key_id?: string | null;
+            /** Format: int64 */
+            latency_ms: number;
+            model?: string | null;
+            origin?: string | null;
+            /** Format: int64 */
+            prompt_tokens?: number | null;
+            /** @description What the safety checks did; `{"checks":[]}` means none ran. */
+            safety: Record<string, never>;
+            /** Format: int32 */
+            status: number;
+            stream: boolean;
+            /** Format: int64 */
+            ttfb_ms?: number | null;
+            upstream?: string | null;
+        };
+        RedactConfig: {
+            /** @default false */
+            api_keys: boolean;
+            /** @default false */
+            cards: boolean;
+            /** @default false */
+            emails: boolean;
+            /** @default false */
+            phones: boolean;
+        };
+        /** @description How long each kind of data is kept. */
+        Retention: {
+            /**
+             * @description `forever` (default: kept for the life of the install) or a duration
+             *     of at least a day. Pruning keeps the hash chain verifiable from an
+             *     anchor (the last pruned entry's hash).
+             * @default null
+             * @example forever
+             */
+            audit: string;
+            /**
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 2592000
+             *     }
+             * @example 30days
+             */
+            request_logs: string;
+            /**
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 7776000
+             *     }
+             * @example 90days
+             */
+            usage: string;
         };
         Rotated: {
             /** @description The successor, with its secret (shown this once). */
@@ -413,6 +698,7 @@ export interface components {
             /** @description Serve the built-in `assisters-echo` model. */
             echo_model: boolean;
             limits: components["schemas"]["Limits"];
+            logs: components["schemas"]["LogsConfig"];
             /** @description `connect_timeout` and `pool_max_idle_per_host` take effect at the next start. */
             upstream_defaults: components["schemas"]["UpstreamTimeouts"];
         };
@@ -539,6 +825,33 @@ export interface components {
             served_models: string[];
             source: components["schemas"]["Source"];
         };
+        UsagePage: {
+            data: components["schemas"]["UsageRow"][];
+            granularity: components["schemas"]["Granularity"];
+        };
+        /** @description A rollup as the admin API and exports show it. */
+        UsageRow: {
+            /** @description RFC 3339 start of the hour or day (UTC). */
+            bucket: string;
+            /** Format: int64 */
+            completion_tokens: number;
+            /** Format: int64 */
+            errors: number;
+            key_id?: string | null;
+            /** Format: int64 */
+            latency_avg_ms?: number | null;
+            /** Format: int64 */
+            latency_p50_ms?: number | null;
+            /** Format: int64 */
+            latency_p95_ms?: number | null;
+            /** Format: int64 */
+            latency_p99_ms?: number | null;
+            model?: string | null;
+            /** Format: int64 */
+            prompt_tokens: number;
+            /** Format: int64 */
+            requests: number;
+        };
         Verification: {
             /** Format: int64 */
             entries: number;
@@ -594,6 +907,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Verification"];
+                };
+            };
+        };
+    };
+    crypto_show: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CryptoView"];
+                };
+            };
+        };
+    };
+    crypto_rotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CryptoView"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    events_stream: {
+        parameters: {
+            query?: {
+                /** @description Seconds of past `tick` events to send first (default 300, at most 3600). */
+                history?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
         };
@@ -821,6 +1202,103 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    logs_list: {
+        parameters: {
+            query?: {
+                /** @description The `next` cursor of the previous page. */
+                cursor?: string;
+                key_id?: string;
+                /** @description At most this many (default 50, at most 500). */
+                limit?: number;
+                model?: string;
+                /** @description RFC 3339; only records at or after this time. */
+                since?: string;
+                status?: number;
+                /** @description RFC 3339; only records before this time. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logs_get_one: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logs_body: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
         };
     };
@@ -1225,6 +1703,67 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    usage_list: {
+        parameters: {
+            query?: {
+                /** @description `json` (default), `csv` or `jsonl`; the last two are downloads. */
+                format?: string;
+                /**
+                 * @description `day` (default; kept for the usage retention, 90 days by default) or
+                 *     `hour` (kept 48 hours).
+                 */
+                granularity?: string;
+                key_id?: string;
+                model?: string;
+                /** @description RFC 3339; default 30 days (or 48 hours) ago. */
+                since?: string;
+                /** @description RFC 3339; default now. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JSON; with `format=csv` or `format=jsonl`, a file download of the same rows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsagePage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    metrics_show: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/openmetrics-text": string;
                 };
             };
         };

@@ -1,43 +1,26 @@
 // API keys: the list, and the calls that change it.
 
 import { api, unwrap, type CreateKey, type CreatedKey, type KeyView, type Rotated, type UpdateKey } from '../api/client';
+import { Collection } from './collection.svelte';
 
-export class KeysStore {
-  items = $state<KeyView[] | null>(null);
-  error = $state<unknown>(null);
-  loading = $state(false);
-
+export class KeysStore extends Collection<KeyView> {
   active = $derived(this.items?.filter((k) => k.status === 'active').length ?? 0);
 
-  async load(): Promise<void> {
-    this.loading = true;
-    try {
-      this.items = unwrap(await api.GET('/admin/keys')).data;
-      this.error = null;
-    } catch (e) {
-      this.error = e;
-    } finally {
-      this.loading = false;
-    }
-  }
-
-  #put(view: KeyView): void {
-    const list = this.items ?? [];
-    const i = list.findIndex((k) => k.id === view.id);
-    this.items = i < 0 ? [...list, view] : list.map((k) => (k.id === view.id ? view : k));
+  constructor() {
+    super(async () => unwrap(await api.GET('/admin/keys')).data, (k) => k.id);
   }
 
   async create(req: CreateKey): Promise<CreatedKey> {
     const created = unwrap(await api.POST('/admin/keys', { body: req }));
     // The list must never hold the secret.
     const { key: _secret, ...view } = created;
-    this.#put(view);
+    this.put(view);
     return created;
   }
 
   async update(id: string, patch: UpdateKey): Promise<KeyView> {
     const view = unwrap(await api.PATCH('/admin/keys/{id}', { params: { path: { id } }, body: patch }));
-    this.#put(view);
+    this.put(view);
     return view;
   }
 
@@ -45,14 +28,14 @@ export class KeysStore {
   async rotate(id: string, grace: string): Promise<Rotated> {
     const rotated = unwrap(await api.POST('/admin/keys/{id}/rotate', { params: { path: { id } }, body: { grace } }));
     const { key: _secret, ...view } = rotated.new;
-    this.#put(rotated.old);
-    this.#put(view);
+    this.put(rotated.old);
+    this.put(view);
     return rotated;
   }
 
   async revoke(id: string): Promise<KeyView> {
     const view = unwrap(await api.POST('/admin/keys/{id}/revoke', { params: { path: { id } } }));
-    this.#put(view);
+    this.put(view);
     return view;
   }
 }

@@ -8,10 +8,13 @@ export interface NavItem {
 
 class Router {
   path = $state(typeof location !== 'undefined' ? normalize(location.pathname) : '/');
+  /** The query string of the current page ("?key_id=…" or ""). */
+  search = $state(typeof location !== 'undefined' ? location.search : '');
 
   constructor() {
     if (typeof window !== 'undefined') {
       window.addEventListener('popstate', () => {
+        this.search = location.search;
         this.path = normalize(location.pathname);
       });
     }
@@ -19,9 +22,12 @@ class Router {
 
   navigate(to: string, { replace = false } = {}): void {
     const path = normalize(to);
-    if (path === this.path) return;
-    if (replace) history.replaceState(null, '', path);
-    else history.pushState(null, '', path);
+    const q = to.indexOf('?');
+    const search = q < 0 ? '' : to.slice(q).split('#')[0];
+    if (path === this.path && search === location.search) return;
+    if (replace) history.replaceState(null, '', path + search);
+    else history.pushState(null, '', path + search);
+    this.search = search;
     this.path = path;
     window.scrollTo(0, 0);
   }
@@ -45,7 +51,7 @@ export function link(node: HTMLAnchorElement) {
   const onclick = (e: MouseEvent) => {
     if (isModifiedClick(e) || node.target || node.origin !== location.origin) return;
     e.preventDefault();
-    router.navigate(node.pathname);
+    router.navigate(node.pathname + node.search);
   };
   node.addEventListener('click', onclick);
   return { destroy: () => node.removeEventListener('click', onclick) };

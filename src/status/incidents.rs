@@ -1,0 +1,269 @@
+//! Incidents: opening one (by an admin, or by the sampler when a component
+//! goes down), changing it and adding to its timeline, resolving it (by
+//! hand, or automatically when the component recovers). Every change is one
+//! store transaction (with the audit entry when an admin made it), then the
+//! view is refreshed and subscribers are notified.
+
+use serde::Deserialize;
+
+use super::model::{ComponentStatus, Impact, Incident, IncidentStatus, IncidentUpdate};
+use super::notify::Event;
+use super::Component;
+use crate::admin::Actor;
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::now;
+
+/// What an admin may change; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub impact: Option<Impact>,
+    /// Component ids affected.
+    #[serde(default)]
+    pub components: Option<Vec<String>>,
+    /// A new stage; with `body`, or alone, it adds an update to the timeline.
+    #[serde(default)]
+    pub status: Option<IncidentStatus>,
+    /// The update's text.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+fn summary(i: &Incident) -> serde_json::Value {
+    serde_json::json!({
+        "name": i.name, "status": i.status, "impact": i.impact, "components": i.components,
+    })
+}
+
+fn check(
+    state: &AppState,
+    name: Option<&str>,
+    components: Option<&[String]>,
+) -> Result<(), ApiError> {
+    if name.is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
+        return Err(ApiError::invalid(
+            "name must be 1 to 200 characters",
+            Some("name"),
+        ));
+    }
+    let known = state.status.view();
+    for c in components.unwrap_or_default() {
+        if !known.components.iter().any(|k| &k.id == c) {
+            return Err(ApiError::invalid(
+                format!("unknown component {c:?} (see GET /admin/status)"),
+                Some("components"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Opens an incident with its first update.
+pub async fn open(
+    state: &AppState,
+    name: String,
+    impact: Impact,
+    components: Vec<String>,
+    body: String,
+    auto_component: Option<String>,
+    actor: Option<Actor>,
+) -> Result<Incident, ApiError> {
+    check(state, Some(&name), Some(&components))?;
+    let t = now();
+    let id = crate::keys::new_id("inc");
+    let update = IncidentUpdate {
+        id: crate::keys::new_id("upd"),
+        status: IncidentStatus::Investigating,
+        body,
+        created_at: t,
+    };
+    let mut incident = Incident {
+        id: id.clone(),
+        name,
+        status: IncidentStatus::Investigating,
+        impact,
+        components,
+        auto_component,
+        created_at: t,
+        updated_at: t,
+        monitoring_at: None,
+        resolved_at: None,
+        updates: vec![],
+    };
+    let entry = actor.map(|a| a.audit("incident.create", &id, None, Some(summary(&incident))));
+    let (row, first) = (incident.clone(), update.clone());
+    state
+        .store
+        .write(move |tx| {
+            crate::store::incidents::put(tx, &row)?;
+            crate::store::incidents::add_update(tx, &row.id, &first)?;
+            if let Some(e) = entry {
+                crate::store::audit::append(tx, e, t)?;
+            }
+            Ok(())
+        })
+        .await?;
+    incident.updates.push(update);
+    after(state, Event::IncidentCreated(incident.clone())).await;
+    Ok(incident)
+}
+
+/// Applies a change; `None` when there is no such incident.
+pub async fn change(
+    state: &AppState,
+    id: &str,
+    change: Change,
+    actor: Option<Actor>,
+) -> Result<Option<Incident>, ApiError> {
+    check(state, change.name.as_deref(), change.components.as_deref())?;
+    if change.body.as_ref().is_some_and(|b| b.trim().is_empty()) {
+        return Err(ApiError::invalid("body must not be empty", Some("body")));
+    }
+    let id = id.to_owned();
+    let t = now();
+    let result = state
+        .store
+        .write(move |tx| {
+            let Some(old) = crate::store::incidents::get(tx, &id)? else {
+                return Ok(None);
+            };
+            let mut new = old.clone();
+            if let Some(n) = change.name {
+                new.name = n;
+            }
+            if let Some(i) = change.impact {
+                new.impact = i;
+            }
+            if let Some(c) = change.components {
+                new.components = c;
+            }
+            if change.status.is_some() || change.body.is_some() {
+                let status = change.status.unwrap_or(old.status);
+                new.status = status;
+                match status {
+                    IncidentStatus::Resolved => new.resolved_at = old.resolved_at.or(Some(t)),
+                    IncidentStatus::Monitoring => {
+                        new.monitoring_at = old.monitoring_at.or(Some(t));
+                        new.resolved_at = None;
+                    }
+                    _ => new.resolved_at = None,
+                }
+                let update = IncidentUpdate {
+                    id: crate::keys::new_id("upd"),
+                    status,
+                    body: change
+                        .body
+                        .unwrap_or_else(|| format!("The incident is now {}.", status.as_str())),
+                    created_at: t,
+                };
+                crate::store::incidents::add_update(tx, &id, &update)?;
+                new.updates.insert(0, update);
+            }
+            new.updated_at = t;
+            crate::store::incidents::put(tx, &new)?;
+            if let Some(a) = actor {
+                let e = a.audit(
+                    "incident.update",
+                    &id,
+                    Some(summary(&old)),
+                    Some(summary(&new)),
+                );
+                crate::store::audit::append(tx, e, t)?;
+            }
+            Ok(Some((old.status, new)))
+        })
+        .await?;
+    let Some((was, incident)) = result else {
+        return Ok(None);
+    };
+    let event = if incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved {
+        Event::IncidentResolved(incident.clone())
+    } else {
+        Event::IncidentUpdated(incident.clone())
+    };
+    after(state, event).await;
+    Ok(Some(incident))
+}
+
+/// Refreshes the page's view, then tells the subscribers.
+async fn after(state: &AppState, event: Event) {
+    if let Err(e) = super::refresh(state).await {
+        tracing::warn!(error = %e, "status view refresh failed");
+    }
+    state.status.notifier.send(event);
+}
+
+/// Opens an incident for each component that went down since the last
+/// sample (so one an admin resolved by hand is not reopened while the
+/// outage lasts) and resolves the gateway's own incidents of those that
+/// came back.
+pub async fn automate(state: &AppState, before: &[Component], components: &[Component]) {
+    for c in components {
+        let was_down = before
+            .iter()
+            .any(|b| b.id == c.id && b.status == ComponentStatus::MajorOutage);
+        let id = c.id.clone();
+        let open = match state
+            .store
+            .read(move |db| crate::store::incidents::open_auto(db, &id))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read incidents");
+                return;
+            }
+        };
+        let down = c.status == ComponentStatus::MajorOutage;
+        let up = matches!(
+            c.status,
+            ComponentStatus::Operational | ComponentStatus::DegradedPerformance
+        );
+        let result = match open {
+            None if down && !was_down => open_for(state, c).await.map(|_| ()),
+            Some(i) if up => resolve(state, &i, c).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(component = %c.id, error = %e, "automatic incident failed");
+        }
+    }
+}
+
+async fn open_for(state: &AppState, c: &Component) -> Result<Incident, ApiError> {
+    let impact = if c.kind == "upstream" {
+        Impact::Major
+    } else {
+        Impact::Critical
+    };
+    let body = format!(
+        "{} is not answering: health checks and requests are failing. We are investigating.",
+        c.name
+    );
+    open(
+        state,
+        format!("{} is unavailable", c.name),
+        impact,
+        vec![c.id.clone()],
+        body,
+        Some(c.id.clone()),
+        None,
+    )
+    .await
+}
+
+async fn resolve(state: &AppState, i: &Incident, c: &Component) -> Result<(), ApiError> {
+    let change_ = Change {
+        status: Some(IncidentStatus::Resolved),
+        body: Some(format!(
+            "{} has recovered and is answering normally.",
+            c.name
+        )),
+        ..Change::default()
+    };
+    change(state, &i.id, change_, None).await.map(|_| ())
+}

@@ -1,0 +1,215 @@
+//! Failover across a model's upstreams and the circuit breaker, through the
+//! real binary and two real mock upstreams that can go down.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{sse_data, Gateway, MockUpstream};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn config(primary: &MockUpstream, backup: &MockUpstream, health: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n\
+         [health]\n{health}\n\
+         [[upstreams]]\nname = \"primary\"\nbase_url = \"{}\"\nmodels = [\"mock\", \"mock-drop\"]\n\
+         [[upstreams]]\nname = \"backup\"\nbase_url = \"{}\"\nmodels = [\"mock\", \"mock-drop\"]\n",
+        primary.base_url(),
+        backup.base_url()
+    )
+}
+
+/// Probes that never run during the test: only requests move the breaker.
+const PASSIVE: &str = "interval = \"1h\"\nfailure_threshold = 2\nopen_for = \"1h\"";
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn calls(up: &MockUpstream) -> usize {
+    up.requests()
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .count()
+}
+
+async fn served_by(gw: &Gateway, key: &str, model: &str, stream: bool) -> (u16, String, String) {
+    let resp = gw
+        .post(key, "/v1/chat/completions", chat(model, stream))
+        .await;
+    let status = resp.status().as_u16();
+    let upstream = resp
+        .headers()
+        .get("x-assisters-upstream")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, upstream, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_down_primary_fails_over_before_the_first_byte() {
+    let mut primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&primary, &backup, PASSIVE)).await;
+    let key = gw.key().await;
+
+    let (status, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!((status, by.as_str()), (200, "primary"));
+
+    primary.stop();
+    let (status, by, body) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!((status, by.as_str()), (200, "backup"), "{body}");
+    let (status, by, body) = served_by(&gw, &key, "mock", true).await;
+    assert_eq!((status, by.as_str()), (200, "backup"), "{body}");
+    let events = sse_data(&body);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{body}");
+    assert_eq!(calls(&backup), 2);
+
+    // The request log names the upstream that actually served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, logs) = gw
+        .admin_call(Method::GET, "/admin/logs?limit=3", None)
+        .await;
+    let ups: Vec<&str> = logs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["upstream"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(ups, ["backup", "backup", "primary"], "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_breaks_after_its_first_event_is_never_retried() {
+    let primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&primary, &backup, PASSIVE)).await;
+    let key = gw.key().await;
+
+    let (status, by, body) = served_by(&gw, &key, "mock-drop", true).await;
+    assert_eq!((status, by.as_str()), (200, "primary"));
+    let events = sse_data(&body);
+    assert!(events[0].contains("partial"), "{body}");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{body}");
+    assert_eq!(calls(&backup), 0, "no switch once bytes reached the client");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_fail_over_and_open_the_circuit() {
+    let primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&primary, &backup, PASSIVE)).await;
+    let key = gw.key().await;
+
+    primary.set_failing(true);
+    for _ in 0..2 {
+        let (status, by, body) = served_by(&gw, &key, "mock", false).await;
+        assert_eq!((status, by.as_str()), (200, "backup"), "{body}");
+        assert!(!body.contains("hunter2"), "{body}");
+    }
+    assert_eq!(calls(&primary), 2);
+    // Two failures in a row opened the primary's circuit: it is skipped.
+    for _ in 0..3 {
+        let (status, by, _) = served_by(&gw, &key, "mock", true).await;
+        assert_eq!((status, by.as_str()), (200, "backup"));
+    }
+    assert_eq!(calls(&primary), 2, "an open circuit keeps requests away");
+    let metrics = gw
+        .http
+        .get(format!("{}/metrics", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("assisters_upstream_up{upstream=\"primary\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("assisters_upstream_up{upstream=\"backup\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_open_and_close_the_circuit() {
+    let primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let health = "interval = \"100ms\"\ntimeout = \"1s\"\nfailure_threshold = 2\nopen_for = \"1h\"";
+    let gw = Gateway::start(&config(&primary, &backup, health)).await;
+    let key = gw.key().await;
+
+    primary.set_failing(true);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!((status, by.as_str()), (200, "backup"));
+    assert_eq!(calls(&primary), 0, "the probes opened the circuit first");
+
+    primary.set_failing(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, by, _) = served_by(&gw, &key, "mock", false).await;
+        assert_eq!(status, 200);
+        if by == "primary" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a good probe should close the circuit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_routes_set_the_order_and_everything_down_is_a_502() {
+    let mut primary = MockUpstream::start().await;
+    let mut backup = MockUpstream::start().await;
+    let cfg = config(&primary, &backup, PASSIVE)
+        + "[[routes]]\nmodel = \"mock\"\nupstreams = [\"backup\", \"primary\"]\n";
+    let gw = Gateway::start(&cfg).await;
+    let key = gw.key().await;
+    let (_, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!(by, "backup");
+
+    // Routes are a runtime setting: a change reroutes at once.
+    let (status, v) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"routes": [{"model": "mock", "upstreams": ["primary", "backup"]}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!(by, "primary");
+    let (status, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"routes": [{"model": "mock", "upstreams": ["backup", "primary"]}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    primary.stop();
+    backup.stop();
+    let (status, _, body) = served_by(&gw, &key, "mock", true).await;
+    assert_eq!(status, 502, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"]["message"].is_string(), "{body}");
+    assert!(
+        !body.contains("127.0.0.1"),
+        "no upstream URL in errors: {body}"
+    );
+
+    backup.restart().await;
+    let (status, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!((status, by.as_str()), (200, "backup"));
+}

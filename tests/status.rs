@@ -1,0 +1,502 @@
+//! The status page driven by real health data: an upstream outage opens an
+//! incident and flips its component, recovery resolves it; `summary.json`
+//! has Statuspage's shape; maintenance; subscribers get signed webhooks and
+//! e-mail through a real SMTP server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::sinks::{SmtpSink, WebhookSink};
+use common::{config_with, Gateway, MockUpstream};
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const FAST: &str =
+    "[health]\ninterval = \"100ms\"\ntimeout = \"1s\"\nfailure_threshold = 2\nopen_for = \"1h\"\n\
+                    [status]\nsample_interval = \"200ms\"\n";
+
+async fn summary(gw: &Gateway) -> Value {
+    let resp = gw
+        .http
+        .get(format!("{}/status/summary.json", gw.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// Polls `f` until it returns `Some`, for up to ten seconds.
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn component<'a>(s: &'a Value, id: &str) -> &'a Value {
+    s["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no component {id} in {s}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_opens_an_incident_and_recovery_resolves_it() {
+    let mut up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), FAST)).await;
+
+    let s = eventually("a first sample", || async {
+        let s = summary(&gw).await;
+        (s["components"].as_array().unwrap().len() == 3).then_some(s)
+    })
+    .await;
+    assert_eq!(component(&s, "cfg_mock")["status"], "operational");
+    assert_eq!(s["status"]["indicator"], "none", "{s}");
+
+    up.stop();
+    let s = eventually("the outage", || async {
+        let s = summary(&gw).await;
+        (s["incidents"].as_array().unwrap().len() == 1).then_some(s)
+    })
+    .await;
+    assert_eq!(component(&s, "cfg_mock")["status"], "major_outage");
+    assert_eq!(component(&s, "gateway")["status"], "operational");
+    assert_eq!(
+        s["status"]["indicator"], "critical",
+        "every upstream is down: {s}"
+    );
+    let incident = &s["incidents"][0];
+    assert_eq!(incident["status"], "investigating");
+    assert_eq!(incident["components"][0]["id"], "cfg_mock");
+    let page = gw
+        .http
+        .get(format!("{}/status", gw.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Active incidents") && page.contains("Major outage"),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "no scripts on the page");
+
+    up.restart().await;
+    let s = eventually("the recovery", || async {
+        let s = summary(&gw).await;
+        s["incidents"].as_array().unwrap().is_empty().then_some(s)
+    })
+    .await;
+    assert_eq!(component(&s, "cfg_mock")["status"], "operational");
+    let (_, list) = gw.admin_call(Method::GET, "/admin/incidents", None).await;
+    let i = &list["data"][0];
+    assert_eq!(i["status"], "resolved", "{list}");
+    assert!(i["resolved_at"].is_i64());
+    assert_eq!(i["updates"].as_array().unwrap().len(), 2, "{i}");
+
+    // The history shows it, and uptime was recorded for every component.
+    let page = gw
+        .http
+        .get(format!("{}/status", gw.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Past incidents") && page.contains("mock is unavailable"));
+    let (_, uptime) = gw
+        .admin_call(Method::GET, "/admin/status/uptime", None)
+        .await;
+    let mock = uptime["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cfg_mock")
+        .unwrap();
+    let today = &mock["days"][0];
+    assert!(today["major"].as_u64().unwrap() >= 1, "{uptime}");
+    assert!(today["operational"].as_u64().unwrap() >= 1, "{uptime}");
+    assert!(mock["uptime"].as_f64().unwrap() < 1.0);
+
+    // A second outage opens a new incident; resolved by hand while the
+    // outage lasts, it is not reopened.
+    up.stop();
+    let s = eventually("the second outage", || async {
+        let s = summary(&gw).await;
+        (s["incidents"].as_array().unwrap().len() == 1).then_some(s)
+    })
+    .await;
+    let id = s["incidents"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = gw
+        .admin_call(
+            Method::POST,
+            &format!("/admin/incidents/{id}/updates"),
+            Some(json!({"status": "resolved", "body": "Known; the host is being replaced."})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let s = summary(&gw).await;
+    assert_eq!(component(&s, "cfg_mock")["status"], "major_outage");
+    assert!(s["incidents"].as_array().unwrap().is_empty(), "{s}");
+}
+
+fn has_keys(v: &Value, keys: &[&str]) {
+    for k in keys {
+        assert!(v.get(*k).is_some(), "missing {k} in {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn summary_json_has_the_statuspage_shape_and_maintenance_shows() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), FAST)).await;
+    eventually("a first sample", || async {
+        (summary(&gw).await["components"].as_array().unwrap().len() == 3).then_some(())
+    })
+    .await;
+
+    let (status, inc) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/incidents",
+            Some(json!({"name": "Slow answers", "impact": "minor", "components": ["cfg_mock"], "body": "Looking into it."})),
+        )
+        .await;
+    assert_eq!(status, 201, "{inc}");
+    let now = std::time::SystemTime::now();
+    let rfc = |d: Duration| humantime::format_rfc3339_seconds(now + d).to_string();
+    let (status, m) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(json!({"name": "Upgrade", "body": "New model weights.", "components": ["cfg_mock"],
+                        "scheduled_for": rfc(Duration::from_secs(3600)), "scheduled_until": rfc(Duration::from_secs(7200))})),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+
+    let s = summary(&gw).await;
+    has_keys(
+        &s,
+        &[
+            "page",
+            "status",
+            "components",
+            "incidents",
+            "scheduled_maintenances",
+        ],
+    );
+    has_keys(
+        &s["page"],
+        &["id", "name", "url", "time_zone", "updated_at"],
+    );
+    assert!(["none", "minor", "major", "critical", "maintenance"]
+        .contains(&s["status"]["indicator"].as_str().unwrap()));
+    assert!(s["status"]["description"].is_string());
+    for c in s["components"].as_array().unwrap() {
+        has_keys(
+            c,
+            &[
+                "id",
+                "name",
+                "status",
+                "created_at",
+                "updated_at",
+                "position",
+                "description",
+                "showcase",
+                "start_date",
+                "group_id",
+                "page_id",
+                "group",
+                "only_show_if_degraded",
+            ],
+        );
+        assert!([
+            "operational",
+            "degraded_performance",
+            "partial_outage",
+            "major_outage",
+            "under_maintenance"
+        ]
+        .contains(&c["status"].as_str().unwrap()));
+        assert!(c.get("health").is_none(), "no internals on the public page");
+    }
+    let i = &s["incidents"][0];
+    has_keys(
+        i,
+        &[
+            "id",
+            "name",
+            "status",
+            "created_at",
+            "updated_at",
+            "monitoring_at",
+            "resolved_at",
+            "impact",
+            "shortlink",
+            "started_at",
+            "page_id",
+            "incident_updates",
+            "components",
+        ],
+    );
+    assert_eq!(i["impact"], "minor");
+    has_keys(
+        &i["incident_updates"][0],
+        &[
+            "id",
+            "status",
+            "body",
+            "incident_id",
+            "created_at",
+            "updated_at",
+            "display_at",
+        ],
+    );
+    assert_eq!(
+        s["status"]["indicator"], "minor",
+        "an open incident's impact shows"
+    );
+    let sm = &s["scheduled_maintenances"][0];
+    has_keys(
+        sm,
+        &[
+            "id",
+            "name",
+            "status",
+            "scheduled_for",
+            "scheduled_until",
+            "impact",
+            "incident_updates",
+            "components",
+        ],
+    );
+    assert_eq!(sm["status"], "scheduled");
+    assert_eq!(sm["impact"], "maintenance");
+
+    // Starting the maintenance puts its component under maintenance.
+    let id = m["id"].as_str().unwrap();
+    let (status, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/maintenances/{id}"),
+            Some(json!({"status": "in_progress"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    eventually("maintenance on the page", || async {
+        let s = summary(&gw).await;
+        (component(&s, "cfg_mock")["status"] == "under_maintenance").then_some(())
+    })
+    .await;
+
+    // Resolving the incident, then hiding the page.
+    let iid = inc["id"].as_str().unwrap();
+    let (status, v) = gw
+        .admin_call(
+            Method::POST,
+            &format!("/admin/incidents/{iid}/updates"),
+            Some(json!({"status": "resolved", "body": "Fixed."})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert!(summary(&gw).await["incidents"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let (_, audit) = gw
+        .admin_call(Method::GET, "/admin/audit?limit=10", None)
+        .await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "incident.create",
+        "incident.update",
+        "maintenance.create",
+        "maintenance.update",
+    ] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+    let (status, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"status": {"public": false}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let resp = gw
+        .http
+        .get(format!("{}/status", gw.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = gw
+        .http
+        .get(format!("{}/status/summary.json", gw.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let (status, _) = gw.admin_call(Method::GET, "/admin/status", None).await;
+    assert_eq!(status, 200, "admins still see it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_get_a_signed_webhook_and_an_email() {
+    let smtp = SmtpSink::start().await;
+    let hook = WebhookSink::start(1).await;
+    let cfg = format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         [status]\nsample_interval = \"200ms\"\n\
+         [notify]\nattempts = 3\nretry_base = \"200ms\"\n\
+         [notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Status <status@example.com>\"\n",
+        smtp.port
+    );
+    let gw = Gateway::start(&cfg).await;
+    let (status, sub) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/status/subscribers",
+            Some(json!({"kind": "webhook", "target": hook.url})),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let secret = sub["secret"].as_str().unwrap().to_owned();
+    let (status, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/status/subscribers",
+            Some(json!({"kind": "email", "target": "ops@example.com"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, list) = gw
+        .admin_call(Method::GET, "/admin/status/subscribers", None)
+        .await;
+    assert!(
+        !list.to_string().contains(&secret),
+        "the secret is shown once only"
+    );
+
+    let (status, _) = gw
+        .admin_call(Method::POST, "/admin/incidents",
+                    Some(json!({"name": "Elevated errors", "impact": "major", "components": ["gateway"], "body": "We see 5xx."})))
+        .await;
+    assert_eq!(status, 201);
+
+    // The first delivery was refused; the retry is signed and verifies.
+    let d = eventually("the webhook retry", || async {
+        hook.deliveries().into_iter().find(|d| d.answered == 204)
+    })
+    .await;
+    assert_eq!(hook.deliveries().len(), 2, "refused once, then delivered");
+    let h = |k: &str| d.headers[k].to_str().unwrap().to_owned();
+    assert_eq!(h("x-assisters-event"), "incident.created");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{}.", h("x-assisters-timestamp")).as_bytes());
+    mac.update(&d.body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(h("x-assisters-signature"), expected, "the HMAC verifies");
+    let mut wrong = Hmac::<Sha256>::new_from_slice(b"another secret").unwrap();
+    wrong.update(format!("{}.", h("x-assisters-timestamp")).as_bytes());
+    wrong.update(&d.body);
+    assert_ne!(
+        h("x-assisters-signature"),
+        format!("sha256={}", hex::encode(wrong.finalize().into_bytes()))
+    );
+    let body: Value = serde_json::from_slice(&d.body).unwrap();
+    assert_eq!(body["event"], "incident.created");
+    assert_eq!(body["incident"]["name"], "Elevated errors");
+
+    let mail = eventually("the e-mail", || async {
+        smtp.mails.lock().first().cloned()
+    })
+    .await;
+    assert_eq!(mail.to, ["<ops@example.com>"]);
+    assert!(mail.from.contains("status@example.com"));
+    assert!(
+        mail.data
+            .contains("Subject: [Assisters Gateway] New incident: Elevated errors"),
+        "{}",
+        mail.data
+    );
+    assert!(mail.data.contains("We see 5xx."), "{}", mail.data);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_opens_and_resolves_an_incident() {
+    let gw = Gateway::start(&config_with(None, FAST)).await;
+    eventually("a first sample", || async {
+        (summary(&gw).await["components"].as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let run = |args: &[&str]| {
+        let out = gw.cli(args, &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let opened = run(&[
+        "incidents",
+        "open",
+        "--name",
+        "Store is slow",
+        "--impact",
+        "major",
+        "--component",
+        "store",
+        "--body",
+        "Checking the disk.",
+    ]);
+    let id = opened
+        .trim()
+        .trim_start_matches("Opened incident ")
+        .trim_end_matches('.')
+        .to_owned();
+    assert!(id.starts_with("inc_"), "{opened}");
+    assert!(run(&["status"]).contains("Partial System Outage"));
+    run(&["incidents", "resolve", &id]);
+    let list: Value = serde_json::from_str(&run(&["incidents", "list", "--json"])).unwrap();
+    assert_eq!(list["data"][0]["status"], "resolved");
+    assert!(run(&["tls", "show"]).contains("plain HTTP"));
+    let bad = gw.cli(
+        &[
+            "incidents",
+            "update",
+            &id,
+            "--status",
+            "fixed",
+            "--body",
+            "x",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success(), "an unknown status is refused");
+}
