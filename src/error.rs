@@ -237,6 +237,27 @@ impl From<crate::crypto::CryptoError> for ApiError {
 }
 
 impl ApiError {
+    /// Whole seconds for `Retry-After` (at least 1), when waiting helps.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Edge(e) => e.retry_after_secs(),
+            ApiError::Policy(p) => p
+                .retry_after()
+                .map(|wait| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
+            _ => None,
+        }
+    }
+
+    /// The connection cannot be reused after this answer: a refused upload
+    /// may still be arriving, or the client was too slow to send one.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Request(RequestError::TooLarge { .. })
+                | ApiError::Edge(EdgeError::RequestTimeout { .. })
+        )
+    }
+
     pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
         RequestError::Invalid {
             message: message.into(),
@@ -415,29 +436,13 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        // A refused upload may still be arriving: the connection cannot be
-        // reused, so say so rather than let the client's next request on it
-        // meet a reset.
-        if matches!(self, ApiError::Request(RequestError::TooLarge { .. })) {
+        if let Some(secs) = self.retry_after_secs() {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.closes_connection() {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let ApiError::Edge(e) = &self {
-            if let Some(secs) = e.retry_after_secs() {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            if matches!(e, EdgeError::RequestTimeout { .. }) {
-                resp.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-        }
-        if let ApiError::Policy(p) = &self {
-            if let Some(wait) = p.retry_after() {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            }
         }
         resp
     }

@@ -718,6 +718,21 @@ async fn an_unreachable_moderator_fails_open_or_closed_as_configured() {
     );
 }
 
+/// Runs `assisters eval KIND FILE`, which must succeed, and parses its lines.
+fn eval(gw: &Gateway, kind: &str, file: &str) -> Vec<Value> {
+    let out = gw.cli(&["eval", kind, file], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn eval_prints_one_line_per_file_and_a_total() {
     let gw = Gateway::start(&config_with(None, "")).await;
@@ -725,17 +740,7 @@ async fn eval_prints_one_line_per_file_and_a_total() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/injection-extra.jsonl"
     );
-    let out = gw.cli(&["eval", "injection", extra], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = eval(&gw, "injection", extra);
     assert_eq!(lines.len(), 2);
     let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 5);
@@ -760,35 +765,14 @@ async fn eval_prints_one_line_per_file_and_a_total() {
             .0,
         200
     );
-    let out = gw.cli(&["eval", "injection", extra], &[]);
-    let first: Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let first = eval(&gw, "injection", extra).remove(0);
     assert!(first["recall"].as_f64().unwrap() < 0.5, "{first}");
 
     let moderation = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/moderation-extra.jsonl"
     );
-    let out = gw.cli(&["eval", "moderation", moderation], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let first: Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let first = eval(&gw, "moderation", moderation).remove(0);
     assert!(first["recall"].as_f64().unwrap() >= 0.8, "{first}");
     assert!(
         first["false_positive_rate"].as_f64().unwrap() <= 0.1,

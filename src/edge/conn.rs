@@ -86,10 +86,7 @@ impl ConnGate {
 pub fn raw_response(e: ApiError) -> Vec<u8> {
     let status = e.status();
     let body = serde_json::to_vec(&e.body()).unwrap_or_default();
-    let retry = match &e {
-        ApiError::Edge(x) => x.retry_after_secs(),
-        _ => None,
-    };
+    let retry = e.retry_after_secs();
     let mut head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         status.as_u16(),
