@@ -556,3 +556,118 @@ async fn the_desktop_webview_origin_gets_cors_and_no_other_does() {
     assert_eq!(evil.status(), 403);
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_admin_token_replaces_it_at_once_and_keeps_the_callers_session() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let (_, v) = gw
+            .admin_call(Method::POST, "/admin/login-links", None)
+            .await;
+        let r = no_redirect
+            .get(v["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        sessions.push(cookie.split(';').next().unwrap().to_owned());
+    }
+    let (_, unused) = gw
+        .admin_call(Method::POST, "/admin/login-links", None)
+        .await;
+    let as_session = |s: &str, method: Method, path: &str| {
+        no_redirect
+            .request(method, format!("{}{path}", gw.admin))
+            .header("cookie", s)
+            .send()
+    };
+
+    // The dashboard (first session) rotates.
+    let r = as_session(&sessions[0], Method::POST, "/admin/token/rotate")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let new = v["token"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("adm_") && new != gw.token, "{v}");
+    assert_eq!(
+        v["sessions_ended"], 3,
+        "the other session, the unused link and the one `serve` printed: {v}"
+    );
+
+    let file = gw.path().join("admin-token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), new);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let call = |token: &str| {
+        gw.http
+            .get(format!("{}/admin/keys", gw.admin))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(call(&gw.token).await.unwrap().status(), 401, "old token");
+    assert_eq!(call(&new).await.unwrap().status(), 200, "new token");
+    let own = as_session(&sessions[0], Method::GET, "/admin/keys")
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200, "the caller stays signed in");
+    let other = as_session(&sessions[1], Method::GET, "/admin/keys")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401, "other sessions end");
+    let link = no_redirect
+        .get(unused["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.status(), 401, "links issued before stop working");
+
+    // The CLI reads the new file.
+    let out = std::process::Command::new(common::bin())
+        .arg("--data-dir")
+        .arg(gw.path())
+        .args(["keys", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let audit = gw
+        .http
+        .get(format!("{}/admin/audit", gw.admin))
+        .bearer_auth(&new)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(&audit).unwrap();
+    let entry = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "admin_token.rotate")
+        .expect("rotation audited");
+    assert_eq!(entry["actor"], "dashboard");
+    assert!(
+        !audit.contains(&new) && !audit.contains(&gw.token),
+        "no token in the audit log"
+    );
+    assert!(
+        common::files_containing(gw.path(), new.as_bytes()).len() == 1,
+        "only the token file"
+    );
+}

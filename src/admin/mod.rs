@@ -12,17 +12,18 @@ mod incidents;
 mod keys;
 mod logs;
 mod openapi;
+mod safety;
 pub mod session;
 mod settings;
 mod status;
 mod tiers;
 mod tls;
+mod token;
 mod ui;
 mod upstreams;
 pub mod usage;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
@@ -31,8 +32,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use rand::distributions::{Alphanumeric, DistString};
-use sha2::{Digest, Sha256};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::AppState;
@@ -40,36 +39,7 @@ use crate::error::{ApiError, AuthError};
 use crate::store::audit::NewAudit;
 
 pub use openapi::ApiDoc;
-
-const TOKEN_FILE: &str = "admin-token";
-
-/// The admin token, kept only as a hash in memory; the file (mode 0600) is
-/// how the CLI on the same machine proves it is the administrator.
-pub struct AdminAuth {
-    token_hash: [u8; 32],
-}
-
-impl AdminAuth {
-    pub fn load_or_create(dir: &Path) -> std::io::Result<AdminAuth> {
-        let path = dir.join(TOKEN_FILE);
-        if !path.exists() {
-            let token = format!(
-                "adm_{}",
-                Alphanumeric.sample_string(&mut rand::rngs::OsRng, 43)
-            );
-            crate::fsutil::write_private(&path, token.as_bytes())?;
-        }
-        let token = std::fs::read_to_string(&path)?;
-        Ok(AdminAuth {
-            token_hash: Sha256::digest(token.trim().as_bytes()).into(),
-        })
-    }
-
-    pub fn check(&self, presented: &str) -> bool {
-        let h: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        h == self.token_hash
-    }
-}
+pub use token::AdminAuth;
 
 /// Who made an admin call, for the audit log.
 #[derive(Debug, Clone)]
@@ -110,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crypto::routes())
         .merge(session::routes())
         .merge(tls::routes())
+        .merge(token::routes())
+        .merge(safety::routes())
         .merge(status::routes())
         .merge(incidents::routes());
     Router::new()

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams, settings, TLS and the status page. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
+    info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams, settings, safety, TLS and the status page. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
     paths(
         super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::revoke, super::keys::rotate,
         super::tiers::list, super::tiers::get_one, super::tiers::create, super::tiers::update, super::tiers::delete,
@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
         super::incidents::list_maintenances, super::incidents::schedule, super::incidents::update_maintenance,
         super::usage::usage, super::events::events, super::events::metrics,
         super::crypto::show, super::crypto::rotate,
+        super::token::rotate, super::safety::scan,
     ),
     modifiers(&BearerAuth),
     security(("admin_token" = [])),

@@ -77,6 +77,25 @@ impl Sessions {
     fn end(&self, token: &str) {
         self.sessions.lock().remove(&digest(token));
     }
+
+    /// Ends every live session but `keep`'s and spends every code; returns
+    /// how many of either were still usable.
+    pub fn end_all_but(&self, keep: Option<&str>) -> usize {
+        let now = Instant::now();
+        let keep = keep.map(digest);
+        let mut ended = 0;
+        self.sessions.lock().retain(|h, exp| {
+            let live = *exp > now;
+            let kept = live && keep.as_ref() == Some(h);
+            ended += usize::from(live && !kept);
+            kept
+        });
+        self.codes.lock().retain(|_, exp| {
+            ended += usize::from(*exp > now);
+            false
+        });
+        ended
+    }
 }
 
 /// The session token in the request's cookie, if any.

@@ -22,6 +22,9 @@ pub struct TlsView {
     /// Whether the gateway listener serves HTTPS.
     pub enabled: bool,
     pub certificate: Option<CertInfo>,
+    /// TLS 1.2 accepted besides 1.3 (`[tls] allow_tls12`, or
+    /// `ASSISTERS_TLS__ALLOW_TLS12`): read at start, so a change needs a restart.
+    pub allow_tls12: bool,
     /// Extra CAs trusted for upstream calls, besides the Mozilla roots.
     pub upstream_ca_file: Option<String>,
 }
@@ -30,6 +33,7 @@ fn view(state: &AppState) -> TlsView {
     TlsView {
         enabled: state.tls.is_some(),
         certificate: state.tls.as_ref().map(crate::tls::Tls::info),
+        allow_tls12: state.config.tls.allow_tls12,
         upstream_ca_file: state
             .config
             .tls
