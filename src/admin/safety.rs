@@ -86,7 +86,7 @@ pub struct ScanResult {
     /// The error a client would get instead of an answer, when blocked.
     pub refusal: Option<Refusal>,
     /// The checks as a request's log record notes them, in the order they run.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::safety::Check>)]
     pub checks: Vec<Value>,
     pub moderation: ModerationScan,
     pub injection: InjectionScan,

@@ -85,7 +85,7 @@ pub struct ModerationConfig {
     /// The action for categories not listed in `actions`.
     pub default_action: Action,
     /// Per-category actions, e.g. `{"harassment": "flag"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Action>)]
     pub actions: BTreeMap<Category, Action>,
     /// Characters of streamed text the gateway may hold back at most while
     /// a phrase could still be completing (bounded latency).

@@ -42,7 +42,7 @@ impl Safety {
 }
 
 /// One check as recorded in the request log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// `validation`, `moderation` or `injection`.
     pub check: &'static str,
@@ -58,6 +58,7 @@ pub struct Check {
     pub score: Option<f32>,
     /// Non-zero scores by category or family.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, f32>)]
     pub scores: BTreeMap<&'static str, f32>,
     /// What fired: categories or rule families.
     pub fired: Vec<String>,

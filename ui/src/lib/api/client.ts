@@ -30,6 +30,26 @@ export type LogView = Schemas['LogView'];
 export type LogPage = Schemas['LogPage'];
 export type LogBody = Schemas['LogBody'];
 export type LogsConfig = Schemas['LogsConfig'];
+export type SafetyConfig = Schemas['SafetyConfig'];
+export type ModerationConfig = Schemas['ModerationConfig'];
+export type InjectionConfig = Schemas['InjectionConfig'];
+export type ExternalModerator = Schemas['ExternalModerator'];
+export type SafetyAction = Schemas['Action'];
+export type Category = Schemas['Category'];
+export type ScanResult = Schemas['ScanResult'];
+export type SafetyCheck = Schemas['Check'];
+export type StatusView = Schemas['StatusView'];
+export type StatusComponent = Schemas['Component'];
+export type ComponentStatus = Schemas['ComponentStatus'];
+export type Incident = Schemas['Incident'];
+export type IncidentStatus = Schemas['IncidentStatus'];
+export type Impact = Schemas['Impact'];
+export type Maintenance = Schemas['Maintenance'];
+export type MaintenanceStatus = Schemas['MaintenanceStatus'];
+export type Subscriber = Schemas['Subscriber'];
+export type CreatedSubscriber = Schemas['CreatedSubscriber'];
+export type TlsView = Schemas['TlsView'];
+export type RotatedToken = Schemas['RotatedToken'];
 
 /** An admin call that failed; `message` is the server's own words. */
 export class ApiError extends Error {
@@ -107,6 +127,15 @@ let authPromise: Promise<AdminAuth | null> | null = null;
 /** Replaces how the bearer token is obtained (tests, other shells). */
 export function setAdminAuthProvider(provider: AuthProvider): void {
   authProvider = provider;
+  authPromise = null;
+}
+
+/**
+ * Forgets the bearer token obtained so far: after the admin token is
+ * rotated, the desktop app's next call asks the shell again (it reads the
+ * token file each time).
+ */
+export function resetAdminAuth(): void {
   authPromise = null;
 }
 

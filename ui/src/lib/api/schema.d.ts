@@ -93,6 +93,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/incidents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["incidents_list"];
+        put?: never;
+        post: operations["incidents_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/incidents/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["incidents_get_one"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Changes name, impact or components; with `status` and/or `body` it also
+         *     adds an update to the timeline (`resolved` resolves it).
+         */
+        patch: operations["incidents_update"];
+        trace?: never;
+    };
+    "/admin/incidents/{id}/updates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["incidents_add_update"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/keys": {
         parameters: {
             query?: never;
@@ -242,6 +294,55 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/maintenances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["incidents_list_maintenances"];
+        put?: never;
+        post: operations["incidents_schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/maintenances/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch: operations["incidents_update_maintenance"];
+        trace?: never;
+    };
+    "/admin/safety/scan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Runs the input checks on `text` as a chat message; never stores it. */
+        post: operations["safety_scan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/settings": {
         parameters: {
             query?: never;
@@ -257,6 +358,70 @@ export interface paths {
         head?: never;
         /** Body: a JSON merge patch of `settings`, e.g. `{"limits":{"max_body_bytes":1048576}}`. */
         patch: operations["settings_update"];
+        trace?: never;
+    };
+    "/admin/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["status_show"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/status/subscribers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["status_list_subscribers"];
+        put?: never;
+        post: operations["status_add_subscriber"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/status/subscribers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["status_remove_subscriber"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/status/uptime": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["status_uptime"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/admin/tiers": {
@@ -290,6 +455,63 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["tiers_update"];
+        trace?: never;
+    };
+    "/admin/tls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["tls_show"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/tls/reload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reads the certificate files again; a broken pair leaves the current
+         *     certificate in place and answers 400 with the reason.
+         */
+        post: operations["tls_reload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/token/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replaces the admin token at once: the old one is refused from the next
+         *     call. Every dashboard session except the caller's ends, as do unused
+         *     sign-in links, since they may have been obtained with the old token.
+         */
+        post: operations["token_rotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/admin/upstreams": {
@@ -398,6 +620,11 @@ export interface components {
              */
             trusted_proxies: string[];
         };
+        /**
+         * @description What happens when a check fires.
+         * @enum {string}
+         */
+        Action: "block" | "flag" | "log";
         /** @description What an admin did; `before`/`after` are summaries without secrets. */
         AuditEntry: {
             action: string;
@@ -423,12 +650,112 @@ export interface components {
             listen: string;
             /** Format: int32 */
             pid: number;
+            /** @description The gateway listener's certificate fingerprint when it serves HTTPS. */
+            tls_fingerprint_sha256?: string | null;
             version: string;
+        };
+        /**
+         * @description OpenAI's moderation categories, in OpenAI's order and spelling.
+         * @enum {string}
+         */
+        Category: "harassment" | "harassment/threatening" | "hate" | "hate/threatening" | "illicit" | "illicit/violent" | "self-harm" | "self-harm/intent" | "self-harm/instructions" | "sexual" | "sexual/minors" | "violence" | "violence/graphic";
+        CategoryScore: {
+            /** @description What a flag in this category does under the settings in force. */
+            action: components["schemas"]["Action"];
+            category: components["schemas"]["Category"];
+            /** @description At or above the moderation threshold. */
+            flagged: boolean;
+            /**
+             * Format: float
+             * @description The built-in moderator's score, 0–1.
+             */
+            score: number;
+        };
+        /** @description What the admin API shows about the certificate in use. */
+        CertInfo: {
+            alpn: string[];
+            cert_file: string;
+            /** @description SHA-256 of the leaf certificate, colon-separated hex. */
+            fingerprint_sha256: string;
+            /** @description When this certificate was loaded (RFC 3339). */
+            loaded_at: string;
+            /** @description `1.3`, or `1.2` when TLS 1.2 is allowed. */
+            min_version: string;
+            self_signed: boolean;
+        };
+        /** @description What an admin may change; absent fields stay as they are. */
+        Change: {
+            /** @description The update's text. */
+            body?: string | null;
+            /** @description Component ids affected. */
+            components?: string[] | null;
+            impact?: null | components["schemas"]["Impact"];
+            name?: string | null;
+            status?: null | components["schemas"]["IncidentStatus"];
+        };
+        /** @description One check as recorded in the request log. */
+        Check: {
+            /** @description `pass`, `block`, `flag`, `log`, or `none` when skipped. */
+            action: string;
+            /** @description `validation`, `moderation` or `injection`. */
+            check: string;
+            /** @description `schema`, `builtin`, `rules` or `external:<name>`. */
+            engine: string;
+            /** @description What fired: categories or rule families. */
+            fired: string[];
+            param?: string | null;
+            reason?: string | null;
+            /** Format: float */
+            score?: number | null;
+            /** @description Non-zero scores by category or family. */
+            scores?: {
+                [key: string]: number;
+            };
+            /** @description `input` or `output`. */
+            stage: string;
+            /** @description `ran` or `skipped`: a skipped check never counts as passed. */
+            status: string;
+        };
+        /**
+         * @description The breaker's state, as the admin API shows it.
+         * @enum {string}
+         */
+        Circuit: "closed" | "open" | "half_open";
+        Component: {
+            health?: null | components["schemas"]["UpstreamHealth"];
+            /** @description `gateway`, `store`, or the upstream's id. */
+            id: string;
+            /** @description `gateway`, `store` or `upstream`. */
+            kind: string;
+            name: string;
+            /** Format: int32 */
+            position: number;
+            status: components["schemas"]["ComponentStatus"];
+        };
+        /**
+         * @description A component's state, best first (the order is used to find the worst).
+         * @enum {string}
+         */
+        ComponentStatus: "operational" | "under_maintenance" | "degraded_performance" | "partial_outage" | "major_outage";
+        ComponentUptime: {
+            /** @description Oldest first, one entry per day with samples. */
+            days: components["schemas"]["UptimeDayView"][];
+            id: string;
+            name: string;
+            /**
+             * Format: double
+             * @description Over the whole 90 days.
+             */
+            uptime?: number | null;
         };
         /** @description A newly created key: its view plus the secret, shown this once. */
         CreatedKey: components["schemas"]["KeyView"] & {
             /** @description The secret. It is not stored and cannot be shown again. */
             key: string;
+        };
+        CreatedSubscriber: components["schemas"]["Subscriber"] & {
+            /** @description A webhook's signing secret: shown only now, stored sealed. */
+            secret?: string | null;
         };
         CreateKey: {
             /**
@@ -497,9 +824,151 @@ export interface components {
             type: string;
         };
         /** @enum {string} */
+        ExternalKind: "openai" | "llama_guard";
+        ExternalModerator: {
+            /** @description `openai`: environment variable holding the bearer key. */
+            api_key_env?: string | null;
+            fail?: components["schemas"]["FailMode"];
+            kind: components["schemas"]["ExternalKind"];
+            /** @description The model to ask (`llama_guard`: required; `openai`: optional). */
+            model?: string | null;
+            name: string;
+            /** @example 2s */
+            timeout?: string;
+            /** @description `llama_guard`: the upstream (by name) serving the model. */
+            upstream?: string | null;
+            /** @description `openai`: the full moderations URL, e.g. `https://api.openai.com/v1/moderations`. */
+            url?: string | null;
+        };
+        /**
+         * @description When an external moderator cannot be reached or times out.
+         * @enum {string}
+         */
+        FailMode: "open" | "closed";
+        FamilyScore: {
+            family: string;
+            /** Format: float */
+            score: number;
+        };
+        /** @enum {string} */
         Granularity: "hour" | "day";
+        HealthConfig: {
+            /**
+             * Format: int32
+             * @description Consecutive failures (requests or probes) that open the circuit.
+             * @default 3
+             */
+            failure_threshold: number;
+            /**
+             * @description How often every upstream is probed with `GET {base_url}/models`.
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 15
+             *     }
+             * @example 15s
+             */
+            interval: string;
+            /**
+             * @description How long an open circuit keeps requests away before one is let through
+             *     as a trial (a successful probe closes it earlier).
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 30
+             *     }
+             * @example 30s
+             */
+            open_for: string;
+            /**
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 5
+             *     }
+             * @example 5s
+             */
+            timeout: string;
+        };
+        /**
+         * @description How bad an incident is, and the page's overall indicator.
+         * @enum {string}
+         */
+        Impact: "none" | "maintenance" | "minor" | "major" | "critical";
+        Incident: {
+            /** @description Set when the gateway opened it for this component on its own. */
+            auto_component?: string | null;
+            /** @description Component ids affected. */
+            components: string[];
+            /** Format: int64 */
+            created_at: number;
+            id: string;
+            impact: components["schemas"]["Impact"];
+            /** Format: int64 */
+            monitoring_at?: number | null;
+            name: string;
+            /** Format: int64 */
+            resolved_at?: number | null;
+            status: components["schemas"]["IncidentStatus"];
+            /** Format: int64 */
+            updated_at: number;
+            /** @description Newest first. */
+            updates: components["schemas"]["IncidentUpdate"][];
+        };
+        IncidentList: {
+            data: components["schemas"]["Incident"][];
+        };
+        /**
+         * @description An incident's stage; `resolved` closes it.
+         * @enum {string}
+         */
+        IncidentStatus: "investigating" | "identified" | "monitoring" | "resolved";
+        IncidentUpdate: {
+            body: string;
+            /** Format: int64 */
+            created_at: number;
+            id: string;
+            status: components["schemas"]["IncidentStatus"];
+        };
+        InjectionConfig: {
+            /** @default block */
+            action: components["schemas"]["Action"];
+            /** @default true */
+            enabled: boolean;
+            /**
+             * Format: float
+             * @description A prompt scoring at least this (0–1) fires.
+             * @default 0.5
+             */
+            threshold: number;
+        };
+        InjectionScan: {
+            action: components["schemas"]["Action"];
+            enabled: boolean;
+            /** @description The rule families that matched, highest first. */
+            families: components["schemas"]["FamilyScore"][];
+            /** @description The family a refusal would name, when the score reaches the threshold. */
+            fired?: string | null;
+            /**
+             * Format: float
+             * @description The combined score, 0–1.
+             */
+            score: number;
+            /** Format: float */
+            threshold: number;
+        };
         KeyList: {
             data: components["schemas"]["KeyView"][];
+        };
+        /**
+         * @description A key's own safety switches (in its `overrides.safety`); absent fields
+         *     keep the global settings.
+         */
+        KeySafety: {
+            injection?: boolean | null;
+            injection_action?: null | components["schemas"]["Action"];
+            /** Format: float */
+            injection_threshold?: number | null;
+            input_moderation?: boolean | null;
+            moderation_action?: null | components["schemas"]["Action"];
+            output_moderation?: boolean | null;
         };
         /** @enum {string} */
         KeyStatus: "active" | "revoked" | "expired";
@@ -582,7 +1051,7 @@ export interface components {
              * @default {
              *       "audit": "forever",
              *       "request_logs": "30days",
-             *       "usage": "2months 29days 2h 52m 48s"
+             *       "usage": "90days"
              *     }
              */
             retention: components["schemas"]["Retention"];
@@ -596,6 +1065,127 @@ export interface components {
             has_body: boolean;
             /** @description RFC 3339 form of `at`. */
             time: string;
+        };
+        Maintenance: {
+            body: string;
+            /** Format: int64 */
+            completed_at?: number | null;
+            components: string[];
+            /** Format: int64 */
+            created_at: number;
+            id: string;
+            name: string;
+            /** Format: int64 */
+            scheduled_for: number;
+            /** Format: int64 */
+            scheduled_until: number;
+            /** Format: int64 */
+            started_at?: number | null;
+            status: components["schemas"]["MaintenanceStatus"];
+            /** Format: int64 */
+            updated_at: number;
+        };
+        MaintenanceChange: {
+            body?: string | null;
+            components?: string[] | null;
+            name?: string | null;
+            scheduled_for?: string | null;
+            scheduled_until?: string | null;
+            status?: null | components["schemas"]["MaintenanceStatus"];
+        };
+        MaintenanceList: {
+            data: components["schemas"]["Maintenance"][];
+        };
+        /** @enum {string} */
+        MaintenanceStatus: "scheduled" | "in_progress" | "completed";
+        ModerationConfig: {
+            /**
+             * @description Per-category actions, e.g. `{"harassment": "flag"}`.
+             * @default {}
+             */
+            actions: {
+                [key: string]: components["schemas"]["Action"];
+            };
+            /** @default block */
+            default_action: components["schemas"]["Action"];
+            /**
+             * @description Moderate every text the model will read (messages, tool arguments, prompts, inputs).
+             * @default true
+             */
+            input: boolean;
+            /**
+             * @description Moderate what the model says, streams included.
+             * @default true
+             */
+            output: boolean;
+            /**
+             * Format: int32
+             * @description Characters of streamed text the gateway may hold back at most while
+             *     a phrase could still be completing (bounded latency).
+             * @default 256
+             */
+            stream_hold_back_chars: number;
+            /**
+             * Format: float
+             * @description A category is flagged at this score (0–1).
+             * @default 0.5
+             */
+            threshold: number;
+        };
+        ModerationScan: {
+            /** @description Every category, highest score first. */
+            categories: components["schemas"]["CategoryScore"][];
+            enabled: boolean;
+            /** Format: float */
+            threshold: number;
+        };
+        NewIncident: {
+            /** @description The first update's text. */
+            body: string;
+            /** @description Component ids affected (see `GET /admin/status`). */
+            components?: string[];
+            impact?: null | components["schemas"]["Impact"];
+            name: string;
+        };
+        NewMaintenance: {
+            /** @description What will happen, shown on the page. */
+            body?: string;
+            /** @description Component ids affected. */
+            components: string[];
+            name: string;
+            /** @description RFC 3339. */
+            scheduled_for: string;
+            /** @description RFC 3339. */
+            scheduled_until: string;
+        };
+        NewSubscriber: {
+            /** @description `email` or `webhook`. */
+            kind: string;
+            /** @description An e-mail address, or an `http(s)://` URL. */
+            target: string;
+        };
+        NewUpdate: {
+            body: string;
+            status: components["schemas"]["IncidentStatus"];
+        };
+        NotifyConfig: {
+            /**
+             * Format: int32
+             * @description Deliveries tried per webhook or e-mail before giving up.
+             * @default 5
+             */
+            attempts: number;
+            /**
+             * @description Wait before the first retry; doubled each time.
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 2
+             *     }
+             * @example 2s
+             */
+            retry_base: string;
+            /** @default null */
+            smtp: null | components["schemas"]["SmtpConfig"];
         };
         /** @description Per-key replacements for the tier's numbers; absent fields keep the tier's. */
         Overrides: {
@@ -615,6 +1205,7 @@ export interface components {
             max_concurrent_streams?: number | null;
             /** Format: int32 */
             requests_per_min?: number | null;
+            safety?: null | components["schemas"]["KeySafety"];
             /** Format: int32 */
             tokens_per_min?: number | null;
         };
@@ -656,6 +1247,14 @@ export interface components {
             /** @default false */
             phones: boolean;
         };
+        Refusal: {
+            body: components["schemas"]["ErrorBody"];
+            /**
+             * Format: int32
+             * @description The HTTP status a client would get.
+             */
+            status: number;
+        };
         /** @description How long each kind of data is kept. */
         Retention: {
             /**
@@ -689,18 +1288,84 @@ export interface components {
             /** @description The old key, now expiring at the end of the grace period. */
             old: components["schemas"]["KeyView"];
         };
+        RotatedToken: {
+            /** @description The token file the CLI and the desktop app read. */
+            file: string;
+            /**
+             * @description Dashboard sessions signed out (all but the caller's), and sign-in
+             *     links that stopped working.
+             */
+            sessions_ended: number;
+            /** @description The new admin token: shown only now, and written to `file`. */
+            token: string;
+        };
         RotateKey: {
             /** @description How long the old key keeps working, e.g. `24h` (default) or `0s`. */
             grace?: string | null;
+        };
+        /** @description One model's upstreams: the first is the primary, the rest are tried in order. */
+        RouteConfig: {
+            model: string;
+            /** @description Upstream names, primary first. */
+            upstreams: string[];
+        };
+        SafetyConfig: {
+            /**
+             * @description External moderators, asked besides the built-in one (input, non-stream
+             *     output and `/v1/moderations`).
+             * @default []
+             */
+            external: components["schemas"]["ExternalModerator"][];
+            /**
+             * @default {
+             *       "action": "block",
+             *       "enabled": true,
+             *       "threshold": 0.5
+             *     }
+             */
+            injection: components["schemas"]["InjectionConfig"];
+            /**
+             * @default {
+             *       "actions": {},
+             *       "default_action": "block",
+             *       "input": true,
+             *       "output": true,
+             *       "stream_hold_back_chars": 256,
+             *       "threshold": 0.5
+             *     }
+             */
+            moderation: components["schemas"]["ModerationConfig"];
+        };
+        ScanRequest: {
+            /** @description Apply this key's own safety overrides on top of the settings. */
+            key_id?: string | null;
+            /** @description Scanned as the user message of a chat completion. */
+            text: string;
+        };
+        ScanResult: {
+            /** @description The checks as a request's log record notes them, in the order they run. */
+            checks: components["schemas"]["Check"][];
+            /** @description What the gateway would do with this prompt: `pass`, `flag` or `block`. */
+            decision: string;
+            injection: components["schemas"]["InjectionScan"];
+            moderation: components["schemas"]["ModerationScan"];
+            refusal?: null | components["schemas"]["Refusal"];
         };
         Settings: {
             access: components["schemas"]["AccessConfig"];
             /** @description Serve the built-in `assisters-echo` model. */
             echo_model: boolean;
+            health: components["schemas"]["HealthConfig"];
             limits: components["schemas"]["Limits"];
             logs: components["schemas"]["LogsConfig"];
+            notify: components["schemas"]["NotifyConfig"];
+            /** @description Failover order per model; a change reroutes at once. */
+            routes: components["schemas"]["RouteConfig"][];
+            safety: components["schemas"]["SafetyConfig"];
+            status: components["schemas"]["StatusConfig"];
             /** @description `connect_timeout` and `pool_max_idle_per_host` take effect at the next start. */
             upstream_defaults: components["schemas"]["UpstreamTimeouts"];
+            validation: components["schemas"]["ValidationConfig"];
         };
         SettingsView: {
             data_dir: string;
@@ -708,8 +1373,75 @@ export interface components {
             settings: components["schemas"]["Settings"];
             version: string;
         };
+        SmtpConfig: {
+            /** @description The sender, e.g. `Status <status@example.com>`. */
+            from: string;
+            host: string;
+            /** @description Name of the environment variable holding the password. */
+            password_env?: string | null;
+            /** Format: int32 */
+            port?: number;
+            /** @description `starttls` (default), `tls` (implicit, port 465) or `none` (local relays only). */
+            security?: components["schemas"]["SmtpSecurity"];
+            username?: string | null;
+        };
+        /** @enum {string} */
+        SmtpSecurity: "starttls" | "tls" | "none";
         /** @enum {string} */
         Source: "config" | "admin";
+        StatusConfig: {
+            /**
+             * @description Open an incident when a component goes down, resolve it on recovery.
+             * @default true
+             */
+            auto_incidents: boolean;
+            /**
+             * @description The page's title.
+             * @default Assisters Gateway
+             */
+            name: string;
+            /**
+             * @description Serve `/status` and `/status/summary.json` on the gateway listener
+             *     without a key. The admin API shows the same data either way.
+             * @default true
+             */
+            public: boolean;
+            /**
+             * @description How often component states are derived and uptime is recorded.
+             * @default {
+             *       "nanos": 0,
+             *       "secs": 30
+             *     }
+             * @example 30s
+             */
+            sample_interval: string;
+            /**
+             * @description The page's public address, shown in `summary.json` and notifications.
+             * @default null
+             */
+            url: string | null;
+        };
+        StatusView: {
+            components: components["schemas"]["Component"][];
+            description: string;
+            indicator: components["schemas"]["Impact"];
+            page_url: string;
+            public: boolean;
+            /** @description When the components were last derived (RFC 3339). */
+            updated_at: string;
+        };
+        Subscriber: {
+            /** Format: int64 */
+            created_at: number;
+            id: string;
+            /** @description `email` or `webhook`. */
+            kind: string;
+            /** @description The address or the URL. */
+            target: string;
+        };
+        SubscriberList: {
+            data: components["schemas"]["Subscriber"][];
+        };
         TestResult: {
             error?: string | null;
             /** Format: int64 */
@@ -736,6 +1468,18 @@ export interface components {
         };
         TierList: {
             data: components["schemas"]["Tier"][];
+        };
+        TlsView: {
+            /**
+             * @description TLS 1.2 accepted besides 1.3 (`[tls] allow_tls12`, or
+             *     `ASSISTERS_TLS__ALLOW_TLS12`): read at start, so a change needs a restart.
+             */
+            allow_tls12: boolean;
+            certificate?: null | components["schemas"]["CertInfo"];
+            /** @description Whether the gateway listener serves HTTPS. */
+            enabled: boolean;
+            /** @description Extra CAs trusted for upstream calls, besides the Mozilla roots. */
+            upstream_ca_file?: string | null;
         };
         UpdateKey: {
             allowed_domains?: string[] | null;
@@ -771,6 +1515,21 @@ export interface components {
             api_key?: string | null;
             base_url?: string | null;
             models?: string[] | null;
+        };
+        UpstreamHealth: {
+            circuit: components["schemas"]["Circuit"];
+            /** Format: int32 */
+            consecutive_failures: number;
+            /** Format: int64 */
+            failures: number;
+            /** Format: int64 */
+            last_probe_ms?: number | null;
+            last_probe_ok?: boolean | null;
+            /**
+             * Format: int64
+             * @description Attempts and failures during the last sampling window.
+             */
+            requests: number;
         };
         UpstreamList: {
             data: components["schemas"]["UpstreamView"][];
@@ -825,6 +1584,38 @@ export interface components {
             served_models: string[];
             source: components["schemas"]["Source"];
         };
+        /** @description One component's samples on one UTC day. */
+        UptimeDay: {
+            /**
+             * Format: int64
+             * @description Days since 1970-01-01 (UTC).
+             */
+            day: number;
+            /** Format: int32 */
+            degraded: number;
+            /** Format: int32 */
+            maintenance: number;
+            /** Format: int32 */
+            major: number;
+            /** Format: int32 */
+            operational: number;
+            /** Format: int32 */
+            partial: number;
+        };
+        UptimeDayView: components["schemas"]["UptimeDay"] & {
+            /** @description `YYYY-MM-DD` (UTC). */
+            date: string;
+            /**
+             * Format: double
+             * @description Share of the day up, 0 to 1; absent without samples.
+             */
+            uptime?: number | null;
+        };
+        UptimeHistory: {
+            data: components["schemas"]["ComponentUptime"][];
+            /** Format: int64 */
+            days: number;
+        };
         UsagePage: {
             data: components["schemas"]["UsageRow"][];
             granularity: components["schemas"]["Granularity"];
@@ -851,6 +1642,53 @@ export interface components {
             prompt_tokens: number;
             /** Format: int64 */
             requests: number;
+        };
+        /**
+         * @description Bounds on what one request may carry (the body's byte size is
+         *     `limits.max_body_bytes`).
+         */
+        ValidationConfig: {
+            /**
+             * @description Check bodies against the schemas and the limits below. The strict
+             *     JSON rules (no duplicate keys, `max_depth`) apply even when off.
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Format: int32
+             * @description Deepest nesting of arrays and objects.
+             * @default 32
+             */
+            max_depth: number;
+            /**
+             * Format: int64
+             * @description Characters in one message (all its text: content parts, names, tool arguments).
+             * @default 1000000
+             */
+            max_message_chars: number;
+            /**
+             * Format: int32
+             * @default 1024
+             */
+            max_messages: number;
+            /**
+             * Format: int32
+             * @description Largest `n` (choices per request).
+             * @default 16
+             */
+            max_n: number;
+            /**
+             * Format: int64
+             * @description Largest `max_tokens` / `max_completion_tokens`.
+             * @default 1000000
+             */
+            max_tokens: number;
+            /**
+             * Format: int64
+             * @description Characters in all the text of a request together.
+             * @default 4000000
+             */
+            max_total_chars: number;
         };
         Verification: {
             /** Format: int64 */
@@ -975,6 +1813,172 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+        };
+    };
+    incidents_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many (default 50, at most 500). */
+                limit?: number;
+                /** @description Only unresolved incidents. */
+                open?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentList"];
+                };
+            };
+        };
+    };
+    incidents_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewIncident"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Incident"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    incidents_get_one: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Incident"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    incidents_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Change"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Incident"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    incidents_add_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewUpdate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Incident"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1214,6 +2218,8 @@ export interface operations {
                 /** @description At most this many (default 50, at most 500). */
                 limit?: number;
                 model?: string;
+                /** @description Only records where a safety check took this action: `block`, `flag` or `log`. */
+                safety_action?: string;
                 /** @description RFC 3339; only records at or after this time. */
                 since?: string;
                 status?: number;
@@ -1302,6 +2308,136 @@ export interface operations {
             };
         };
     };
+    incidents_list_maintenances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MaintenanceList"];
+                };
+            };
+        };
+    };
+    incidents_schedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewMaintenance"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Maintenance"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    incidents_update_maintenance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MaintenanceChange"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Maintenance"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    safety_scan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScanRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanResult"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     settings_show: {
         parameters: {
             query?: never;
@@ -1348,6 +2484,129 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    status_show: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusView"];
+                };
+            };
+        };
+    };
+    status_list_subscribers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriberList"];
+                };
+            };
+        };
+    };
+    status_add_subscriber: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSubscriber"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedSubscriber"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    status_remove_subscriber: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    status_uptime: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UptimeHistory"];
                 };
             };
         };
@@ -1506,6 +2765,87 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    tls_show: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TlsView"];
+                };
+            };
+        };
+    };
+    tls_reload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TlsView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    token_rotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedToken"];
+                };
+            };
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
