@@ -13,7 +13,7 @@ export const PAGES: Page[] = [
   { path: '/keys', label: 'Keys', group: 'Gateway' },
   { path: '/tiers', label: 'Tiers', group: 'Gateway' },
   { path: '/upstreams', label: 'Upstreams', group: 'Gateway' },
-  { path: '/safety', label: 'Safety', group: 'Gateway', soon: true },
+  { path: '/safety', label: 'Safety', group: 'Gateway' },
   { path: '/logs', label: 'Logs', group: 'Observe' },
   { path: '/usage', label: 'Usage', group: 'Observe' },
   { path: '/audit', label: 'Audit', group: 'Observe' },
