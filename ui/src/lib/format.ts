@@ -155,13 +155,13 @@ export function formatLatency(ms: number): string {
  * the gateway listens on. A wildcard address (0.0.0.0, ::) is reachable by
  * the host name this page was opened with.
  */
-export function gatewayBaseUrl(listen: string | null | undefined, pageHost = 'localhost'): string | null {
+export function gatewayBaseUrl(listen: string | null | undefined, pageHost = 'localhost', tls = false): string | null {
   if (!listen) return null;
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen.trim());
   if (!m) return null;
   let host = m[1];
   if (host === '0.0.0.0' || host === '[::]') host = pageHost;
-  return `http://${host}:${m[2]}/v1`;
+  return `${tls ? 'https' : 'http'}://${host}:${m[2]}/v1`;
 }
 
 /** "ask_YNsCrHaz" → "ask_YNsCrHaz…" so nobody mistakes it for a secret. */

@@ -101,6 +101,7 @@ describe('numbers', () => {
 describe('gatewayBaseUrl', () => {
   it('builds the /v1 base URL from the listen address', () => {
     expect(gatewayBaseUrl('127.0.0.1:8787')).toBe('http://127.0.0.1:8787/v1');
+    expect(gatewayBaseUrl('127.0.0.1:8443', 'localhost', true)).toBe('https://127.0.0.1:8443/v1');
     expect(gatewayBaseUrl('[::1]:8787')).toBe('http://[::1]:8787/v1');
   });
   it('replaces a wildcard address with the host of the page', () => {

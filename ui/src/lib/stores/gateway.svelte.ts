@@ -12,9 +12,13 @@ class GatewayStore {
   error = $state<unknown>(null);
   loading = $state(false);
 
-  /** `http://127.0.0.1:8787/v1`, or null before the settings arrive. */
+  /** `http://127.0.0.1:8787/v1` (https when the listener has TLS), or null before the settings arrive. */
   endpoint = $derived(
-    gatewayBaseUrl(this.view?.listeners?.listen, typeof location !== 'undefined' ? location.hostname : 'localhost'),
+    gatewayBaseUrl(
+      this.view?.listeners?.listen,
+      typeof location !== 'undefined' ? location.hostname : 'localhost',
+      !!this.view?.listeners?.tls_fingerprint_sha256,
+    ),
   );
 
   async load(): Promise<void> {
