@@ -91,6 +91,21 @@ export function rulesForm(s: SafetyConfig): RulesForm {
   };
 }
 
+/**
+ * Which cards have edits, valid or not (so Save can say what is wrong).
+ * A category set to what it already does is no edit.
+ */
+export function rulesDirty(f: RulesForm, s: SafetyConfig): { moderation: boolean; injection: boolean } {
+  const saved = rulesForm(s);
+  const differs = (keys: (keyof RulesForm)[]) => keys.some((k) => f[k] !== saved[k]);
+  return {
+    moderation:
+      differs(['input', 'output', 'threshold', 'default_action', 'stream_hold_back_chars']) ||
+      CATEGORIES.some((c) => actionOf(f, c.id) !== actionOf(saved, c.id)),
+    injection: differs(['injection_enabled', 'injection_threshold', 'injection_action']),
+  };
+}
+
 /** The action a category takes under the form as it stands. */
 export function actionOf(f: RulesForm, c: Category): SafetyAction {
   return f.actions[c] ?? f.default_action;

@@ -10,6 +10,7 @@ import {
   parseModerator,
   percent,
   rulesForm,
+  rulesDirty,
   rulesPatch,
   scoreTone,
   skippedChecks,
@@ -68,6 +69,16 @@ describe('moderation and injection form', () => {
       moderation: { output: false, actions: { violence: 'log' } },
       injection: { action: 'flag', threshold: 0.8 },
     });
+  });
+
+  it('knows which card has edits, even invalid ones', () => {
+    const f = rulesForm(safety);
+    expect(rulesDirty(f, safety)).toEqual({ moderation: false, injection: false });
+    expect(rulesDirty({ ...f, threshold: '2' }, safety)).toEqual({ moderation: true, injection: false });
+    expect(rulesDirty({ ...f, injection_action: 'log' }, safety)).toEqual({ moderation: false, injection: true });
+    expect(rulesDirty({ ...f, actions: { ...f.actions, hate: 'log' } }, safety).moderation).toBe(true);
+    // Choosing what a category already does by default is no edit.
+    expect(rulesDirty({ ...f, actions: { ...f.actions, hate: 'block' } }, safety).moderation).toBe(false);
   });
 
   it('refuses thresholds outside (0, 1] and bad hold-backs', () => {
