@@ -847,6 +847,8 @@ try {
 
     await item.getByRole('button', { name: `Resolve ${name}` }).click();
     const res = page.getByRole('dialog', { name: 'Resolve incident' });
+    await res.getByLabel('Message').waitFor();
+    await sleep(300);
     await shot(page, 'status-resolve-light', { fullPage: false });
     await res.getByRole('button', { name: 'Resolve incident' }).click();
     await page.getByText('Incident resolved').waitFor();

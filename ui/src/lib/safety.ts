@@ -46,9 +46,10 @@ export function familyLabel(f: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-/** 0.734 → "73%"; a score that is not zero never shows as 0%. */
+/** 0.734 → "73%"; only 0 shows as 0% and only 1 as 100%. */
 export function percent(score: number): string {
   if (score > 0 && score < 0.005) return '<1%';
+  if (score < 1 && score >= 0.995) return '>99%';
   return `${Math.round(score * 100)}%`;
 }
 

@@ -43,6 +43,8 @@ describe('safety vocabulary', () => {
     expect(percent(0.734)).toBe('73%');
     expect(percent(0)).toBe('0%');
     expect(percent(0.001)).toBe('<1%');
+    expect(percent(0.999)).toBe('>99%');
+    expect(percent(1)).toBe('100%');
     expect(scoreTone(0.5, 0.5)).toBe('danger');
     expect(scoreTone(0.3, 0.5)).toBe('warning');
     expect(scoreTone(0.1, 0.5)).toBe('neutral');
