@@ -383,6 +383,15 @@ async fn admin_changes_survive_kill_9() {
     assert_eq!((s, v["name"].as_str()), (200, Some("durable")));
 }
 
+/// A client that shows redirects instead of following them (the login link
+/// answers 303 with the cookie).
+fn no_redirect() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_time_login_link_becomes_a_strict_session_cookie() {
     let gw = Gateway::start(&config_with(None, "")).await;
@@ -392,10 +401,7 @@ async fn one_time_login_link_becomes_a_strict_session_cookie() {
     assert_eq!(s, 200);
     let url = v["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&gw.admin) && url.contains("/login?code="));
-    let no_redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let no_redirect = no_redirect();
     let r = no_redirect.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(
@@ -560,10 +566,7 @@ async fn the_desktop_webview_origin_gets_cors_and_no_other_does() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotating_the_admin_token_replaces_it_at_once_and_keeps_the_callers_session() {
     let gw = Gateway::start(&config_with(None, "")).await;
-    let no_redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let no_redirect = no_redirect();
     let mut sessions = Vec::new();
     for _ in 0..2 {
         let (_, v) = gw
