@@ -176,6 +176,9 @@ async function axeCheck(page, label) {
 }
 
 async function shot(page, name, { fullPage = true } = {}) {
+  // A full-page capture of a scrolled page draws the sticky header and
+  // sidebar where they were in the viewport, half-way down the image.
+  if (fullPage) await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
 }
 
