@@ -319,6 +319,26 @@ async fn every_admin_change_is_audited_in_a_verifiable_chain() {
         .collect();
     assert_eq!(actions, ["settings.update", "key.revoke", "key.create"]);
     assert_eq!(v["data"][1]["source"], "127.0.0.1");
+    // Filters: a family of actions, one action, a target, an actor.
+    for (query, want) in [
+        ("action=key", vec!["key.revoke", "key.create"]),
+        ("action=key.create", vec!["key.create"]),
+        ("action=ke", vec![]),
+        (&format!("target={id}"), vec!["key.revoke", "key.create"]),
+        ("actor=dashboard", vec![]),
+        ("actor=admin-token&action=settings", vec!["settings.update"]),
+    ] {
+        let (_, v) = gw
+            .admin_call(Method::GET, &format!("/admin/audit?{query}"), None)
+            .await;
+        let got: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "{query}");
+    }
     let (_, ver) = gw
         .admin_call(Method::GET, "/admin/audit/verify", None)
         .await;

@@ -1,4 +1,5 @@
-//! `/admin/audit`: the audit log, newest first, and its chain verification.
+//! `/admin/audit`: the audit log, newest first, filtered by action, actor
+//! or target, and its chain verification.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -23,6 +24,12 @@ pub struct Page {
     pub limit: Option<u32>,
     /// Only entries older than this sequence number.
     pub before: Option<i64>,
+    /// An action (`key.create`) or a family of actions (`key`).
+    pub action: Option<String>,
+    /// `admin-token`, `dashboard`, `gateway`…
+    pub actor: Option<String>,
+    /// A key's or upstream's id, a tier's name, `settings`…
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -44,9 +51,15 @@ pub async fn list(
     AdminQuery(p): AdminQuery<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    let some = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let filter = crate::store::audit::Filter {
+        action: some(p.action),
+        actor: some(p.actor),
+        target: some(p.target),
+    };
     let data = state
         .store
-        .read(move |c| crate::store::audit::list(c, limit, p.before))
+        .read(move |c| crate::store::audit::list(c, limit, p.before, &filter))
         .await?;
     Ok(Json(AuditPage { data }))
 }

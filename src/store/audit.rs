@@ -106,17 +106,38 @@ fn parse_json(s: Option<String>) -> Option<serde_json::Value> {
 }
 
 /// Newest first; `before_seq` pages backwards.
+/// What an audit listing keeps; `None` keeps everything.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// An action (`key.create`) or a family of them (`key`).
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+}
+
 pub fn list(
     c: &Connection,
     limit: u32,
     before_seq: Option<i64>,
+    f: &Filter,
 ) -> Result<Vec<AuditEntry>, StoreError> {
+    // A family matches by its prefix up to the dot; `substr` rather than
+    // LIKE so that `_` and `%` in what the admin typed mean themselves.
     let mut stmt = c.prepare(
         "SELECT seq, at, actor, source, action, target, before, after FROM audit_log \
-         WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+         WHERE seq < ?1 \
+           AND (?3 IS NULL OR action = ?3 OR substr(action, 1, length(?3) + 1) = ?3 || '.') \
+           AND (?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR target = ?5) \
+         ORDER BY seq DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(
-        params![before_seq.unwrap_or(i64::MAX), limit],
+        params![
+            before_seq.unwrap_or(i64::MAX),
+            limit,
+            f.action,
+            f.actor,
+            f.target
+        ],
         entry_from_row,
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -590,6 +590,19 @@ try {
     await page.getByText(/Page 1 · entries/).waitFor();
     await page.getByRole('button', { name: /Show details of entry/ }).first().click();
     await page.getByRole('heading', { name: 'Before' }).waitFor();
+    // Filters are applied by the server, so they reach past the first page.
+    const table = page.getByRole('region', { name: 'Audit entries' }).locator('table');
+    await page.getByLabel('Action', { exact: true }).selectOption('tier');
+    await table.getByText('Tier created').first().waitFor();
+    assert((await table.getByText('Key created').count()) === 0, 'the action filter let key entries through');
+    await page.getByLabel('Action', { exact: true }).selectOption('');
+    await page.getByLabel('Actor', { exact: true }).selectOption('dashboard');
+    await table.getByText('Dashboard sign-in').first().waitFor();
+    await page.getByLabel('Target', { exact: true }).fill('no-such-target');
+    await page.getByText('No entries match').waitFor();
+    await shot(page, 'audit-filtered-empty-light');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await table.getByText('Key created').first().waitFor();
   });
 
   await test('overview: a request made with a created key appears in live traffic', async () => {
@@ -839,6 +852,7 @@ try {
     await pub.goto(publicUrl);
     await pub.getByRole('region', { name: 'Active incidents' }).getByRole('heading', { name }).waitFor();
     await shot(pub, 'public-status-incident-light');
+    await axeCheck(pub, 'public status page');
 
     await item.getByRole('button', { name: 'Post update' }).click();
     const upd = page.getByRole('dialog', { name: 'Post an update' });
@@ -862,6 +876,10 @@ try {
     await pub.getByRole('region', { name: 'Past incidents' }).locator('summary', { hasText: name }).waitFor();
     assert((await pub.getByRole('region', { name: 'Active incidents' }).count()) === 0, 'the incident is still active on /status');
     await shot(pub, 'public-status-resolved-light');
+    await axeCheck(pub, 'public status page, all operational');
+    await pub.emulateMedia({ colorScheme: 'dark' });
+    await shot(pub, 'public-status-resolved-dark');
+    await axeCheck(pub, 'public status page (dark)');
     await pub.close();
   });
 

@@ -11,7 +11,62 @@ const ACTIONS: Record<string, string> = {
   'settings.update': 'Settings changed',
   'session.login': 'Dashboard sign-in',
   'session.link': 'Sign-in link issued',
+  'tier.create': 'Tier created',
+  'tier.update': 'Tier updated',
+  'tier.delete': 'Tier deleted',
+  'log.read_body': 'Request body read',
+  'crypto.rotate': 'Master key rotated',
+  'tls.reload': 'Certificate reloaded',
+  'admin_token.rotate': 'Admin token rotated',
+  'incident.create': 'Incident opened',
+  'incident.update': 'Incident updated',
+  'maintenance.create': 'Maintenance scheduled',
+  'maintenance.update': 'Maintenance changed',
+  'status.subscriber.create': 'Status subscriber added',
+  'status.subscriber.delete': 'Status subscriber removed',
+  'audit.prune': 'Old entries pruned',
 };
+
+/** The families of actions the Audit page filters by (`?action=key` matches `key.*`). */
+export const ACTION_FAMILIES: readonly { value: string; label: string }[] = [
+  { value: 'key', label: 'Keys' },
+  { value: 'tier', label: 'Tiers' },
+  { value: 'upstream', label: 'Upstreams' },
+  { value: 'settings', label: 'Settings' },
+  { value: 'log', label: 'Request bodies read' },
+  { value: 'session', label: 'Dashboard sign-ins' },
+  { value: 'admin_token', label: 'Admin token' },
+  { value: 'crypto', label: 'Master key' },
+  { value: 'tls', label: 'TLS' },
+  { value: 'incident', label: 'Incidents' },
+  { value: 'maintenance', label: 'Maintenance' },
+  { value: 'status', label: 'Status subscribers' },
+  { value: 'audit', label: 'Audit log pruning' },
+];
+
+export const ACTORS: readonly { value: string; label: string }[] = [
+  { value: 'dashboard', label: 'Dashboard' },
+  { value: 'admin-token', label: 'Admin token (CLI, scripts)' },
+  { value: 'system', label: 'The gateway itself' },
+];
+
+export interface AuditFilter {
+  action: string;
+  actor: string;
+  target: string;
+}
+
+export const NO_AUDIT_FILTER: AuditFilter = { action: '', actor: '', target: '' };
+
+/** The query parameters of a filter: only those set, trimmed. */
+export function auditQuery(f: AuditFilter): { action?: string; actor?: string; target?: string } {
+  const q: { action?: string; actor?: string; target?: string } = {};
+  for (const k of ['action', 'actor', 'target'] as const) {
+    const v = f[k].trim();
+    if (v) q[k] = v;
+  }
+  return q;
+}
 
 /** "key.create" → "Key created"; unknown actions are shown as they are. */
 export function describeAction(action: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AuditCursor, actionTone, changedFields, describeAction } from '../lib/audit';
+import { AuditCursor, NO_AUDIT_FILTER, actionTone, auditQuery, changedFields, describeAction } from '../lib/audit';
 
 describe('audit helpers', () => {
   it('describes known actions and passes unknown ones through', () => {
@@ -27,5 +27,13 @@ describe('audit helpers', () => {
     c.older(10);
     c.reset();
     expect(c.page).toBe(1);
+  });
+});
+
+describe('audit filters', () => {
+  it('sends only the filters that are set, trimmed', () => {
+    expect(auditQuery(NO_AUDIT_FILTER)).toEqual({});
+    expect(auditQuery({ action: 'key', actor: '', target: '  key_123 ' })).toEqual({ action: 'key', target: 'key_123' });
+    expect(describeAction('admin_token.rotate')).toBe('Admin token rotated');
   });
 });

@@ -1709,10 +1709,16 @@ export interface operations {
     audit_list: {
         parameters: {
             query?: {
+                /** @description An action (`key.create`) or a family of actions (`key`). */
+                action?: string;
+                /** @description `admin-token`, `dashboard`, `gateway`… */
+                actor?: string;
                 /** @description Only entries older than this sequence number. */
                 before?: number;
                 /** @description At most this many entries (default 100, at most 1000). */
                 limit?: number;
+                /** @description A key's or upstream's id, a tier's name, `settings`… */
+                target?: string;
             };
             header?: never;
             path?: never;
