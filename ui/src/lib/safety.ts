@@ -251,13 +251,11 @@ export function verdict(r: ScanResult): Verdict {
       detail: `Flagged for ${what.join(', ') || 'a rule'}; the client sees x-assisters-safety: flagged.`,
     };
   }
-  return {
-    tone: 'success',
-    title: 'Passes',
-    detail: what.length
-      ? `Recorded only (${what.join(', ')}): the action is set to log.`
-      : 'Nothing reached a threshold; the request would go to the model.',
-  };
+  const skipped = r.checks.some((c) => c.status === 'skipped');
+  let detail = 'Nothing reached a threshold; the request would go to the model.';
+  if (what.length) detail = `Recorded only (${what.join(', ')}): the action is set to log.`;
+  else if (skipped) detail = 'Nothing that ran reached a threshold; some checks did not run (see below).';
+  return { tone: 'success', title: 'Passes', detail };
 }
 
 /** The checks that did not run, with why (disabled, skipped after a block, moderator down). */

@@ -146,6 +146,8 @@ describe('scan verdict', () => {
     const logged = { ...fired, check: 'moderation', engine: 'builtin', fired: ['violence'], action: 'log' };
     expect(verdict(scan({ checks: [logged] }))).toMatchObject({ tone: 'success', detail: expect.stringContaining('Violence') });
     expect(verdict(scan({})).detail).toMatch(/Nothing reached/);
+    const off = { check: 'injection', stage: 'input', engine: 'rules', status: 'skipped', reason: 'disabled', fired: [], action: 'none' };
+    expect(verdict(scan({ checks: [off] })).detail).toMatch(/did not run/);
   });
 
   it('lists the checks that did not run and why', () => {
