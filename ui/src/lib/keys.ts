@@ -130,6 +130,17 @@ export function parseOverrides(f: OverridesForm): { overrides: Overrides; errors
   return { overrides, errors };
 }
 
+/**
+ * The overrides to send when the limit fields change: the API replaces the
+ * whole object, so what the form does not show (safety switches, body
+ * logging, concurrent requests) is carried over from the key as it is.
+ */
+export function mergedOverrides(current: Overrides | null | undefined, limits: Overrides): Overrides {
+  const kept: Overrides = { ...(current ?? {}) };
+  for (const { key } of OVERRIDE_FIELDS) delete kept[key];
+  return { ...kept, ...limits };
+}
+
 /** "2 domains · 1 IP range · 3 models", or "" when the key is unrestricted. */
 export function restrictionSummary(k: Pick<KeyView, 'models' | 'allowed_domains' | 'allowed_ips'>): string {
   const parts: string[] = [];

@@ -6,6 +6,7 @@ import {
   filterKeys,
   isFiltered,
   overridesForm,
+  mergedOverrides,
   parseOverrides,
   restrictionSummary,
   sortKeys,
@@ -110,5 +111,14 @@ describe('helpers', () => {
       max_concurrent_streams: '',
       daily_token_budget: '',
     });
+  });
+  it('keeps the overrides the form does not show when the limits change', () => {
+    const current = { requests_per_min: 5, log_bodies: false, safety: { injection: false } };
+    expect(mergedOverrides(current, { tokens_per_min: 900 })).toEqual({
+      tokens_per_min: 900,
+      log_bodies: false,
+      safety: { injection: false },
+    });
+    expect(mergedOverrides(null, {})).toEqual({});
   });
 });
