@@ -1,7 +1,7 @@
 // The Safety page's vocabulary, its forms and their conversion to merge
 // patches of `settings.safety`, and how a scan result reads. Pure, unit-tested.
 
-import type { Category, ExternalModerator, SafetyAction, SafetyConfig, ScanResult } from './api/client';
+import type { Category, ExternalModerator, KeySafety, SafetyAction, SafetyConfig, ScanResult } from './api/client';
 import { parseDuration } from './format';
 
 export const CATEGORIES: readonly { id: Category; label: string }[] = [
@@ -160,6 +160,45 @@ export function rulesPatch(f: RulesForm, s: SafetyConfig): { patch: Record<strin
   if (Object.keys(moderation).length) patch.moderation = moderation;
   if (Object.keys(injection).length) patch.injection = injection;
   return { patch, errors };
+}
+
+// ---------------------------------------------------------------------------
+// A key's own switches ('' follows the settings)
+
+export type Switch = '' | 'on' | 'off';
+
+export interface KeySafetyForm {
+  input_moderation: Switch;
+  output_moderation: Switch;
+  moderation_action: SafetyAction | '';
+  injection: Switch;
+  injection_action: SafetyAction | '';
+}
+
+const SWITCHES = ['input_moderation', 'output_moderation', 'injection'] as const;
+const KEY_ACTIONS = ['moderation_action', 'injection_action'] as const;
+
+export function keySafetyForm(k: KeySafety | null | undefined): KeySafetyForm {
+  const sw = (v: boolean | null | undefined): Switch => (v === true ? 'on' : v === false ? 'off' : '');
+  return {
+    input_moderation: sw(k?.input_moderation),
+    output_moderation: sw(k?.output_moderation),
+    moderation_action: k?.moderation_action ?? '',
+    injection: sw(k?.injection),
+    injection_action: k?.injection_action ?? '',
+  };
+}
+
+/**
+ * The key's switches from the form, keeping what the form does not show
+ * (the injection threshold); null when the key follows the settings in all.
+ */
+export function keySafety(f: KeySafetyForm, current: KeySafety | null | undefined): KeySafety | null {
+  const out: KeySafety = {};
+  if (current?.injection_threshold != null) out.injection_threshold = current.injection_threshold;
+  for (const k of SWITCHES) if (f[k]) out[k] = f[k] === 'on';
+  for (const k of KEY_ACTIONS) if (f[k]) out[k] = f[k] as SafetyAction;
+  return Object.keys(out).length ? out : null;
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import {
   actionOf,
   categoryLabel,
   familyLabel,
+  keySafety,
+  keySafetyForm,
   moderatorForm,
   moderatorTarget,
   parseModerator,
@@ -158,5 +160,25 @@ describe('scan verdict', () => {
       ],
     });
     expect(skippedChecks(r)).toEqual(['Injection detection: disabled', 'Moderation (external:oai): timed out after 2s']);
+  });
+});
+
+describe("a key's own switches", () => {
+  it('follows the settings unless told otherwise', () => {
+    const f = keySafetyForm(null);
+    expect(f).toEqual({ input_moderation: '', output_moderation: '', moderation_action: '', injection: '', injection_action: '' });
+    expect(keySafety(f, null)).toBeNull();
+  });
+
+  it('round-trips switches and actions, keeping the threshold the form does not show', () => {
+    const current = { injection: false, injection_threshold: 0.8, moderation_action: 'flag' as const };
+    const f = keySafetyForm(current);
+    expect(f).toMatchObject({ injection: 'off', moderation_action: 'flag', input_moderation: '' });
+    expect(keySafety({ ...f, input_moderation: 'on' }, current)).toEqual({
+      injection: false,
+      injection_threshold: 0.8,
+      moderation_action: 'flag',
+      input_moderation: true,
+    });
   });
 });

@@ -31,6 +31,7 @@ export type LogPage = Schemas['LogPage'];
 export type LogBody = Schemas['LogBody'];
 export type LogsConfig = Schemas['LogsConfig'];
 export type SafetyConfig = Schemas['SafetyConfig'];
+export type KeySafety = Schemas['KeySafety'];
 export type ModerationConfig = Schemas['ModerationConfig'];
 export type InjectionConfig = Schemas['InjectionConfig'];
 export type ExternalModerator = Schemas['ExternalModerator'];
