@@ -311,12 +311,7 @@ async fn every_admin_change_is_audited_in_a_verifiable_chain() {
     .await;
     let (s, v) = gw.admin_call(Method::GET, "/admin/audit", None).await;
     assert_eq!(s, 200);
-    let actions: Vec<&str> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = actions_of(&v);
     assert_eq!(actions, ["settings.update", "key.revoke", "key.create"]);
     assert_eq!(v["data"][1]["source"], "127.0.0.1");
     // Filters: a family of actions, one action, a target, an actor.
@@ -331,12 +326,7 @@ async fn every_admin_change_is_audited_in_a_verifiable_chain() {
         let (_, v) = gw
             .admin_call(Method::GET, &format!("/admin/audit?{query}"), None)
             .await;
-        let got: Vec<&str> = v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
+        let got: Vec<&str> = actions_of(&v);
         assert_eq!(got, want, "{query}");
     }
     let (_, ver) = gw
@@ -403,6 +393,16 @@ async fn admin_changes_survive_kill_9() {
     assert_eq!((s, v["name"].as_str()), (200, Some("durable")));
 }
 
+/// The actions of an audit page, newest first.
+fn actions_of(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
+}
+
 /// A client that shows redirects instead of following them (the login link
 /// answers 303 with the cookie).
 fn no_redirect() -> reqwest::Client {
@@ -465,12 +465,7 @@ async fn one_time_login_link_becomes_a_strict_session_cookie() {
     assert_eq!(r.status(), 401);
 
     let (_, audit) = gw.admin_call(Method::GET, "/admin/audit", None).await;
-    let actions: Vec<&str> = audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = actions_of(&audit);
     assert!(actions.contains(&"session.login"), "{actions:?}");
 
     let r = no_redirect
