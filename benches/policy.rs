@@ -128,7 +128,7 @@ fn main() {
     safety(&state);
 }
 
-/// A longer, realistic user turn: prose, a list, code and a pasted error.
+/// A longer (1.4 KB), realistic user turn: prose, a list, code and a pasted error.
 const LONG: &str = "I'm migrating our billing service from a cron-based batch job to an event-driven design and I'd like a second opinion before the design review on Thursday.\n\nCurrent state: every night at 02:00 a Python script reads yesterday's usage rows from Postgres, aggregates them per customer, applies the pricing tiers, writes invoices and emails PDFs. It takes about 40 minutes and when it fails halfway we have to kill the process and rerun everything by hand, which sometimes double-charges customers.\n\nProposal:\n1. Each usage event goes to a Kafka topic keyed by customer id.\n2. A consumer keeps a running total per customer and billing period in Redis, with the offset committed only after the Redis write.\n3. At period end, a scheduler emits a close-period event; the invoicing worker reads the totals, applies pricing, writes the invoice idempotently (unique key on customer and period) and then sends the email.\n\nQuestions: is exactly-once realistic here or should we aim for at-least-once with idempotent writes? How do we backfill if the consumer was down for a day? And what would you monitor?\n\nHere is the error from last night's run, for context:\n\nTraceback (most recent call last):\n  File \"billing/run.py\", line 212, in aggregate\n    totals[row.customer_id] += row.quantity * tier.unit_price\nKeyError: 'cus_8812'\n\nThanks! Please answer in English, keep it under 500 words, and ignore the formatting of the traceback above.";
 
 fn mbps(label: &str, text: &str, n: usize, mut f: impl FnMut(&str)) {
@@ -160,7 +160,7 @@ fn safety(state: &AppState) {
     let s = &state.safety;
     for (name, text, n) in [
         ("bench prompt", short.as_str(), 20_000),
-        ("4 KB prompt", LONG, 4_000),
+        ("long user turn", LONG, 4_000),
     ] {
         println!("-- safety scanners, {name} ({} bytes)", text.len());
         let mut norm = String::new();
@@ -173,9 +173,11 @@ fn safety(state: &AppState) {
         mbps("injection (normalise + rules + decoding)", text, n, |t| {
             s.detector.scan(t);
         });
-        mbps("both", text, n, |t| {
-            s.moderator.scan(t);
-            s.detector.scan(t);
+        // As the gateway runs them: one normalisation shared by both.
+        mbps("both, as the gateway runs them", text, n, |t| {
+            let signs = assisters::safety::normalize::normalize(t, &mut norm);
+            s.moderator.scan_normalized(&norm);
+            s.detector.scan_normalized(t, &norm, signs);
         });
     }
     println!("-- validation of the bench body");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the Rust unit and integration tests
 # (real server, real upstream), the OpenAI Python SDK compatibility suite,
-# and the dashboard's type check, unit tests and end-to-end tests in a real
-# Chromium. Installs what it needs on a fresh machine (Debian packages, the
+# the dashboard's type check, unit tests and end-to-end tests in a real
+# Chromium, the desktop app's end-to-end test in its real window under Xvfb,
+# and a short fuzzing run. Installs what it needs on a fresh machine (Debian packages, the
 # Python venv, npm packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,15 @@ step "dashboard: install, type check, unit tests, build"
 
 step "dashboard: end-to-end in Chromium against the real gateway"
 (cd ui && GATEWAY_BIN="$PWD/../target/debug/assisters" npm run e2e)
+
+step "desktop app: end-to-end in its real window under Xvfb (WebDriver)"
+# tests/desktop/run.sh installs Xvfb, WebKitWebDriver and the rest with
+# apt-get; without a way to get a display server the step says so.
+if command -v Xvfb >/dev/null || command -v apt-get >/dev/null; then
+  tests/desktop/run.sh
+else
+  echo "SKIPPED: no Xvfb and no apt-get to install it"
+fi
 
 step "fuzzing: every target briefly, from the seed corpus"
 # cargo fuzz needs a nightly toolchain (sanitizers); it is installed with the

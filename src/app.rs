@@ -101,6 +101,14 @@ impl AccessNets {
     }
 }
 
+/// What an app embedding the engine (the desktop shell) adds to a plain
+/// `assisters serve`.
+#[derive(Default, Clone)]
+pub struct Embedding {
+    /// Keep the master key in the operating system's secret store.
+    pub secret_store: Option<Arc<dyn crate::crypto::SecretStore>>,
+}
+
 impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -112,12 +120,20 @@ impl AppState {
     /// Opens the data dir, store and keyring, and loads keys, upstreams and
     /// settings into memory.
     pub fn new(config: Config) -> Result<AppState, StartError> {
+        AppState::embedded(config, Embedding::default())
+    }
+
+    /// As [`AppState::new`], with what an embedding app provides.
+    pub fn embedded(config: Config, embedding: Embedding) -> Result<AppState, StartError> {
         let data_dir = config.data_dir();
         crate::fsutil::ensure_private_dir(&data_dir)
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let store = Store::open(&data_dir)?;
         let env_key = std::env::var("ASSISTERS_MASTER_KEY").ok();
-        let keyring = Keyring::load_or_create(&data_dir, env_key.as_deref())?;
+        let keyring = match embedding.secret_store {
+            Some(store) => Keyring::load_with_secret_store(&data_dir, env_key.as_deref(), store)?,
+            None => Keyring::load_or_create(&data_dir, env_key.as_deref())?,
+        };
         let admin = AdminAuth::load_or_create(&data_dir)
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let keys = KeyRegistry::new(store.read_now(crate::store::keys::all)?);

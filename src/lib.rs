@@ -27,6 +27,6 @@ pub mod tls;
 pub mod tokens;
 pub mod validate;
 
-pub use app::AppState;
+pub use app::{AppState, Embedding};
 pub use config::Config;
 pub use server::Server;

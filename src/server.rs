@@ -62,6 +62,10 @@ pub struct Server {
     state: AppState,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The gateway API listener, apart from the rest so it can be paused
+    /// while the admin API and dashboard keep answering (the desktop app's
+    /// "Pause gateway").
+    api: Option<ApiListener>,
     /// The log writer stops last, after every request has finished.
     log_stop: watch::Sender<bool>,
     log_writer: Option<tokio::task::JoinHandle<()>>,
@@ -103,14 +107,7 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let grace = cfg.shutdown_grace;
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(
-            api,
-            crate::app::gateway_router(state.clone()),
-            state.tls.as_ref().map(crate::tls::Tls::acceptor),
-            stop_rx.clone(),
-            grace,
-            (cfg.edge.clone(), Some(state.edge.conns.clone())),
-        ));
+        let api = Some(ApiListener::spawn(&state, api));
         // The admin listener is loopback and trusted: timeouts, no caps.
         tasks.spawn(accept_loop(
             admin,
@@ -150,6 +147,7 @@ impl Server {
             state,
             stop,
             tasks,
+            api,
             log_stop,
             log_writer,
         })
@@ -158,6 +156,9 @@ impl Server {
     /// Stops accepting, lets in-flight work finish (bounded), writes the
     /// queued request logs, flushes the store.
     pub async fn shutdown(mut self) {
+        if let Some(api) = self.api.take() {
+            api.stop().await;
+        }
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         let _ = self.log_stop.send(true);
@@ -171,6 +172,63 @@ impl Server {
             tracing::warn!(error = %e, "store flush failed at shutdown");
         }
         let _ = std::fs::remove_file(self.state.data_dir.join(RUNTIME_FILE));
+    }
+}
+
+impl Server {
+    /// Whether the gateway API listener is accepting.
+    pub fn api_serving(&self) -> bool {
+        self.api.is_some()
+    }
+
+    /// Closes the gateway API listener (in-flight requests and streams
+    /// finish, bounded by `shutdown_grace`); the admin API, the dashboard
+    /// and the background jobs keep running.
+    pub async fn pause_api(&mut self) {
+        if let Some(api) = self.api.take() {
+            api.stop().await;
+            tracing::info!(listen = %self.bound.listen, "gateway API paused");
+        }
+    }
+
+    /// Listens again on the same address as before the pause.
+    pub async fn resume_api(&mut self) -> Result<(), StartError> {
+        if self.api.is_some() {
+            return Ok(());
+        }
+        let addr = self.bound.listen;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            StartError::Other(format!("cannot listen on {addr} (gateway API): {e}"))
+        })?;
+        self.api = Some(ApiListener::spawn(&self.state, listener));
+        tracing::info!(listen = %addr, "gateway API resumed");
+        Ok(())
+    }
+}
+
+/// The running accept loop of the gateway API and the switch that stops it.
+struct ApiListener {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiListener {
+    fn spawn(state: &AppState, listener: TcpListener) -> ApiListener {
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            crate::app::gateway_router(state.clone()),
+            state.tls.as_ref().map(crate::tls::Tls::acceptor),
+            stop_rx,
+            state.config.shutdown_grace,
+            (state.config.edge.clone(), Some(state.edge.conns.clone())),
+        ));
+        ApiListener { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
     }
 }
 

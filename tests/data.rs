@@ -337,6 +337,15 @@ async fn master_key_rotation_reseals_everything_and_survives_restart() {
     }
     let v = wait_for(&gw, "/admin/crypto", |v| v["records_by_version"]["1"] == 5).await;
     assert_eq!(v["current_version"], 1);
+    // Where the key lives is shown; the key never is.
+    assert_eq!(v["storage"]["kind"], "file");
+    assert!(v["storage"]["location"]
+        .as_str()
+        .is_some_and(|l| l.ends_with("master.key")));
+    assert!(v["storage"].get("warning").is_none());
+    let key_file = std::fs::read_to_string(gw.path().join("master.key")).unwrap();
+    let key_b64 = key_file.split_whitespace().nth(1).unwrap();
+    assert!(!v.to_string().contains(key_b64));
 
     let out = gw.cli(&["crypto", "rotate", "--json"], &[]);
     assert!(

@@ -1,6 +1,7 @@
 //! The embedded gateway: the engine's own `AppState` and `Server` (the same
-//! code as `assisters serve`), paused and resumed on the same ports, with a
-//! cheap health watch that feeds the tray.
+//! code as `assisters serve`), its API paused and resumed on the same port
+//! while the dashboard keeps working, with a cheap health watch that feeds
+//! the tray.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -92,6 +93,11 @@ impl Engine {
         self.per_minute.subscribe()
     }
 
+    /// The engine's state, for the desktop's own watchers (notifications).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Requests the gateway has answered since the app started: every API
     /// request (served or refused) leaves one request-log record.
     fn requests_total(&self) -> u64 {
@@ -119,18 +125,24 @@ impl Engine {
             .to_owned())
     }
 
-    /// Starts (or resumes) serving; a no-op when already serving.
+    /// Starts serving, or resumes the paused gateway API on the same port;
+    /// a no-op when already serving.
     pub async fn start(&self) -> Result<(), String> {
         let mut guard = self.server.lock().await;
-        if guard.is_some() {
+        if guard.as_ref().is_some_and(Server::api_serving) {
             return Ok(());
         }
         self.phase.send_replace(Phase::Starting);
-        match Server::start(self.state.clone()).await {
-            Ok(server) => {
+        let started = match guard.as_mut() {
+            Some(server) => server.resume_api().await,
+            None => Server::start(self.state.clone()).await.map(|server| {
                 tracing::info!(listen = %server.bound.listen, admin = %server.bound.admin_listen, "gateway running");
                 *guard = Some(server);
-                drop(guard);
+            }),
+        };
+        drop(guard);
+        match started {
+            Ok(()) => {
                 self.phase.send_replace(self.check_health().await);
                 Ok(())
             }
@@ -142,13 +154,13 @@ impl Engine {
         }
     }
 
-    /// Stops serving (in-flight requests finish, bounded by the engine's
-    /// shutdown grace); keys, settings and ports are kept for [`Engine::start`].
+    /// Pauses the gateway API (in-flight requests finish, bounded by the
+    /// engine's shutdown grace). The dashboard and admin API keep answering,
+    /// so the window stays usable; keys, settings and ports are kept for
+    /// [`Engine::start`].
     pub async fn stop(&self) {
-        let server = self.server.lock().await.take();
-        if let Some(server) = server {
-            server.shutdown().await;
-            tracing::info!("gateway paused");
+        if let Some(server) = self.server.lock().await.as_mut() {
+            server.pause_api().await;
         }
         self.phase.send_replace(Phase::Paused);
     }
@@ -194,7 +206,13 @@ impl Engine {
             }
             let next = self.check_health().await;
             // Pause may have happened while probing.
-            if self.server.lock().await.is_some() {
+            if self
+                .server
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(Server::api_serving)
+            {
                 self.phase.send_if_modified(|p| {
                     if *p != next {
                         *p = next;

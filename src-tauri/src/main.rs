@@ -10,6 +10,8 @@
 
 mod boot;
 mod engine;
+mod notify;
+mod secrets;
 mod tray;
 mod window;
 
@@ -149,7 +151,12 @@ async fn boot(app: AppHandle, hidden: bool) {
     let handle = app.clone();
     let prepared = tauri::async_runtime::spawn_blocking(move || {
         let config = boot::resolve_config(&handle)?;
-        assisters::AppState::new(config)
+        let embedding = assisters::Embedding {
+            secret_store: Some(std::sync::Arc::new(secrets::OsSecretStore::for_data_dir(
+                &config.data_dir(),
+            ))),
+        };
+        assisters::AppState::embedded(config, embedding)
             .map_err(|e| boot::Fatal(format!("The gateway's data could not be opened.\n\n{e}")))
     })
     .await;
@@ -192,6 +199,7 @@ async fn boot(app: AppHandle, hidden: bool) {
         .await;
     }
     tauri::async_runtime::spawn(engine.clone().watch_health());
+    notify::spawn(&app, &engine);
     let mode = window::choose_mode(&engine).await;
     tracing::info!(?mode, endpoint = %engine.endpoint(), data_dir = %engine.data_dir.display(), "desktop app ready");
     let _ = shell.mode.set(mode);
@@ -258,6 +266,7 @@ fn main() {
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init())
         .manage(Shell::default())
         .setup(move |app| {
             match tray::create(app.handle()) {

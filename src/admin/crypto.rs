@@ -34,6 +34,8 @@ pub struct CryptoView {
     pub reencrypting: bool,
     /// Bodies the last pass could not open (tampered); left as they are.
     pub reencrypt_failed: u64,
+    /// Where the master key is kept (never the key itself).
+    pub storage: crate::crypto::KeyStorage,
 }
 
 async fn view(state: &AppState) -> Result<CryptoView, ApiError> {
@@ -56,6 +58,7 @@ async fn view(state: &AppState) -> Result<CryptoView, ApiError> {
             .collect(),
         reencrypting: state.reseal.running(),
         reencrypt_failed: state.reseal.failed.load(Ordering::Relaxed),
+        storage: state.keyring.storage(),
     })
 }
 

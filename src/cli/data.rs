@@ -115,11 +115,14 @@ pub async fn crypto(c: &AdminClient, cmd: CryptoCmd) -> anyhow::Result<()> {
         ),
     };
     let num = |f: &str| v.get(f).and_then(Value::as_u64).unwrap_or(0);
-    let human = format!(
-        "Master key version {} in use (versions held: {}). {} stored bodies still sealed \
-         under an older version{}.",
+    let storage = &v["storage"];
+    let mut human = format!(
+        "Master key version {} in use (versions held: {}), kept in {} ({}). {} stored bodies \
+         still sealed under an older version{}.",
         num("current_version"),
         v.get("versions").map(Value::to_string).unwrap_or_default(),
+        storage["location"].as_str().unwrap_or("?"),
+        storage["kind"].as_str().unwrap_or("?"),
         num("reencrypt_pending"),
         if v.get("reencrypting") == Some(&Value::Bool(true)) {
             "; re-encrypting now"
@@ -127,5 +130,9 @@ pub async fn crypto(c: &AdminClient, cmd: CryptoCmd) -> anyhow::Result<()> {
             ""
         }
     );
+    if let Some(w) = storage["warning"].as_str() {
+        human.push_str("\nWarning: ");
+        human.push_str(w);
+    }
     output::line_or_json(&v, json, &human)
 }

@@ -143,6 +143,7 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
     let mut buf: Vec<char> = Vec::with_capacity(32);
     // Single-letter words waiting to be joined if they form a run.
     let mut singles = String::new();
+    let mut word = String::with_capacity(32);
     let flush_singles = |out: &mut String, singles: &mut String, signs: &mut Signs| {
         if singles.len() >= 4 {
             signs.spaced = true;
@@ -187,24 +188,20 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
             }
         }
         // Punctuation splits words; `k.i.l.l` becomes single letters.
-        let mut word = String::with_capacity(buf.len());
-        let mut pieces: Vec<String> = Vec::new();
-        for &c in buf.iter() {
+        // One reused buffer: this loop runs for every word of every prompt.
+        for (i, &c) in buf.iter().enumerate() {
             if c.is_ascii_alphanumeric() {
                 word.push(c);
-            } else if !word.is_empty() {
-                pieces.push(std::mem::take(&mut word));
             }
-        }
-        if !word.is_empty() {
-            pieces.push(word);
-        }
-        for p in pieces {
-            if p.len() == 1 && p.as_bytes()[0].is_ascii_alphabetic() {
-                singles.push_str(&p);
-            } else {
-                flush_singles(out, &mut singles, &mut signs);
-                push_word(out, &p);
+            let ends = !c.is_ascii_alphanumeric() || i + 1 == buf.len();
+            if ends && !word.is_empty() {
+                if word.len() == 1 && word.as_bytes()[0].is_ascii_alphabetic() {
+                    singles.push_str(&word);
+                } else {
+                    flush_singles(out, &mut singles, &mut signs);
+                    push_word(out, &word);
+                }
+                word.clear();
             }
         }
     }

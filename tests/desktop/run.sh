@@ -23,6 +23,8 @@ command -v WebKitWebDriver >/dev/null || need+=(webkit2gtk-driver)
 command -v dbus-run-session >/dev/null || need+=(dbus-daemon)
 command -v import >/dev/null || need+=(imagemagick)
 command -v xdotool >/dev/null || need+=(xdotool)
+command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
+command -v secret-tool >/dev/null || need+=(libsecret-tools)
 command -v npm >/dev/null || need+=(nodejs npm)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
@@ -49,6 +51,9 @@ if [ ! -f ui/dist/index.html ]; then
   (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build) || fail_setup "ui build"
 fi
 cargo build --locked -p assisters-desktop || fail_setup "cargo build -p assisters-desktop"
+# The root's clippy step covers the engine only (no GTK there); the shell
+# is linted here, where its libraries are installed.
+cargo clippy --locked -p assisters-desktop -- -D warnings || fail_setup "cargo clippy -p assisters-desktop"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 APP="$TARGET_DIR/debug/assisters-desktop"
 
@@ -64,12 +69,16 @@ export DISPLAY=":$(cat "$displayfile")"
 echo "DISPLAY=$DISPLAY"
 
 step "desktop end-to-end (WebDriver)"
-# A private session bus (single-instance and the portals use D-Bus); setsid so
-# whatever the bus activates is in this test's own process group.
+# A private session bus (single-instance, notifications and the portals use
+# D-Bus) with a Secret Service on it (gnome-keyring, its login keyring
+# unlocked with a throwaway password) for the master key; setsid so whatever
+# the bus activates is in this test's own process group.
 log="$ROOT/artifacts/desktop/test.log"
 set +e
-APP="$APP" ARTIFACTS="$ROOT/artifacts/desktop" NO_AT_BRIDGE=1 \
-  setsid --wait dbus-run-session -- "$VENV/bin/python" -u tests/desktop/test_desktop.py 2>&1 |
+APP="$APP" ARTIFACTS="$ROOT/artifacts/desktop" NO_AT_BRIDGE=1 HOME="$(mktemp -d)" PY="$VENV/bin/python" \
+  setsid --wait dbus-run-session -- sh -c '
+    printf "desktop-test" | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+    exec "$PY" -u tests/desktop/test_desktop.py' 2>&1 |
   tee "$log" | grep --line-buffered -v -E '^dbus-daemon\[|^$|portal|pw\.conf|SpiRegistry|max threads value'
 rc=${PIPESTATUS[0]}
 set -e

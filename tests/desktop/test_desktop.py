@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -123,6 +124,57 @@ def xpath_literal(s: str) -> str:
     return f'"{s}"' if '"' not in s else f"'{s}'"
 
 
+class Notifications:
+    """The desktop's notification server (org.freedesktop.Notifications on the
+    session bus, as a notification daemon provides it): records every
+    notification the app sends, so the test sees what a person would."""
+
+    def __init__(self) -> None:
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import open_dbus_connection
+
+        self.seen: list[tuple[str, str]] = []
+        self.conn = open_dbus_connection(bus="SESSION")
+        reply = self.conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.Notifications", 4))
+        assert reply.body[0] == 1, f"cannot own org.freedesktop.Notifications: {reply.body}"
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        from jeepney import HeaderFields, MessageType, new_error, new_method_return
+
+        while not self.stop:
+            try:
+                msg = self.conn.receive(timeout=0.5)
+            except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - the bus went away
+                return
+            if msg.header.message_type != MessageType.method_call:
+                continue
+            member = msg.header.fields.get(HeaderFields.member)
+            if member == "Notify":
+                _app, _replaces, _icon, summary, body, *_ = msg.body
+                self.seen.append((summary, body))
+                print(f"     notification: {summary} — {body}", flush=True)
+                self.conn.send(new_method_return(msg, "u", (len(self.seen),)))
+            elif member == "GetCapabilities":
+                self.conn.send(new_method_return(msg, "as", (["body"],)))
+            elif member == "GetServerInformation":
+                self.conn.send(new_method_return(msg, "ssss", ("test", "assisters", "1", "1.2")))
+            else:
+                self.conn.send(new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod"))
+
+    def wait_for(self, what: str, pred) -> tuple[str, str]:
+        return wait_for(f"a notification {what}", lambda: next((n for n in self.seen if pred(*n)), None), timeout=30)
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(2)
+        self.conn.close()
+
+
 class Ui:
     """Finds things the way a person does: by role-ish names and visible text."""
 
@@ -197,8 +249,11 @@ class Session:
                 "HOME": str(self.tmp / "home"),
                 "RUST_LOG": os.environ.get("RUST_LOG", "info"),
                 "NO_AT_BRIDGE": "1",
+                # Look for keys about to expire every 2 s instead of hourly.
+                "GATEWAY_DESKTOP_EXPIRY_CHECK": "2",
             }
         )
+        self.notifications = Notifications()
         self.driver_log = open(ARTIFACTS / "tauri-driver.log", "w")  # noqa: SIM115
         port = free_port()
         native = free_port()
@@ -228,6 +283,7 @@ class Session:
         except subprocess.TimeoutExpired:
             self.driver_proc.kill()
         self.driver_log.close()
+        self.notifications.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -319,10 +375,18 @@ def test_create_key_in_ui(s: Session, ctx: dict) -> None:
 
 
 def test_gateway_call_with_the_key(s: Session, ctx: dict) -> None:
+    s.ui.nav("Overview")
+    s.ui.heading("Overview")
     status, body = chat(s.listen, ctx["secret"], "hello from the desktop test")
     assert status == 200, (status, body)
     msg = json.loads(body)["choices"][0]["message"]["content"]
     assert msg == "hello from the desktop test", msg
+    # The call shows up in the live traffic table, under the key's name.
+    row = s.ui.row("desktop e2e")
+    s.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+    cells = row.get_attribute("textContent")
+    assert "assisters-echo" in cells and "200" in cells, cells
+    screenshot(s.driver, "03b-live-traffic")
 
 
 def test_status_counts_requests_per_minute(s: Session, ctx: dict) -> None:
@@ -372,6 +436,11 @@ def test_pause_and_resume(s: Session, ctx: dict) -> None:
     st = s.ui.invoke("stop")
     assert st.get("ok", {}).get("state") == "paused", st
     wait_for("the gateway API to stop", lambda: refused(health))
+    # Paused is the gateway API only: the dashboard and admin API still work.
+    assert http("GET", f"http://{s.admin}/admin/keys", token=ctx["admin_token"])[0] == 200
+    s.ui.nav("Keys")
+    s.ui.heading("API keys")
+    s.ui.row("desktop e2e")
     st = s.ui.invoke("start")
     assert st.get("ok", {}).get("state") in ("running", "degraded"), st
     wait_for("the gateway API to answer again", lambda: http("GET", health)[0] == 200)
@@ -384,6 +453,49 @@ def test_pause_and_resume(s: Session, ctx: dict) -> None:
     s.ui.nav("Overview")
     s.ui.heading("Overview")
     screenshot(s.driver, "07-after-resume")
+
+
+def test_master_key_in_the_os_secret_store(s: Session, ctx: dict) -> None:
+    """The test's session bus runs gnome-keyring (Secret Service): the key is there, not on disk."""
+    status, body = http("GET", f"http://{s.admin}/admin/crypto", token=ctx["admin_token"])
+    assert status == 200, (status, body)
+    storage = json.loads(body)["storage"]
+    assert storage["kind"] == "os_secret_store", storage
+    assert "warning" not in storage, storage
+    assert not (s.data_dir / "master.key").exists()
+    assert (s.data_dir / "master.key.location").exists()
+    found = subprocess.run(
+        ["secret-tool", "search", "service", "assisters-gateway-master-key"],
+        capture_output=True, text=True, timeout=10,
+    )
+    assert str(s.data_dir) in found.stdout + found.stderr, (found.stdout, found.stderr)
+
+
+def test_incident_notifications(s: Session, ctx: dict) -> None:
+    """An incident opened and resolved reaches the desktop as notifications."""
+    status, body = http(
+        "POST", f"http://{s.admin}/admin/incidents",
+        {"name": "Desktop test outage", "impact": "major", "body": "Upstream unreachable."},
+        token=ctx["admin_token"],
+    )
+    assert status in (200, 201), (status, body)
+    incident = json.loads(body)
+    s.notifications.wait_for("of the new incident", lambda t, b: t == "New incident: Desktop test outage" and "Upstream unreachable" in b)
+    status, body = http(
+        "POST", f"http://{s.admin}/admin/incidents/{incident['id']}/updates",
+        {"status": "resolved", "body": "Fixed."}, token=ctx["admin_token"],
+    )
+    assert status in (200, 201), (status, body)
+    s.notifications.wait_for("of the resolution", lambda t, b: t == "Resolved: Desktop test outage")
+
+
+def test_expiring_key_notification(s: Session, ctx: dict) -> None:
+    status, body = http(
+        "POST", f"http://{s.admin}/admin/keys", {"name": "soon gone", "expires_in": "1d"}, token=ctx["admin_token"]
+    )
+    assert status in (200, 201), (status, body)
+    title, body = s.notifications.wait_for("about the expiring key", lambda t, b: "soon gone" in t)
+    assert "expires soon" in title and "hours" in body, (title, body)
 
 
 def visible_windows(title: str) -> list[str]:
@@ -449,6 +561,9 @@ TESTS = [
     test_key_list_shows_last_used,
     test_revoke_key_in_ui,
     test_pause_and_resume,
+    test_master_key_in_the_os_secret_store,
+    test_incident_notifications,
+    test_expiring_key_notification,
     test_closing_the_window_keeps_the_gateway,
     test_second_launch_shows_the_first,
     test_no_webdriver_log_errors,

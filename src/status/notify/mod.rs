@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::model::{Incident, Maintenance};
 use super::summary;
@@ -60,9 +60,12 @@ fn title(s: &str) -> String {
 }
 
 /// The queue's sending side, in `AppState`; the receiver goes to the worker.
+/// Local listeners in the same process (the desktop app's notifications)
+/// subscribe to a copy of every event.
 pub struct Notifier {
     tx: mpsc::Sender<Event>,
     rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    local: broadcast::Sender<Event>,
 }
 
 impl Notifier {
@@ -71,10 +74,18 @@ impl Notifier {
         Notifier {
             tx,
             rx: Mutex::new(Some(rx)),
+            local: broadcast::channel(QUEUE).0,
         }
     }
 
+    /// Every event from now on (a slow listener misses the oldest ones).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.local.subscribe()
+    }
+
     pub fn send(&self, e: Event) {
+        // No local listener is the usual case, not an error.
+        let _ = self.local.send(e.clone());
         if let Err(e) = self.tx.try_send(e) {
             tracing::warn!(error = %e, "notification queue full; an event is not sent");
         }

@@ -4,9 +4,12 @@
 //! Every seal takes associated data naming what the secret belongs to, so a
 //! ciphertext copied to another row fails to open.
 
+mod storage;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
@@ -15,6 +18,9 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rand::RngCore;
+
+use storage::Backing;
+pub use storage::{KeyStorage, SecretStore, MARKER_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -41,8 +47,10 @@ pub enum CryptoError {
 pub struct Keyring {
     keys: RwLock<BTreeMap<u32, Aes256Gcm>>,
     current: AtomicU32,
-    /// The key file, or `None` when the key came from the environment.
-    file: Option<PathBuf>,
+    /// Where rotation writes the versions.
+    backing: Backing,
+    /// Why the key is less protected than it should be, if it is.
+    warning: Option<String>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -53,26 +61,52 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-const KEY_FILE: &str = "master.key";
-
 impl Keyring {
     /// Uses `ASSISTERS_MASTER_KEY` (base64 or hex of 32 bytes) when set, else the
     /// `master.key` file in the data dir, creating it (mode 0600) on first start.
     pub fn load_or_create(data_dir: &Path, env_key: Option<&str>) -> Result<Keyring, CryptoError> {
         if let Some(raw) = env_key {
             let bytes = decode_key(raw.trim())?;
-            return Ok(Keyring::from_versions([(1, bytes)]));
+            return Ok(Keyring::from_versions([(1, bytes)], Backing::Env));
         }
-        let path = data_dir.join(KEY_FILE);
-        if !path.exists() {
-            write_key_file(&path, &[(1, new_key())])?;
-        }
-        let mut ring = Keyring::from_versions(read_key_file(&path)?);
-        ring.file = Some(path);
-        Ok(ring)
+        let path = data_dir.join(storage::KEY_FILE);
+        Ok(Keyring::from_versions(
+            storage::from_file(&path)?,
+            Backing::File(path),
+        ))
     }
 
-    fn from_versions(versions: impl IntoIterator<Item = (u32, [u8; 32])>) -> Keyring {
+    /// As [`Keyring::load_or_create`], but keeps the key in an OS secret
+    /// store (moving an existing `master.key` there). When the store cannot
+    /// be reached and never held this folder's key, the file is used and
+    /// [`Keyring::storage`] carries a warning.
+    pub fn load_with_secret_store(
+        data_dir: &Path,
+        env_key: Option<&str>,
+        store: Arc<dyn SecretStore>,
+    ) -> Result<Keyring, CryptoError> {
+        if env_key.is_some() {
+            return Keyring::load_or_create(data_dir, env_key);
+        }
+        match storage::from_secret_store(data_dir, store.as_ref())? {
+            Some(versions) => Ok(Keyring::from_versions(versions, Backing::Os(store))),
+            None => {
+                let mut ring = Keyring::load_or_create(data_dir, None)?;
+                ring.warning = Some(format!(
+                    "No OS secret store ({}) could be reached, so the master key is kept in a file \
+                     readable only by your user (master.key, mode 0600). Anyone who can read your \
+                     files can read it.",
+                    store.name()
+                ));
+                Ok(ring)
+            }
+        }
+    }
+
+    fn from_versions(
+        versions: impl IntoIterator<Item = (u32, [u8; 32])>,
+        backing: Backing,
+    ) -> Keyring {
         let keys: BTreeMap<u32, Aes256Gcm> = versions
             .into_iter()
             .map(|(v, k)| (v, Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&k))))
@@ -81,8 +115,14 @@ impl Keyring {
         Keyring {
             keys: RwLock::new(keys),
             current: AtomicU32::new(current),
-            file: None,
+            backing,
+            warning: None,
         }
+    }
+
+    /// Where the key is kept, and whether that deserves a warning.
+    pub fn storage(&self) -> KeyStorage {
+        self.backing.describe(self.warning.clone())
     }
 
     pub fn current_version(&self) -> u32 {
@@ -98,13 +138,12 @@ impl Keyring {
     /// before the new key is used, so no value is ever sealed under a key
     /// that a restart would not find.
     pub fn rotate(&self) -> Result<u32, CryptoError> {
-        let path = self.file.as_ref().ok_or(CryptoError::NotRotatable)?;
         let mut keys = self.keys.write();
-        let mut on_disk = read_key_file(path)?;
-        let next = on_disk.iter().map(|(v, _)| *v).max().unwrap_or(0) + 1;
+        let mut kept = self.backing.read()?;
+        let next = kept.iter().map(|(v, _)| *v).max().unwrap_or(0) + 1;
         let key = new_key();
-        on_disk.push((next, key));
-        write_key_file(path, &on_disk)?;
+        kept.push((next, key));
+        self.backing.write(&kept)?;
         keys.insert(next, Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)));
         self.current.store(next, Ordering::Release);
         Ok(next)
@@ -163,33 +202,6 @@ fn new_key() -> [u8; 32] {
     key
 }
 
-/// `version base64` per line.
-fn read_key_file(path: &Path) -> Result<Vec<(u32, [u8; 32])>, CryptoError> {
-    let text = std::fs::read_to_string(path)?;
-    let mut versions = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (v, k) = line
-            .split_once(' ')
-            .ok_or_else(|| CryptoError::Key(format!("{} is malformed", path.display())))?;
-        let v: u32 = v
-            .parse()
-            .map_err(|_| CryptoError::Key(format!("{} has a bad version", path.display())))?;
-        versions.push((v, decode_key(k)?));
-    }
-    if versions.is_empty() {
-        return Err(CryptoError::Key(format!("{} holds no key", path.display())));
-    }
-    Ok(versions)
-}
-
-fn write_key_file(path: &Path, versions: &[(u32, [u8; 32])]) -> Result<(), CryptoError> {
-    let text: String = versions
-        .iter()
-        .map(|(v, k)| format!("{v} {}\n", B64.encode(k)))
-        .collect();
-    Ok(crate::fsutil::write_private(path, text.as_bytes())?)
-}
-
 fn decode_key(raw: &str) -> Result<[u8; 32], CryptoError> {
     let bytes = if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(raw).map_err(|e| CryptoError::Key(e.to_string()))?
@@ -208,7 +220,7 @@ mod tests {
 
     #[test]
     fn seal_open_and_tamper() {
-        let ring = Keyring::from_versions([(1, [7u8; 32])]);
+        let ring = Keyring::from_versions([(1, [7u8; 32])], Backing::Env);
         let sealed = ring.seal(b"sk-secret", b"ups_1").unwrap_or_default();
         assert_eq!(
             ring.open(&sealed, b"ups_1").ok(),
@@ -233,9 +245,9 @@ mod tests {
 
     #[test]
     fn newest_version_seals_and_old_ones_open() {
-        let old = Keyring::from_versions([(1, [1u8; 32])]);
+        let old = Keyring::from_versions([(1, [1u8; 32])], Backing::Env);
         let sealed_old = old.seal(b"a", b"x").unwrap_or_default();
-        let ring = Keyring::from_versions([(1, [1u8; 32]), (2, [2u8; 32])]);
+        let ring = Keyring::from_versions([(1, [1u8; 32]), (2, [2u8; 32])], Backing::Env);
         assert_eq!(ring.current_version(), 2);
         assert_eq!(Keyring::version_of(&sealed_old), Some(1));
         assert_eq!(ring.open(&sealed_old, b"x").ok(), Some(b"a".to_vec()));
@@ -263,5 +275,87 @@ mod rotation {
         let env = Keyring::load_or_create(dir.path(), Some(&"00".repeat(32)))
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(env.rotate(), Err(CryptoError::NotRotatable)));
+    }
+}
+
+#[cfg(test)]
+mod secret_store {
+    use super::*;
+    use parking_lot::Mutex;
+
+    /// Stands in for the OS store (an external system): it holds text or
+    /// is unreachable.
+    #[derive(Default)]
+    struct Vault {
+        text: Mutex<Option<String>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl SecretStore for Vault {
+        fn name(&self) -> String {
+            "test vault".into()
+        }
+        fn load(&self) -> Result<Option<String>, String> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err("no such service".into());
+            }
+            Ok(self.text.lock().clone())
+        }
+        fn save(&self, text: &str) -> Result<(), String> {
+            *self.text.lock() = Some(text.to_owned());
+            Ok(())
+        }
+    }
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn moves_the_file_into_the_store_and_rotates_there() {
+        let d = dir();
+        let file_ring = Keyring::load_or_create(d.path(), None).unwrap_or_else(|e| panic!("{e}"));
+        let sealed = file_ring.seal(b"x", b"a").unwrap_or_default();
+        let vault = Arc::new(Vault::default());
+        let ring = Keyring::load_with_secret_store(d.path(), None, vault.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ring.open(&sealed, b"a").ok(), Some(b"x".to_vec()));
+        assert!(!d.path().join("master.key").exists());
+        assert!(d.path().join(MARKER_FILE).exists());
+        let s = ring.storage();
+        assert_eq!((s.kind, s.warning), ("os_secret_store", None));
+        assert_eq!(ring.rotate().ok(), Some(2));
+        assert!(vault
+            .text
+            .lock()
+            .as_deref()
+            .is_some_and(|t| t.starts_with("1 ") && t.contains("\n2 ")));
+        // A headless server on the same folder says where the key is instead
+        // of minting a new one.
+        let err = Keyring::load_or_create(d.path(), None)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.is_some_and(|e| e.contains("secret store")),
+            "headless start must refuse"
+        );
+        // Unreachable after the move: an error, never a fresh key.
+        vault.down.store(true, Ordering::Relaxed);
+        assert!(Keyring::load_with_secret_store(d.path(), None, vault).is_err());
+        assert!(!d.path().join("master.key").exists());
+    }
+
+    #[test]
+    fn falls_back_to_the_file_with_a_warning() {
+        let d = dir();
+        let vault = Arc::new(Vault::default());
+        vault.down.store(true, Ordering::Relaxed);
+        let ring = Keyring::load_with_secret_store(d.path(), None, vault)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = ring.storage();
+        assert_eq!(s.kind, "file");
+        assert!(s.warning.is_some_and(|w| w.contains("test vault")));
+        assert!(d.path().join("master.key").exists());
+        assert!(!d.path().join(MARKER_FILE).exists());
     }
 }
