@@ -11,6 +11,19 @@ export interface CryptoStatus {
   reencrypting?: boolean;
   /** Bodies the last pass could not open (tampered); left as they are. */
   reencrypt_failed?: number;
+  /** Where the key is kept (gateways since the OS secret store). */
+  storage?: { kind: string; location: string; warning?: string | null };
+}
+
+const STORAGE_LABELS: Record<string, string> = {
+  env: 'Environment variable',
+  file: 'File',
+  os_secret_store: 'OS secret store',
+};
+
+/** "File", "OS secret store"…; unknown kinds as they come. */
+export function storageLabel(kind: string): string {
+  return STORAGE_LABELS[kind] ?? kind;
 }
 
 export interface VersionRow {

@@ -77,7 +77,7 @@ describe('usage', () => {
   });
 });
 
-import { cryptoProgress, versionList } from '../lib/crypto';
+import { cryptoProgress, storageLabel, versionList } from '../lib/crypto';
 describe('master key status', () => {
   it('lists versions newest first with their records, and the progress', () => {
     const s = { current_version: 2, versions: [1, 2], records_by_version: { '1': 30, '2': 70 }, reencrypt_pending: 30 };
@@ -90,5 +90,9 @@ describe('master key status', () => {
       { version: 3, created_at: 'x', records: 0 },
     ]);
     expect(cryptoProgress({ current_version: 1, versions: [], records_by_version: {}, reencrypt_pending: 0 }).percent).toBe(100);
+  });
+  it('names where the key is kept', () => {
+    expect(storageLabel('os_secret_store')).toBe('OS secret store');
+    expect(storageLabel('hsm')).toBe('hsm');
   });
 });

@@ -808,6 +808,8 @@ export interface components {
             reencrypt_pending: number;
             /** @description A re-encryption pass is running. */
             reencrypting: boolean;
+            /** @description Where the master key is kept (never the key itself). */
+            storage: components["schemas"]["KeyStorage"];
             /** @description Every version the keyring holds (old ones stay to open old values). */
             versions: number[];
         };
@@ -972,6 +974,15 @@ export interface components {
         };
         /** @enum {string} */
         KeyStatus: "active" | "revoked" | "expired";
+        /** @description Where the master key is kept, as the admin API shows it. */
+        KeyStorage: {
+            /** @description `env`, `file` or `os_secret_store`. */
+            kind: string;
+            /** @description The variable, the file's path, or the secret store's name. */
+            location: string;
+            /** @description Set when the key is less protected than it should be, saying why. */
+            warning?: string | null;
+        };
         /** @description What the admin API shows of a key: never the secret, never the hash. */
         KeyView: {
             allowed_domains: string[];
