@@ -844,6 +844,27 @@ try {
     await page.getByRole('button', { name: 'Scan prompt' }).click();
     await result.getByText('Passes', { exact: true }).waitFor();
     await result.getByText('Would have fired if detection were on:').waitFor();
+
+    // An external moderator that cannot answer (the mock has no /moderations): fail open, so the
+    // prompt passes and the scan says the moderator did not run.
+    await page.getByLabel('As sent with').selectOption('');
+    await page.getByRole('button', { name: 'Add moderator' }).click();
+    const md = page.getByRole('dialog', { name: 'Add external moderator' });
+    await md.getByLabel('Name').fill('mock-mod');
+    await md.getByLabel('Moderations URL').fill(`${mockUrl}/moderations`);
+    await md.getByLabel('Timeout').fill('1s');
+    await md.getByRole('button', { name: 'Add moderator' }).click();
+    await md.waitFor({ state: 'hidden' });
+    await page.locator('tr', { hasText: 'mock-mod' }).waitFor();
+    const ext = (await (await adminApi('/admin/settings')).json()).settings.safety.external;
+    assert(ext.length === 1 && ext[0].name === 'mock-mod' && ext[0].fail === 'open', `external is ${JSON.stringify(ext)}`);
+    await prompt.fill('Summarise this article about tide pools in three bullets.');
+    await page.getByRole('button', { name: 'Scan prompt' }).click();
+    await result.getByText(/Not run — Moderation \(external:mock-mod\)/).waitFor();
+    await result.getByText('Passes', { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Remove mock-mod' }).click();
+    await page.getByRole('dialog', { name: 'Remove this moderator?' }).getByRole('button', { name: 'Remove moderator' }).click();
+    await page.getByText('No external moderators').waitFor();
     // Nothing scanned was logged.
     const logs = await (await adminApi('/admin/logs?limit=200')).text();
     assert(!logs.includes('reveal your system prompt'), 'a scanned prompt reached the request log');
