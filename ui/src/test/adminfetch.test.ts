@@ -6,7 +6,7 @@ const fetchMock = vi.hoisted(() => {
   return f;
 });
 
-import { adminFetch, isMissingRoute, onUnauthorized, setAdminAuthProvider } from '../lib/api/client';
+import { adminFetch, api, isMissingRoute, onUnauthorized, setAdminAuthProvider } from '../lib/api/client';
 import { AdminEventStream, type SseEvent, type StreamState } from '../lib/sse';
 
 beforeEach(() => {
@@ -40,6 +40,46 @@ describe('adminFetch', () => {
     await adminFetch('/admin/crypto');
     off();
     expect(seen).toHaveBeenCalledOnce();
+  });
+
+  it('asks the desktop shell again after a 401 and retries once with a rotated token', async () => {
+    const tokens = ['old', 'new'];
+    setAdminAuthProvider(async () => ({ token: tokens.shift() ?? 'new' }));
+    const seen = vi.fn();
+    const off = onUnauthorized(seen);
+    fetchMock.mockResolvedValueOnce(new Response('{}', { status: 401 }));
+    fetchMock.mockResolvedValueOnce(new Response('{}', { status: 200 }));
+    const res = await adminFetch('/admin/crypto');
+    off();
+    expect(res.status).toBe(200);
+    expect(fetchMock).toHaveBeenCalledTimes(2);
+    const [, init] = fetchMock.mock.calls[1] as [string, RequestInit];
+    expect(new Headers(init.headers).get('Authorization')).toBe('Bearer new');
+    expect(seen).not.toHaveBeenCalled();
+  });
+
+  it('does not retry when the token did not change', async () => {
+    setAdminAuthProvider(async () => ({ token: 'same' }));
+    const seen = vi.fn();
+    const off = onUnauthorized(seen);
+    fetchMock.mockResolvedValue(new Response('{}', { status: 401 }));
+    await adminFetch('/admin/crypto');
+    off();
+    expect(fetchMock).toHaveBeenCalledOnce();
+    expect(seen).toHaveBeenCalledOnce();
+  });
+
+  it('the typed client retries a refused POST with its body and the new token', async () => {
+    const tokens = ['old', 'new'];
+    setAdminAuthProvider(async () => ({ token: tokens.shift() ?? 'new', baseUrl: 'http://127.0.0.1:9999' }));
+    fetchMock.mockResolvedValueOnce(new Response('{}', { status: 401, headers: { 'content-type': 'application/json' } }));
+    fetchMock.mockResolvedValueOnce(new Response('{"decision":"pass"}', { status: 200, headers: { 'content-type': 'application/json' } }));
+    const r = await api.POST('/admin/safety/scan', { body: { text: 'hello' } });
+    expect(r.response.status).toBe(200);
+    const [url, init] = fetchMock.mock.calls[1] as [string, RequestInit];
+    expect(url).toBe('http://127.0.0.1:9999/admin/safety/scan');
+    expect(new Headers(init.headers).get('Authorization')).toBe('Bearer new');
+    expect(new TextDecoder().decode(init.body as ArrayBuffer)).toBe('{"text":"hello"}');
   });
 
   it('tells a missing route: 404 or the HTML app shell', () => {

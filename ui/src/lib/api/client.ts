@@ -160,22 +160,53 @@ export function onUnauthorized(fn: Listener): () => void {
 // ---------------------------------------------------------------------------
 // The client
 
+/**
+ * After a 401 with a token from the provider (the desktop app), the token
+ * may have been rotated since it was read (the CLI, another window): ask
+ * the provider again. The new auth, or null when nothing changed.
+ */
+async function reauthorize(used: AdminAuth | null): Promise<AdminAuth | null> {
+  if (!used) return null;
+  resetAdminAuth();
+  const fresh = await adminAuth();
+  return fresh && fresh.token !== used.token ? fresh : null;
+}
+
+/** A request as sent with `auth`: its URL on the auth's base, its bearer token. */
+function authorized(url: string, init: RequestInit, auth: AdminAuth): [string, RequestInit] {
+  const src = new URL(url);
+  const target = auth.baseUrl ? new URL(src.pathname + src.search, auth.baseUrl).toString() : url;
+  const headers = new Headers(init.headers);
+  headers.set('Authorization', `Bearer ${auth.token}`);
+  return [target, { ...init, headers }];
+}
+
+// What each request was sent with, to send it again after a rotation.
+const sent = new WeakMap<Request, { auth: AdminAuth; url: string; init: RequestInit }>();
+
 const middleware: Middleware = {
   async onRequest({ request }) {
     const auth = await adminAuth();
     if (!auth) return request;
-    const src = new URL(request.url);
-    const url = auth.baseUrl ? new URL(src.pathname + src.search, auth.baseUrl).toString() : request.url;
-    const headers = new Headers(request.headers);
-    headers.set('Authorization', `Bearer ${auth.token}`);
     // A buffered body: WebKit (the desktop app's webview) cannot send a
     // ReadableStream, which is what `new Request(url, request)` would pass on.
     const body = request.method === 'GET' || request.method === 'HEAD' ? undefined : await request.arrayBuffer();
-    return new Request(url, { method: request.method, headers, body, signal: request.signal });
+    const init: RequestInit = { method: request.method, headers: request.headers, body, signal: request.signal };
+    const [url, withAuth] = authorized(request.url, init, auth);
+    const out = new Request(url, withAuth);
+    sent.set(out, { auth, url: request.url, init });
+    return out;
   },
-  async onResponse({ response }) {
-    if (response.status === 401) unauthorizedListeners.forEach((fn) => fn());
-    return response;
+  async onResponse({ request, response }) {
+    let res = response;
+    const was = sent.get(request);
+    if (res.status === 401 && was) {
+      const fresh = await reauthorize(was.auth);
+      // A 401 is refused before anything runs, so sending again is safe.
+      if (fresh) res = await fetch(...authorized(was.url, was.init, fresh));
+    }
+    if (res.status === 401) unauthorizedListeners.forEach((fn) => fn());
+    return res;
   },
 };
 
@@ -202,14 +233,17 @@ export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }):
  * not handle, the event stream and file downloads.
  */
 export async function adminFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const send = (auth: AdminAuth | null) => {
+    const url = new URL(path, origin()).toString();
+    const base: RequestInit = { credentials: 'same-origin', ...init };
+    return auth ? fetch(...authorized(url, base, auth)) : fetch(url, { ...base, headers: new Headers(init.headers) });
+  };
   const auth = await adminAuth();
-  const headers = new Headers(init.headers);
-  let url = new URL(path, origin()).toString();
-  if (auth) {
-    headers.set('Authorization', `Bearer ${auth.token}`);
-    if (auth.baseUrl) url = new URL(path, auth.baseUrl).toString();
+  let res = await send(auth);
+  if (res.status === 401) {
+    const fresh = await reauthorize(auth);
+    if (fresh) res = await send(fresh);
   }
-  const res = await fetch(url, { credentials: 'same-origin', ...init, headers });
   if (res.status === 401) unauthorizedListeners.forEach((fn) => fn());
   return res;
 }
