@@ -11,6 +11,7 @@
 mod boot;
 mod engine;
 mod notify;
+mod prefs;
 mod secrets;
 mod tray;
 mod window;
@@ -269,6 +270,7 @@ fn main() {
         .plugin(tauri_plugin_notification::init())
         .manage(Shell::default())
         .setup(move |app| {
+            app.manage(prefs::Prefs::load(app.handle()));
             match tray::create(app.handle()) {
                 Ok(t) => {
                     let _ = app.state::<Shell>().tray.set(t);
@@ -280,11 +282,17 @@ fn main() {
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps the gateway running in the tray.
+            // Closing the window keeps the gateway running in the tray,
+            // unless the tray's "Keep running when closed" is off.
             if let WindowEvent::CloseRequested { api, .. } = event {
                 if window.label() == window::MAIN {
                     api.prevent_close();
-                    let _ = window.hide();
+                    let app = window.app_handle();
+                    if app.state::<prefs::Prefs>().keep_running_on_close() {
+                        let _ = window.hide();
+                    } else {
+                        app.exit(0);
+                    }
                 }
             }
         })

@@ -44,6 +44,14 @@ pub fn create(app: &AppHandle) -> tauri::Result<Tray> {
         autostart_on,
         None::<&str>,
     )?;
+    let keep = CheckMenuItem::with_id(
+        app,
+        "keep-running",
+        "Keep running when the window closes",
+        true,
+        app.state::<crate::prefs::Prefs>().keep_running_on_close(),
+        None::<&str>,
+    )?;
     let folder = MenuItem::with_id(app, "folder", "Open data folder", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Assisters Gateway", true, None::<&str>)?;
     let menu = Menu::with_items(
@@ -58,12 +66,14 @@ pub fn create(app: &AppHandle) -> tauri::Result<Tray> {
             &PredefinedMenuItem::separator(app)?,
             &toggle,
             &autostart,
+            &keep,
             &folder,
             &PredefinedMenuItem::separator(app)?,
             &quit,
         ],
     )?;
     let autostart_item = autostart.clone();
+    let keep_item = keep.clone();
     let icon = TrayIconBuilder::with_id("main")
         .icon(Image::from_bytes(ICON_PAUSED)?)
         .tooltip("Assisters Gateway")
@@ -89,6 +99,12 @@ pub fn create(app: &AppHandle) -> tauri::Result<Tray> {
                     tracing::warn!(error = %e, "cannot change start at login");
                 }
                 let _ = autostart_item.set_checked(launcher.is_enabled().unwrap_or(false));
+            }
+            "keep-running" => {
+                let prefs = app.state::<crate::prefs::Prefs>();
+                let on = !prefs.keep_running_on_close();
+                prefs.set_keep_running_on_close(on);
+                let _ = keep_item.set_checked(on);
             }
             "folder" => crate::open_data_folder_now(app),
             "quit" => app.exit(0),

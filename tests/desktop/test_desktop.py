@@ -623,7 +623,47 @@ def test_port_taken_dialog() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-STANDALONE = [test_port_taken_dialog]
+def test_quit_on_close_when_asked() -> None:
+    """With "Keep running when the window closes" off, closing the window quits the app."""
+    tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-close-"))
+    ident = json.loads((ROOT / "tauri.conf.json").read_text())["identifier"]
+    prefs = tmp / "config" / ident / "desktop.json"
+    prefs.parent.mkdir(parents=True)
+    prefs.write_text(json.dumps({"keep_running_on_close": False}))
+    listen = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "ASSISTERS_DATA_DIR": str(tmp / "data"),
+            "ASSISTERS_LISTEN": listen,
+            "ASSISTERS_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+            "XDG_CONFIG_HOME": str(tmp / "config"),
+            "NO_AT_BRIDGE": "1",
+        }
+    )
+    log = open(ARTIFACTS / "quit-on-close-app.log", "w")  # noqa: SIM115
+    app = subprocess.Popen([APP], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the gateway", lambda: http("GET", f"http://{listen}/healthz")[0] == 200, timeout=30)
+        wid = wait_for("the window", lambda: visible_windows("Assisters Gateway"), timeout=30)[0]
+        time.sleep(1)
+
+        def gone() -> bool:
+            if app.poll() is None:
+                request_close(int(wid))
+            return app.poll() is not None
+
+        wait_for("the app to quit", gone, timeout=30, interval=1)
+        assert app.returncode == 0, app.returncode
+        assert refused(f"http://{listen}/healthz")
+    finally:
+        if app.poll() is None:
+            app.kill()
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+STANDALONE = [test_port_taken_dialog, test_quit_on_close_when_asked]
 
 
 def main() -> int:
