@@ -46,10 +46,20 @@ WAIT = 20
 # helpers
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port, never one already handed out: the kernel may offer a
+    just-closed port again, and the app's admin listener and WebKit's
+    inspector (the driver's native port) once got the same one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for(what: str, fn, timeout: float = WAIT, interval: float = 0.25):
