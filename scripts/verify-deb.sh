@@ -42,7 +42,9 @@ cleanup() {
   [ -n "${XVFB:-}" ] && kill "$XVFB" 2>/dev/null
   chroot "$DIR" pkill -f assisters-desktop 2>/dev/null || true
   sleep 1
-  umount -R "$DIR"/{proc,sys,dev,tmp/.X11-unix} 2>/dev/null || true
+  # Everything mounted under the root, deepest first (the app's session may
+  # leave a document-portal FUSE mount), lazily so a busy one still goes.
+  findmnt -rno TARGET | grep "^$DIR/" | sort -r | while read -r m; do umount -l "$m"; done
 }
 trap cleanup EXIT
 mnt proc; mnt sys; mnt dev
