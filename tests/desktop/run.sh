@@ -72,13 +72,14 @@ step "desktop end-to-end (WebDriver)"
 # A private session bus (single-instance, notifications and the portals use
 # D-Bus) with a Secret Service on it (gnome-keyring, its login keyring
 # unlocked with a throwaway password) for the master key; setsid so whatever
-# the bus activates is in this test's own process group.
+# the bus activates is in this test's own process group. 15 minutes at most:
+# a WebDriver session that never opens must fail the step, not hang CI.
 log="$ROOT/artifacts/desktop/test.log"
 set +e
 APP="$APP" ARTIFACTS="$ROOT/artifacts/desktop" NO_AT_BRIDGE=1 HOME="$(mktemp -d)" PY="$VENV/bin/python" \
   setsid --wait dbus-run-session -- sh -c '
     printf "desktop-test" | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
-    exec "$PY" -u tests/desktop/test_desktop.py' 2>&1 |
+    exec timeout --kill-after=10 900 "$PY" -u tests/desktop/test_desktop.py' 2>&1 |
   tee "$log" | grep --line-buffered -v -E '^dbus-daemon\[|^$|portal|pw\.conf|SpiRegistry|max threads value'
 rc=${PIPESTATUS[0]}
 set -e
