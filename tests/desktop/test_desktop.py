@@ -584,8 +584,29 @@ TESTS = [
 # without WebDriver: what happens before the window exists
 
 
+def app_processes() -> list[int]:
+    """Running instances of the app binary under test."""
+    target = os.path.realpath(APP)
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and os.path.realpath(d / "exe") == target:
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+def no_app_running() -> None:
+    """A launch while another instance still runs (the WebDriver session's,
+    shutting down gracefully) would only focus that one and exit: single
+    instance. Wait for it to be gone."""
+    wait_for("the previous app instance to exit", lambda: not app_processes(), timeout=60, interval=0.5)
+
+
 def test_port_taken_dialog() -> None:
     """A taken port is explained in a dialog, which offers another one."""
+    no_app_running()
     tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-port-"))
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
@@ -635,6 +656,7 @@ def test_port_taken_dialog() -> None:
 
 def test_quit_on_close_when_asked() -> None:
     """With "Keep running when the window closes" off, closing the window quits the app."""
+    no_app_running()
     tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-close-"))
     ident = json.loads((ROOT / "tauri.conf.json").read_text())["identifier"]
     prefs = tmp / "config" / ident / "desktop.json"
