@@ -276,6 +276,17 @@ mod rotation {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(env.rotate(), Err(CryptoError::NotRotatable)));
     }
+
+    #[test]
+    fn rotation_fails_when_the_key_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ring = Keyring::load_or_create(dir.path(), None).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(dir.path().join("master.key")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(ring.rotate().is_err());
+        // No fresh version 1 written in the old one's place.
+        assert!(!dir.path().join("master.key").exists());
+        assert_eq!(ring.current_version(), 1);
+    }
 }
 
 #[cfg(test)]

@@ -74,9 +74,11 @@ pub(super) fn from_secret_store(
             return Ok(None);
         }
     };
-    let text = match stored {
-        Some(text) => text,
-        None if file.exists() => std::fs::read_to_string(&file)?,
+    // Written (and read back) only when the store gets something new: a
+    // moved file or a first key. A normal start is one read.
+    let (text, fresh) = match stored {
+        Some(text) => (text, false),
+        None if file.exists() => (std::fs::read_to_string(&file)?, true),
         None if marker.exists() => {
             return Err(CryptoError::Key(format!(
                 "this data folder's master key was in the {}, which no longer holds it; \
@@ -84,18 +86,22 @@ pub(super) fn from_secret_store(
                 store.name()
             )))
         }
-        None => format_versions(&[(1, super::new_key())]),
+        None => (format_versions(&[(1, super::new_key())]), true),
     };
     let versions = parse_versions(&text, &store.name())?;
-    store.save(&text).map_err(CryptoError::Key)?;
-    // Only forget the file once the store gives back exactly what it holds.
-    if store.load().map_err(CryptoError::Key)?.as_deref() != Some(text.as_str()) {
-        return Err(CryptoError::Key(format!(
-            "the {} did not keep the master key",
-            store.name()
-        )));
+    if fresh {
+        store.save(&text).map_err(CryptoError::Key)?;
+        // Only forget the file once the store gives back exactly what it holds.
+        if store.load().map_err(CryptoError::Key)?.as_deref() != Some(text.as_str()) {
+            return Err(CryptoError::Key(format!(
+                "the {} did not keep the master key",
+                store.name()
+            )));
+        }
     }
-    crate::fsutil::write_private(&marker, format!("{}\n", store.name()).as_bytes())?;
+    if !marker.exists() {
+        crate::fsutil::write_private(&marker, format!("{}\n", store.name()).as_bytes())?;
+    }
     if file.exists() {
         std::fs::remove_file(&file)?;
         tracing::info!(store = %store.name(), "master key moved from {KEY_FILE} to the OS secret store");
@@ -119,6 +125,11 @@ pub(super) fn from_file(path: &Path) -> Result<Versions, CryptoError> {
         }
         write_file(path, &[(1, super::new_key())])?;
     }
+    read_file(path)
+}
+
+/// The versions in an existing key file (never creates one).
+fn read_file(path: &Path) -> Result<Versions, CryptoError> {
     parse_versions(&std::fs::read_to_string(path)?, &path.display().to_string())
 }
 
@@ -135,7 +146,9 @@ impl Backing {
     pub(super) fn read(&self) -> Result<Versions, CryptoError> {
         match self {
             Backing::Env => Err(CryptoError::NotRotatable),
-            Backing::File(path) => from_file(path),
+            // Never `from_file`: a key file gone while running must fail
+            // the rotation, not be replaced by a fresh version 1.
+            Backing::File(path) => read_file(path),
             Backing::Os(store) => {
                 let text = store.load().map_err(CryptoError::Key)?.ok_or_else(|| {
                     CryptoError::Key(format!("the {} lost the key", store.name()))
