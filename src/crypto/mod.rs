@@ -161,8 +161,11 @@ impl Keyring {
         let cipher = keys
             .get(&version)
             .ok_or(CryptoError::UnknownVersion(version))?;
+        // A random 96-bit nonce per seal. The thread's CSPRNG (ChaCha,
+        // reseeded from the OS) is as unpredictable as `OsRng` without a
+        // syscall per request log record.
         let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        rand::thread_rng().fill_bytes(&mut nonce);
         let ct = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),

@@ -187,18 +187,29 @@ impl LogWriter {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let (store, keyring) = (&state.store, &state.keyring);
-        loop {
-            let first = tokio::select! {
-                r = self.rx.recv() => r,
-                _ = stop.changed() => None,
+        let mut stopping = false;
+        while !stopping {
+            let mut batch = Vec::with_capacity(64);
+            let got = tokio::select! {
+                n = self.rx.recv_many(&mut batch, BATCH) => n,
+                _ = stop.changed() => 0,
             };
-            let Some(first) = first else { break };
-            let mut batch = vec![first];
-            let window = Instant::now() + BATCH_WINDOW;
-            while batch.len() < BATCH {
-                match tokio::time::timeout_at(window, self.rx.recv()).await {
-                    Ok(Some(r)) => batch.push(r),
-                    _ => break,
+            if got == 0 {
+                break;
+            }
+            // Gather the rest of the window asleep, then take what queued:
+            // a receiver that is not polling is not woken by each `try_send`,
+            // which under load was a cross-thread wake-up per request.
+            if batch.len() < BATCH {
+                tokio::select! {
+                    _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                    _ = stop.changed() => stopping = true,
+                }
+                while batch.len() < BATCH {
+                    match self.rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
                 }
             }
             self.write(store, keyring, batch).await;
@@ -265,5 +276,5 @@ pub fn request_id(client: Option<&axum::http::HeaderValue>) -> String {
             return v.to_owned();
         }
     }
-    crate::keys::new_id("req")
+    crate::keys::new_sorted_id("req")
 }

@@ -1,0 +1,195 @@
+//! A count-only byte-pair encoder for `cl100k_base`, small enough to keep
+//! resident: the vocabulary lives in one byte arena with a hash table of
+//! token ids (~2 MB), where the general-purpose crates held 20–33 MB of
+//! automata and maps for the same answers (BENCHMARKS.md).
+//!
+//! Pre-tokenization is tiktoken's cl100k pattern. Its `\s+(?!\S)` needs a
+//! look-ahead the `regex` engines lack, so, as GitHub's `bpe-openai` does,
+//! it becomes `\s+\s` matched as a separate pattern whose last character is
+//! given back. Merging is tiktoken's (lowest rank first, leftmost on ties)
+//! with a heap, so a long run of letters costs O(n log n), not O(n²).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+use std::io::Read;
+
+use base64::Engine;
+use hashbrown::HashTable;
+use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
+
+/// tiktoken's `cl100k_base.tiktoken` (MIT, OpenAI): one `base64 rank` line
+/// per token, ranks 0..100255 in order.
+const VOCAB: &[u8] = include_bytes!("cl100k_base.tiktoken.gz");
+
+const PATTERNS: [&str; 3] = [
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+$",
+    // `\s+(?!\S)`: the last character is a look-ahead, dropped from the piece.
+    r"\s+\s",
+    r"\s+",
+];
+const LOOKAHEAD: usize = 1;
+
+type Hasher = rustc_hash::FxBuildHasher;
+
+pub struct Bpe {
+    /// Every token's bytes, back to back, in rank order.
+    arena: Vec<u8>,
+    /// `starts[r]..starts[r + 1]` is token `r` in the arena.
+    starts: Vec<u32>,
+    /// Token ids, found by hashing their bytes.
+    ids: HashTable<u32>,
+    hasher: Hasher,
+    split: Regex,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the cl100k vocabulary is unreadable: {0}")]
+    Vocab(String),
+    #[error("the pre-tokenizer pattern does not compile: {0}")]
+    Pattern(String),
+}
+
+impl Bpe {
+    pub fn cl100k() -> Result<Bpe, LoadError> {
+        let bad = |e: &dyn std::fmt::Display| LoadError::Vocab(e.to_string());
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(VOCAB)
+            .read_to_string(&mut text)
+            .map_err(|e| bad(&e))?;
+        let mut arena = Vec::with_capacity(1 << 20);
+        let mut starts = Vec::with_capacity(100_300);
+        for (rank, line) in text.lines().enumerate() {
+            let (b64, r) = line.split_once(' ').ok_or_else(|| bad(&line))?;
+            if r.parse::<usize>().ok() != Some(rank) {
+                return Err(bad(&format!("rank {r} out of order")));
+            }
+            starts.push(u32::try_from(arena.len()).map_err(|e| bad(&e))?);
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(b64, &mut arena)
+                .map_err(|e| bad(&e))?;
+        }
+        starts.push(u32::try_from(arena.len()).map_err(|e| bad(&e))?);
+        arena.shrink_to_fit();
+        let hasher = Hasher::default();
+        let mut bpe = Bpe {
+            arena,
+            starts,
+            ids: HashTable::with_capacity(0),
+            hasher,
+            split: Regex::new_many(&PATTERNS).map_err(|e| LoadError::Pattern(e.to_string()))?,
+        };
+        let mut ids = HashTable::with_capacity(bpe.starts.len() - 1);
+        for id in 0..bpe.starts.len() as u32 - 1 {
+            let h = bpe.hasher.hash_one(bpe.token(id));
+            ids.insert_unique(h, id, |&i| bpe.hasher.hash_one(bpe.token(i)));
+        }
+        bpe.ids = ids;
+        Ok(bpe)
+    }
+
+    fn token(&self, id: u32) -> &[u8] {
+        let i = id as usize;
+        &self.arena[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+
+    fn rank(&self, bytes: &[u8]) -> Option<u32> {
+        let h = self.hasher.hash_one(bytes);
+        self.ids.find(h, |&id| self.token(id) == bytes).copied()
+    }
+
+    /// Tokens of `text`, as tiktoken counts them (special tokens are text).
+    pub fn count(&self, text: &str) -> usize {
+        let mut merger = Merger::default();
+        let mut at = 0;
+        let mut n = 0;
+        while at < text.len() {
+            let input = Input::new(&text[at..]).anchored(Anchored::Yes);
+            let Some(m) = self.split.find(input) else {
+                // Unreachable with these patterns (`\s+` or a letter/number/
+                // other run always matches); count the rest byte-wise.
+                n += self.count_piece(&text.as_bytes()[at..], &mut merger);
+                break;
+            };
+            let mut end = at + m.end();
+            if m.pattern().as_usize() == LOOKAHEAD {
+                let last = text[at..end].chars().next_back().map_or(0, char::len_utf8);
+                end -= last;
+            }
+            if end == at {
+                break;
+            }
+            n += self.count_piece(&text.as_bytes()[at..end], &mut merger);
+            at = end;
+        }
+        n
+    }
+
+    fn count_piece(&self, piece: &[u8], merger: &mut Merger) -> usize {
+        if piece.len() <= 1 || self.rank(piece).is_some() {
+            return piece.len().min(1);
+        }
+        merger.run(self, piece)
+    }
+}
+
+/// Reusable buffers for merging one piece.
+#[derive(Default)]
+struct Merger {
+    /// Start offset of the symbol after each live symbol (`piece.len()` at the end).
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    alive: Vec<bool>,
+    heap: BinaryHeap<Reverse<(u32, usize, usize)>>,
+}
+
+impl Merger {
+    /// Symbols left after merging the lowest-ranked adjacent pair until no
+    /// pair is a token. Symbols are indexed by their start offset; a heap
+    /// entry `(rank, left, right_end)` is stale once either side changed.
+    fn run(&mut self, bpe: &Bpe, piece: &[u8]) -> usize {
+        let len = piece.len();
+        self.next.clear();
+        self.prev.clear();
+        self.alive.clear();
+        self.heap.clear();
+        // Start with one symbol per byte: every byte is a cl100k token.
+        self.next.extend(1..=len);
+        self.prev.extend((0..len).map(|i| i.wrapping_sub(1)));
+        self.alive.resize(len, true);
+        for i in 0..len - 1 {
+            if let Some(r) = bpe.rank(&piece[i..i + 2]) {
+                self.heap.push(Reverse((r, i, i + 2)));
+            }
+        }
+        let mut symbols = len;
+        while let Some(Reverse((_, left, end))) = self.heap.pop() {
+            let right = self.next[left];
+            if !self.alive[left] || right >= len || self.next[right] != end {
+                continue;
+            }
+            // Merge `right` into `left`.
+            self.alive[right] = false;
+            self.next[left] = end;
+            if end < len {
+                self.prev[end] = left;
+            }
+            symbols -= 1;
+            let before = self.prev[left];
+            if before != usize::MAX {
+                if let Some(r) = bpe.rank(&piece[before..end]) {
+                    self.heap.push(Reverse((r, before, end)));
+                }
+            }
+            if end < len {
+                let after = self.next[end];
+                if let Some(r) = bpe.rank(&piece[left..after]) {
+                    self.heap.push(Reverse((r, left, after)));
+                }
+            }
+        }
+        symbols
+    }
+}

@@ -1,0 +1,124 @@
+//! Token counting with `cl100k_base`, the real BPE tokenizer (issue 3 asks
+//! for one, not a division of characters). Every request is counted, so the
+//! encoder is our own count-only one (`bpe`): the same counts as tiktoken and
+//! GitHub's `bpe-openai` (checked against it in the tests) in ~2 MB instead
+//! of ~33 MB. Loaded on first use.
+
+mod bpe;
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub use bpe::{Bpe, LoadError};
+
+#[derive(Default)]
+pub struct Tokenizer {
+    bpe: OnceLock<Option<Bpe>>,
+}
+
+/// OpenAI's accounting for chat prompts: every message costs a few framing
+/// tokens, and the reply is primed with three more.
+const TOKENS_PER_MESSAGE: usize = 3;
+const REPLY_PRIMING: usize = 3;
+
+impl Tokenizer {
+    pub fn count(&self, text: &str) -> usize {
+        let bpe = self.bpe.get_or_init(|| {
+            Bpe::cl100k()
+                .inspect_err(|e| tracing::error!(error = %e, "token counting falls back to bytes"))
+                .ok()
+        });
+        match bpe {
+            Some(b) => b.count(text),
+            // Never under-counts: every token is at least one byte.
+            None => text.len(),
+        }
+    }
+
+    /// Tokens of every string inside `v` (a prompt or an input list).
+    pub fn count_value(&self, v: &Value) -> usize {
+        let mut texts = Vec::new();
+        collect_strings(v, &mut texts);
+        texts.iter().map(|t| self.count(t)).sum()
+    }
+
+    /// Prompt tokens of a chat `messages` array, counting every string the
+    /// model reads (content parts, names, tool call arguments).
+    pub fn count_chat(&self, messages: &[Value]) -> usize {
+        let mut total = REPLY_PRIMING;
+        for m in messages {
+            total += TOKENS_PER_MESSAGE;
+            let mut texts = Vec::new();
+            collect_strings(m, &mut texts);
+            total += texts.iter().map(|t| self.count(t)).sum::<usize>();
+        }
+        total
+    }
+}
+
+/// Every string value inside `v` (keys excluded), in document order.
+pub fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_real_tokens() {
+        let t = Tokenizer::default();
+        assert_eq!(t.count("hello world"), 2);
+        assert_eq!(t.count(""), 0);
+        let msgs = vec![serde_json::json!({"role": "user", "content": "hello world"})];
+        // 3 priming + 3 framing + "user" (1) + "hello world" (2)
+        assert_eq!(t.count_chat(&msgs), 9);
+    }
+
+    /// The same counts as `bpe-openai` (itself checked against tiktoken) on
+    /// text that exercises every pre-tokenizer branch and long merges.
+    #[test]
+    fn counts_like_bpe_openai() {
+        let ours = Bpe::cl100k().unwrap_or_else(|e| panic!("{e}"));
+        let theirs = bpe_openai::cl100k_base();
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "Hello, world! It's 2026; we'll see.\n\n  indented\ttab  \r\n".into(),
+            "   leading and trailing spaces   ".into(),
+            "numbers 1234567 3.14159 -42 0x1F".into(),
+            "Ünïcödé naïve café 東京 🤖🤖 ok".into(),
+            "I'M SHOUTING, YOU'RE NOT'S 'll 'd".into(),
+            "{\"json\": [1, 2, {\"k\": null}]}\n".into(),
+            "a".repeat(5000),
+            "ab".repeat(3000),
+            "!@#$%^&*()_+=-`~[]{}|;:,.<>/?".repeat(20),
+            "\n\n\n   \n \t\t \n".into(),
+            "x".repeat(3) + &" ".repeat(9) + "y",
+        ];
+        // Every Unicode scalar class the pattern distinguishes, mixed.
+        let alphabet: Vec<char> = "aZ9 \n\t'’.,é東🤖-_\r0".chars().collect();
+        let mut seed = 0x2545_f491_u64;
+        for len in [1usize, 2, 3, 7, 31, 200] {
+            for _ in 0..200 {
+                let s: String = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                samples.push(s);
+            }
+        }
+        for s in &samples {
+            assert_eq!(ours.count(s), theirs.count(s.as_str()), "{s:?}");
+        }
+    }
+}
