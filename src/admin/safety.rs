@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::AdminJson;
 use crate::app::AppState;
@@ -86,8 +86,7 @@ pub struct ScanResult {
     /// The error a client would get instead of an answer, when blocked.
     pub refusal: Option<Refusal>,
     /// The checks as a request's log record notes them, in the order they run.
-    #[schema(value_type = Vec<crate::safety::Check>)]
-    pub checks: Vec<Value>,
+    pub checks: Vec<crate::safety::Check>,
     pub moderation: ModerationScan,
     pub injection: InjectionScan,
 }
@@ -128,7 +127,7 @@ pub async fn scan(
     );
     let doc = json!({"model": "scan", "messages": [{"role": "user", "content": req.text}]});
     let doc = doc.as_object().cloned().unwrap_or_default();
-    let mut log = Value::Null;
+    let mut log = crate::safety::SafetyLog::default();
     let outcome =
         crate::safety::check_input(&state, &settings, &policy, Endpoint::Chat, &doc, &mut log)
             .await;
@@ -143,10 +142,7 @@ pub async fn scan(
             }),
         ),
     };
-    let checks = match log.get_mut("checks").map(Value::take) {
-        Some(Value::Array(a)) => a,
-        _ => Vec::new(),
-    };
+    let checks = log.checks;
 
     let scores = state.safety.moderator.scan(&req.text);
     let mut categories: Vec<CategoryScore> = Category::ALL

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Admission;
 
@@ -32,31 +32,33 @@ fn reset(limit: u32, remaining: u32) -> Duration {
     Duration::from_millis(missing * 60_000 / u64::from(limit))
 }
 
+// Built at compile time: a `&str` name is parsed and checked on every insert.
+const NAMES: [HeaderName; 6] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+
 pub fn apply_headers(h: &mut HeaderMap, a: &Admission) {
-    let pairs = [
-        ("x-ratelimit-limit-requests", a.requests_limit.to_string()),
-        (
-            "x-ratelimit-remaining-requests",
-            a.requests_remaining.to_string(),
-        ),
-        (
-            "x-ratelimit-reset-requests",
-            openai_duration(reset(a.requests_limit, a.requests_remaining)),
-        ),
-        ("x-ratelimit-limit-tokens", a.tokens_limit.to_string()),
-        (
-            "x-ratelimit-remaining-tokens",
-            a.tokens_remaining.to_string(),
-        ),
-        (
-            "x-ratelimit-reset-tokens",
-            openai_duration(reset(a.tokens_limit, a.tokens_remaining)),
-        ),
+    let duration = |limit, remaining| {
+        // Digits and letters only: always a valid header value.
+        HeaderValue::from_str(&openai_duration(reset(limit, remaining)))
+            .unwrap_or(HeaderValue::from_static("0s"))
+    };
+    let values = [
+        HeaderValue::from(a.requests_limit),
+        HeaderValue::from(a.requests_remaining),
+        duration(a.requests_limit, a.requests_remaining),
+        HeaderValue::from(a.tokens_limit),
+        HeaderValue::from(a.tokens_remaining),
+        duration(a.tokens_limit, a.tokens_remaining),
     ];
-    for (name, value) in pairs {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
+    h.reserve(NAMES.len());
+    for (name, value) in NAMES.into_iter().zip(values) {
+        h.insert(name, value);
     }
 }
 

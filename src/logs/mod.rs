@@ -51,8 +51,7 @@ pub struct Record {
     pub origin: Option<String>,
     pub stream: bool,
     /// What the safety checks did; `{"checks":[]}` means none ran.
-    #[schema(value_type = Object)]
-    pub safety: serde_json::Value,
+    pub safety: crate::safety::SafetyLog,
     #[serde(skip)]
     pub body: Option<Bytes>,
 }
@@ -81,7 +80,7 @@ impl Draft {
                 client_ip,
                 origin,
                 stream: false,
-                safety: serde_json::json!({"checks": []}),
+                safety: crate::safety::SafetyLog::default(),
                 body: None,
             },
             started: Instant::now(),

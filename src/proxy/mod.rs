@@ -208,7 +208,7 @@ async fn serve(
     }
     let policy = safety::Policy::resolve(&settings.safety, key.overrides.safety.as_ref());
     let flagged = {
-        let mut scratch = serde_json::Value::Null;
+        let mut scratch = safety::SafetyLog::default();
         let log = match draft.as_mut() {
             Some(d) => &mut d.record.safety,
             None => &mut scratch,
@@ -328,7 +328,7 @@ fn validate_body(
     settings: &crate::settings::Settings,
     endpoint: Endpoint,
     req: &mut body::Parsed,
-    log: &mut serde_json::Value,
+    log: &mut safety::SafetyLog,
 ) -> Result<(), ApiError> {
     if !settings.validation.enabled {
         safety::note(
@@ -342,7 +342,7 @@ fn validate_body(
         .check(endpoint, &mut req.doc, &settings.validation);
     let mut check = safety::Check::ran("validation", "input", "schema");
     if let Err(e) = &verdict {
-        check.action = "block";
+        check.action = "block".into();
         check.param = e.body().error.param;
     }
     safety::note(log, check);
@@ -359,7 +359,7 @@ async fn moderate_answer(
     sse: bool,
     draft: &mut Option<logs::Draft>,
 ) -> Result<Response<Body>, ApiError> {
-    let mut scratch = serde_json::Value::Null;
+    let mut scratch = safety::SafetyLog::default();
     let log = match draft.as_mut() {
         Some(d) => &mut d.record.safety,
         None => &mut scratch,

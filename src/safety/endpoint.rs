@@ -39,7 +39,7 @@ pub async fn respond(
     state: &AppState,
     settings: &Settings,
     doc: &Map<String, Value>,
-    safety: &mut Value,
+    safety: &mut super::SafetyLog,
 ) -> Result<Response<Body>, ApiError> {
     let inputs = texts::request(Endpoint::Moderations, doc);
     let threshold = settings.safety.moderation.threshold;
@@ -89,7 +89,7 @@ pub async fn respond(
         .map(|c| c.name().to_owned())
         .collect();
     // The endpoint reports; it never refuses what it was asked to judge.
-    check.action = "log";
+    check.action = "log".into();
     check.reason = Some(format!(
         "{flagged_inputs} of {} inputs flagged",
         inputs.len()

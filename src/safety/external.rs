@@ -197,7 +197,7 @@ pub async fn moderate(
     policy: &Policy,
     stage: &'static str,
     texts: &[&str],
-    safety: &mut Value,
+    safety: &mut super::SafetyLog,
 ) -> Result<bool, ApiError> {
     let list = &settings.safety.external;
     let answers = futures_util::future::join_all(list.iter().map(|m| ask(state, m, texts))).await;

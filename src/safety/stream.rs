@@ -6,8 +6,6 @@
 
 use std::collections::VecDeque;
 
-use serde_json::Value;
-
 use super::config::{Action, ModerationConfig, Policy};
 use super::{judge_scores, texts, Check, Scores};
 use crate::app::AppState;
@@ -160,12 +158,13 @@ impl StreamGuard {
             &self.policy,
         );
         if cut {
-            check.action = "block";
+            check.action = "block".into();
         } else if let Some((a, _)) = verdict {
             check.action = match a {
                 Action::Block | Action::Flag => "flag",
                 Action::Log => "log",
-            };
+            }
+            .into();
         }
         check
     }
@@ -187,7 +186,7 @@ impl StreamGuard {
             .collect()
     }
 
-    pub fn note_into(&self, safety: &mut Value) {
+    pub fn note_into(&self, safety: &mut super::SafetyLog) {
         super::note(safety, self.check());
         for c in self.external_skips() {
             super::note(safety, c);

@@ -29,7 +29,7 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
             r.client_ip,
             r.origin,
             r.stream,
-            r.safety.to_string(),
+            serde_json::to_string(&r.safety).unwrap_or_default(),
             sealed.as_ref().map(|s| s.0.as_slice()),
             sealed.as_ref().map(|s| s.1),
         ])?;

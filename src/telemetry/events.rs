@@ -39,7 +39,7 @@ struct RequestSummary<'a> {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     stream: bool,
-    safety: &'a serde_json::Value,
+    safety: &'a crate::safety::SafetyLog,
 }
 
 /// One second of traffic.

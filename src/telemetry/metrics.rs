@@ -199,22 +199,15 @@ impl Metrics {
 
     /// Counts each check whose action was not a plain pass; see
     /// `logs::Record::safety` for the shape.
-    fn observe_safety(&self, safety: &serde_json::Value) {
-        let Some(checks) = safety.get("checks").and_then(|c| c.as_array()) else {
-            return;
-        };
-        for c in checks {
-            let name = c.get("check").or_else(|| c.get("name"));
-            let action = c.get("action").and_then(|a| a.as_str());
-            if let (Some(name), Some(action)) = (name.and_then(|n| n.as_str()), action) {
-                if action != "pass" && action != "none" {
-                    self.safety
-                        .get_or_create(&SafetyLabel {
-                            check: name.to_owned(),
-                            action: action.to_owned(),
-                        })
-                        .inc();
-                }
+    fn observe_safety(&self, safety: &crate::safety::SafetyLog) {
+        for c in &safety.checks {
+            if c.action != "pass" && c.action != "none" {
+                self.safety
+                    .get_or_create(&SafetyLabel {
+                        check: c.check.to_string(),
+                        action: c.action.to_string(),
+                    })
+                    .inc();
             }
         }
     }

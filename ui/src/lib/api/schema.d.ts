@@ -1240,7 +1240,7 @@ export interface components {
             /** Format: int64 */
             prompt_tokens?: number | null;
             /** @description What the safety checks did; `{"checks":[]}` means none ran. */
-            safety: Record<string, never>;
+            safety: components["schemas"]["SafetyLog"];
             /** Format: int32 */
             status: number;
             stream: boolean;
@@ -1346,6 +1346,13 @@ export interface components {
              *     }
              */
             moderation: components["schemas"]["ModerationConfig"];
+        };
+        /**
+         * @description What the safety checks did to one request: every check, run or
+         *     skipped, in the order they ran.
+         */
+        SafetyLog: {
+            checks: components["schemas"]["Check"][];
         };
         ScanRequest: {
             /** @description Apply this key's own safety overrides on top of the settings. */
