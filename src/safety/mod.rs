@@ -353,9 +353,7 @@ pub async fn check_output(
         return Ok(false);
     }
     let mut text = String::new();
-    if let Ok(doc) = serde_json::from_slice::<Value>(body) {
-        texts::response(&doc, &mut text);
-    }
+    texts::response(body, &mut text);
     check_output_text(state, settings, policy, &text, safety).await
 }
 

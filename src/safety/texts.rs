@@ -192,10 +192,31 @@ pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
     out
 }
 
-/// What the model said in a non-streamed answer: message contents, tool
-/// call arguments, completion texts.
-pub fn response(doc: &Value, out: &mut String) {
-    let Some(choices) = doc.get("choices").and_then(Value::as_array) else {
+/// What the model said in a non-streamed answer (the body as the upstream
+/// sent it): message contents, tool call arguments, completion texts.
+/// Only `choices` is read into values; everything else is skipped unbuilt.
+pub fn response(body: &[u8], out: &mut String) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        choices: Vec<Choice>,
+    }
+    // Each field is a `Value`, so one field of an odd type loses only itself.
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        #[serde(default)]
+        text: Value,
+        #[serde(default)]
+        message: Option<Message>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        #[serde(default)]
+        content: Value,
+        #[serde(default)]
+        tool_calls: Value,
+    }
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
         return;
     };
     let mut push = |s: &str| {
@@ -204,24 +225,22 @@ pub fn response(doc: &Value, out: &mut String) {
         }
         out.push_str(s);
     };
-    for c in choices {
-        if let Some(t) = c.get("text").and_then(Value::as_str) {
+    for c in &answer.choices {
+        if let Some(t) = c.text.as_str() {
             push(t);
         }
-        let Some(m) = c.get("message") else { continue };
-        match m.get("content") {
-            Some(Value::String(s)) => push(s),
-            Some(Value::Array(parts)) => parts
+        let Some(m) = &c.message else { continue };
+        match &m.content {
+            Value::String(s) => push(s),
+            Value::Array(parts) => parts
                 .iter()
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .for_each(&mut push),
             _ => {}
         }
-        if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-            for call in calls {
-                if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
-                    push(a);
-                }
+        for call in m.tool_calls.as_array().into_iter().flatten() {
+            if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
+                push(a);
             }
         }
     }
