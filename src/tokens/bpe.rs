@@ -31,6 +31,12 @@ const PATTERNS: [&str; 3] = [
 ];
 const LOOKAHEAD: usize = 1;
 
+/// Pieces longer than this are merged in chunks of it. No word is this
+/// long; a megabyte run of one letter or of spaces is, and merging it whole
+/// took a second. Chunks keep the time linear and the count within a token
+/// per chunk of the exact one (exact for runs of one character).
+const CHUNK: usize = 1024;
+
 type Hasher = rustc_hash::FxBuildHasher;
 
 pub struct Bpe {
@@ -41,6 +47,8 @@ pub struct Bpe {
     /// Token ids, found by hashing their bytes.
     ids: HashTable<u32>,
     hasher: Hasher,
+    /// The longest token, in bytes: a longer candidate is never looked up.
+    longest: usize,
     split: Regex,
 }
 
@@ -79,6 +87,7 @@ impl Bpe {
             starts,
             ids: HashTable::with_capacity(0),
             hasher,
+            longest: 0,
             split: Regex::new_many(&PATTERNS).map_err(|e| LoadError::Pattern(e.to_string()))?,
         };
         let mut ids = HashTable::with_capacity(bpe.starts.len() - 1);
@@ -87,6 +96,10 @@ impl Bpe {
             ids.insert_unique(h, id, |&i| bpe.hasher.hash_one(bpe.token(i)));
         }
         bpe.ids = ids;
+        bpe.longest = (0..bpe.starts.len() as u32 - 1)
+            .map(|id| bpe.token(id).len())
+            .max()
+            .unwrap_or(0);
         Ok(bpe)
     }
 
@@ -96,6 +109,11 @@ impl Bpe {
     }
 
     fn rank(&self, bytes: &[u8]) -> Option<u32> {
+        // Without this, merging a long run (a megabyte of one letter or of
+        // spaces) hashed ever longer candidates: seconds instead of ms.
+        if bytes.len() > self.longest {
+            return None;
+        }
         let h = self.hasher.hash_one(bytes);
         self.ids.find(h, |&id| self.token(id) == bytes).copied()
     }
@@ -130,6 +148,12 @@ impl Bpe {
     fn count_piece(&self, piece: &[u8], merger: &mut Merger) -> usize {
         if piece.len() <= 1 || self.rank(piece).is_some() {
             return piece.len().min(1);
+        }
+        if piece.len() > CHUNK {
+            return piece
+                .chunks(CHUNK)
+                .map(|c| self.count_piece(c, merger))
+                .sum();
         }
         merger.run(self, piece)
     }

@@ -2,7 +2,9 @@
 //! for one, not a division of characters). Every request is counted, so the
 //! encoder is our own count-only one (`bpe`): the same counts as tiktoken and
 //! GitHub's `bpe-openai` (checked against it in the tests) in ~2 MB instead
-//! of ~33 MB. Loaded on first use.
+//! of ~33 MB, except on pieces over 1 KiB (a run of one character or a
+//! "word" no language has), which are counted in chunks: linear time, at
+//! most a token per KiB over. Loaded on first use.
 
 mod bpe;
 
@@ -119,6 +121,28 @@ mod tests {
         }
         for s in &samples {
             assert_eq!(ours.count(s), theirs.count(s.as_str()), "{s:?}");
+        }
+    }
+
+    /// A piece longer than a chunk (a 20 KB "word") is counted in linear
+    /// time, never below the exact count and at most one token per chunk over.
+    #[test]
+    fn long_pieces_are_bounded() {
+        let ours = Bpe::cl100k().unwrap_or_else(|e| panic!("{e}"));
+        let theirs = bpe_openai::cl100k_base();
+        let mut seed = 7u64;
+        let word: String = (0..20_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        let (n, exact) = (ours.count(&word), theirs.count(word.as_str()));
+        assert!(n >= exact && n <= exact + 20, "{n} vs {exact}");
+        for run in [" ".repeat(20_000), "a".repeat(20_000), "7".repeat(20_000)] {
+            assert_eq!(ours.count(&run), theirs.count(run.as_str()));
         }
     }
 }
