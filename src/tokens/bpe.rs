@@ -69,43 +69,41 @@ impl Bpe {
             .map_err(|e| bad(&e))?;
         let mut arena = Vec::with_capacity(1 << 20);
         let mut starts = Vec::with_capacity(100_300);
+        let mut longest = 0;
         for (rank, line) in text.lines().enumerate() {
             let (b64, r) = line.split_once(' ').ok_or_else(|| bad(&line))?;
             if r.parse::<usize>().ok() != Some(rank) {
                 return Err(bad(&format!("rank {r} out of order")));
             }
-            starts.push(u32::try_from(arena.len()).map_err(|e| bad(&e))?);
+            let start = arena.len();
+            starts.push(u32::try_from(start).map_err(|e| bad(&e))?);
             base64::engine::general_purpose::STANDARD
                 .decode_vec(b64, &mut arena)
                 .map_err(|e| bad(&e))?;
+            longest = longest.max(arena.len() - start);
         }
         starts.push(u32::try_from(arena.len()).map_err(|e| bad(&e))?);
         arena.shrink_to_fit();
         let hasher = Hasher::default();
-        let mut bpe = Bpe {
+        let token = |id: u32| token(&arena, &starts, id);
+        let mut ids = HashTable::with_capacity(starts.len() - 1);
+        for id in 0..starts.len() as u32 - 1 {
+            ids.insert_unique(hasher.hash_one(token(id)), id, |&i| {
+                hasher.hash_one(token(i))
+            });
+        }
+        Ok(Bpe {
+            split: Regex::new_many(&PATTERNS).map_err(|e| LoadError::Pattern(e.to_string()))?,
             arena,
             starts,
-            ids: HashTable::with_capacity(0),
+            ids,
             hasher,
-            longest: 0,
-            split: Regex::new_many(&PATTERNS).map_err(|e| LoadError::Pattern(e.to_string()))?,
-        };
-        let mut ids = HashTable::with_capacity(bpe.starts.len() - 1);
-        for id in 0..bpe.starts.len() as u32 - 1 {
-            let h = bpe.hasher.hash_one(bpe.token(id));
-            ids.insert_unique(h, id, |&i| bpe.hasher.hash_one(bpe.token(i)));
-        }
-        bpe.ids = ids;
-        bpe.longest = (0..bpe.starts.len() as u32 - 1)
-            .map(|id| bpe.token(id).len())
-            .max()
-            .unwrap_or(0);
-        Ok(bpe)
+            longest,
+        })
     }
 
     fn token(&self, id: u32) -> &[u8] {
-        let i = id as usize;
-        &self.arena[self.starts[i] as usize..self.starts[i + 1] as usize]
+        token(&self.arena, &self.starts, id)
     }
 
     fn rank(&self, bytes: &[u8]) -> Option<u32> {
@@ -157,6 +155,12 @@ impl Bpe {
         }
         merger.run(self, piece)
     }
+}
+
+/// Token `id`'s bytes in the arena.
+fn token<'a>(arena: &'a [u8], starts: &[u32], id: u32) -> &'a [u8] {
+    let i = id as usize;
+    &arena[starts[i] as usize..starts[i + 1] as usize]
 }
 
 /// Reusable buffers for merging one piece.

@@ -50,10 +50,7 @@ impl Tokenizer {
     pub fn count_chat(&self, messages: &[Value]) -> usize {
         let mut total = REPLY_PRIMING;
         for m in messages {
-            total += TOKENS_PER_MESSAGE;
-            let mut texts = Vec::new();
-            collect_strings(m, &mut texts);
-            total += texts.iter().map(|t| self.count(t)).sum::<usize>();
+            total += TOKENS_PER_MESSAGE + self.count_value(m);
         }
         total
     }

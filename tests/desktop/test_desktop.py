@@ -604,6 +604,23 @@ def no_app_running() -> None:
     wait_for("the previous app instance to exit", lambda: not app_processes(), timeout=60, interval=0.5)
 
 
+def launch_standalone(tmp: Path, listen: str, log_name: str):
+    """The app started by hand, not by WebDriver: data and config under `tmp`,
+    the gateway on `listen`, its output in `ARTIFACTS/log_name`."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ASSISTERS_DATA_DIR": str(tmp / "data"),
+            "ASSISTERS_LISTEN": listen,
+            "ASSISTERS_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+            "XDG_CONFIG_HOME": str(tmp / "config"),
+            "NO_AT_BRIDGE": "1",
+        }
+    )
+    log = open(ARTIFACTS / log_name, "w")  # noqa: SIM115
+    return subprocess.Popen([APP], env=env, stdout=log, stderr=subprocess.STDOUT), log
+
+
 def test_port_taken_dialog() -> None:
     """A taken port is explained in a dialog, which offers another one."""
     no_app_running()
@@ -612,18 +629,7 @@ def test_port_taken_dialog() -> None:
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     taken = blocker.getsockname()[1]
-    env = dict(os.environ)
-    env.update(
-        {
-            "ASSISTERS_DATA_DIR": str(tmp / "data"),
-            "ASSISTERS_LISTEN": f"127.0.0.1:{taken}",
-            "ASSISTERS_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
-            "XDG_CONFIG_HOME": str(tmp / "config"),
-            "NO_AT_BRIDGE": "1",
-        }
-    )
-    log = open(ARTIFACTS / "port-taken-app.log", "w")  # noqa: SIM115
-    app = subprocess.Popen([APP], env=env, stdout=log, stderr=subprocess.STDOUT)
+    app, log = launch_standalone(tmp, f"127.0.0.1:{taken}", "port-taken-app.log")
     try:
         wid = wait_for("the 'Port already in use' dialog", lambda: xdotool("search", "--name", "Port already in use"), timeout=30)
         wid = wid.split()[0]
@@ -663,18 +669,7 @@ def test_quit_on_close_when_asked() -> None:
     prefs.parent.mkdir(parents=True)
     prefs.write_text(json.dumps({"keep_running_on_close": False}))
     listen = f"127.0.0.1:{free_port()}"
-    env = dict(os.environ)
-    env.update(
-        {
-            "ASSISTERS_DATA_DIR": str(tmp / "data"),
-            "ASSISTERS_LISTEN": listen,
-            "ASSISTERS_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
-            "XDG_CONFIG_HOME": str(tmp / "config"),
-            "NO_AT_BRIDGE": "1",
-        }
-    )
-    log = open(ARTIFACTS / "quit-on-close-app.log", "w")  # noqa: SIM115
-    app = subprocess.Popen([APP], env=env, stdout=log, stderr=subprocess.STDOUT)
+    app, log = launch_standalone(tmp, listen, "quit-on-close-app.log")
     try:
         wait_for("the gateway", lambda: http("GET", f"http://{listen}/healthz")[0] == 200, timeout=30)
         wid = wait_for("the window", lambda: visible_windows("Assisters Gateway"), timeout=30)[0]
