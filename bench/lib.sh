@@ -18,7 +18,7 @@ start_upstream() {
 # machine serves (checked on every request, never refusing).
 start_gateway() {
   rm -rf "$1"
-  taskset -c 0 "$BIN" --data-dir "$1" serve --config bench/bench.toml >/dev/null 2>&1 &
+  taskset -c 0 "$BIN" --data-dir "$1" serve --config "${BENCH_CONFIG:-bench/bench.toml}" >/dev/null 2>&1 &
   gw=$!
   for _ in $(seq 100); do [ -f "$1/runtime.json" ] && break; sleep 0.1; done
   "$BIN" --data-dir "$1" tiers create bench --rpm 4000000000 --tpm 4000000000 >/dev/null

@@ -42,17 +42,45 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     #[cfg(target_os = "linux")]
     tune_allocator();
-    run()
-}
-
-#[tokio::main]
-async fn run() -> ExitCode {
     let cli = assisters::cli::Cli::parse();
-    match assisters::cli::run(cli).await {
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(assisters::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One worker per CPU the process may run on (tokio's default, which
+/// `TOKIO_WORKER_THREADS` overrides). With a single worker the
+/// single-threaded scheduler runs the same tasks in the same order without
+/// the work-stealing machinery's cross-thread wake-ups: about 15-20 % more
+/// requests per second on one CPU (BENCHMARKS.md). Blocking work (SQLite)
+/// still goes to the blocking pool either way.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     }
 }
