@@ -4,8 +4,6 @@
 //! ("kill a process", "the bomb scene") cancel the matches they overlap.
 //! A category's score is `1 - Π(1 - weight)` over its distinct matches.
 
-use std::collections::BTreeSet;
-
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +173,7 @@ pub struct Moderator {
     meanings: Vec<Meaning>,
     /// Every normalised trigger, for the stream's "could this still
     /// become a match" question.
-    triggers: BTreeSet<String>,
+    triggers: Sorted,
     max_words: usize,
 }
 
@@ -187,7 +185,7 @@ impl Moderator {
             toml::from_str(RULES).map_err(|e| format!("rules/moderation.toml: {e}"))?;
         let mut patterns = Vec::new();
         let mut meanings = Vec::new();
-        let mut triggers = BTreeSet::new();
+        let mut triggers = Vec::new();
         let mut max_words = 1;
         let mut norm = String::new();
         let mut add = |raw: &str, meaning: Meaning, trig: bool| {
@@ -209,7 +207,7 @@ impl Moderator {
             for v in variants {
                 max_words = max_words.max(v.split(' ').count());
                 if trig {
-                    triggers.insert(v.clone());
+                    triggers.push(v.clone());
                 }
                 patterns.push(v);
                 meanings.push(match meaning {
@@ -252,7 +250,7 @@ impl Moderator {
         Ok(Moderator {
             automaton,
             meanings,
-            triggers,
+            triggers: Sorted::new(triggers),
             max_words,
         })
     }
@@ -342,14 +340,48 @@ impl Moderator {
             }
             let open = self
                 .triggers
-                .range(norm.clone()..)
-                .next()
+                .first_from(&norm)
                 .is_some_and(|t| t.starts_with(norm.as_str()) && t.len() > norm.len());
             if open {
                 return raw.len() - start;
             }
         }
         0
+    }
+}
+
+/// A sorted set of strings packed into one buffer: ~29k triggers took
+/// ~2.5 MB as a `BTreeSet<String>` (a node slot and an allocation each),
+/// and ~1 MB here.
+struct Sorted {
+    text: String,
+    /// Where each string lies in `text`, in sorted order.
+    spans: Vec<(u32, u32)>,
+}
+
+impl Sorted {
+    fn new(mut items: Vec<String>) -> Sorted {
+        items.sort_unstable();
+        items.dedup();
+        let mut text = String::with_capacity(items.iter().map(String::len).sum());
+        let mut spans = Vec::with_capacity(items.len());
+        let at = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
+        for s in &items {
+            let start = at(&text);
+            text.push_str(s);
+            spans.push((start, at(&text)));
+        }
+        Sorted { text, spans }
+    }
+
+    fn get(&self, (start, end): (u32, u32)) -> &str {
+        self.text.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    /// The smallest string that is not less than `s`.
+    fn first_from(&self, s: &str) -> Option<&str> {
+        let i = self.spans.partition_point(|&span| self.get(span) < s);
+        self.spans.get(i).map(|&span| self.get(span))
     }
 }
 
@@ -411,5 +443,28 @@ mod tests {
         );
         assert_eq!(expand("a (b (c|d)|e)"), ["a b c", "a b d", "a e"]);
         assert!(m.open_suffix("I want to kill ") > 0);
+    }
+
+    #[test]
+    fn sorted_set_finds_what_a_btree_set_finds() {
+        let words = [
+            "pipe bomb",
+            "kill",
+            "kill you",
+            "",
+            "pipe",
+            "kill",
+            "zebra",
+            "a b",
+        ];
+        let set: std::collections::BTreeSet<String> = words.iter().map(|w| w.to_string()).collect();
+        let sorted = Sorted::new(words.iter().map(|w| w.to_string()).collect());
+        assert_eq!(sorted.spans.len(), set.len());
+        for probe in [
+            "", "a", "kil", "kill", "kill ", "kill z", "pipe b", "pipez", "zz", "\u{ff}",
+        ] {
+            let want = set.range(probe.to_string()..).next().map(String::as_str);
+            assert_eq!(sorted.first_from(probe), want, "probe {probe:?}");
+        }
     }
 }
