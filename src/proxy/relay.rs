@@ -99,6 +99,9 @@ async fn relay(
         };
         let next = match first.take() {
             Some(data) => Ok(Some(Ok(hyper::body::Frame::data(data)))),
+            // A body with a length says when it is complete: end now rather
+            // than wait for the connection task to confirm it.
+            None if hyper::body::Body::is_end_stream(&body) => Ok(None),
             None => tokio::time::timeout_at(limit, body.frame()).await,
         };
         let err = match next {
@@ -172,6 +175,12 @@ async fn relay(
             break;
         }
     }
+    // Tokens and the stream slot are settled before the client sees the end,
+    // so its next request finds them free. Closing the channel before
+    // anything else lets hyper write the last events and the final chunk
+    // together (one `writev` fewer per stream); the log record follows.
+    finish.settle(usage);
+    drop(tx);
     finish.end_stream(usage, failure).await;
 }
 
