@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -600,8 +601,21 @@ def app_processes() -> list[int]:
 def no_app_running() -> None:
     """A launch while another instance still runs (the WebDriver session's,
     shutting down gracefully) would only focus that one and exit: single
-    instance. Wait for it to be gone."""
-    wait_for("the previous app instance to exit", lambda: not app_processes(), timeout=60, interval=0.5)
+    instance. Wait for it to be gone. Ending the WebDriver session closes the
+    window, and a closed window leaves the app running in the tray (by
+    design), so an instance still there after a while is asked to quit the
+    way a service manager would: SIGTERM, which it handles gracefully."""
+    try:
+        wait_for("the previous app instance to exit", lambda: not app_processes(), timeout=15, interval=0.5)
+        return
+    except AssertionError:
+        pass
+    for pid in app_processes():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    wait_for("the previous app instance to quit on SIGTERM", lambda: not app_processes(), timeout=45, interval=0.5)
 
 
 def launch_standalone(tmp: Path, listen: str, log_name: str):
