@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 /// One worker per CPU the process may run on (tokio's default, which
 /// `TOKIO_WORKER_THREADS` overrides). With a single worker the
 /// single-threaded scheduler runs the same tasks in the same order without
-/// the work-stealing machinery's cross-thread wake-ups: about 15-20 % more
+/// the work-stealing machinery's cross-thread wake-ups: about a fifth more
 /// requests per second on one CPU (BENCHMARKS.md). Blocking work (SQLite)
 /// still goes to the blocking pool either way.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
