@@ -74,13 +74,10 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
-    if workers <= 1 {
+    let mut builder = if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    }
+    };
+    builder.enable_all().build()
 }

@@ -60,7 +60,8 @@ pub async fn serve(
                 if let Some((d, _)) = finish.log.as_mut() {
                     d.record.upstream = Some(u.name.clone());
                 }
-                return forward::deliver(answer, u, deadline, plan.budget, finish, plan.policy);
+                return forward::deliver(answer, u, deadline, plan.budget, finish, plan.policy)
+                    .await;
             }
             Err(f) => {
                 if f.counts {

@@ -74,9 +74,9 @@ impl Finish {
         self.slot.take();
     }
 
-    /// The end of a stream: settles, then writes the stream's log record.
+    /// The end of a stream, after [`Finish::settle`]: writes the stream's
+    /// log record.
     pub async fn end_stream(mut self, usage: Option<Usage>, error_code: Option<&str>) {
-        self.settle(usage);
         if let (Some(g), Some((d, _))) = (self.guard.as_ref(), self.log.as_mut()) {
             g.note_into(&mut d.record.safety);
         }
@@ -226,7 +226,7 @@ async fn first_data(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, &
 
 /// Turns an accepted answer into the client's response: from here on the
 /// upstream is committed to.
-pub fn deliver(
+pub async fn deliver(
     answer: Answer,
     upstream: &Upstream,
     deadline: Instant,
@@ -245,7 +245,7 @@ pub fn deliver(
                 health: upstream.health.clone(),
                 policy,
             };
-            return Ok(relay::sse_response(body, first, plan));
+            return Ok(relay::sse_response(body, first, plan).await);
         }
         Answer::Json { status, body } => (status, body),
     };

@@ -313,13 +313,7 @@ async fn serve(
         d.record.upstream = name.clone();
     }
     let mut resp = result?;
-    if stream {
-        // One turn for the relay task before the response goes out: the
-        // events `forward` already read are then waiting in its channel, so
-        // hyper sends the head with them (and, for a short answer, the end)
-        // in one write instead of flushing the head alone.
-        tokio::task::yield_now().await;
-    } else {
+    if !stream {
         resp = moderate_answer(state, &settings, &policy, resp, false, draft).await?;
     }
     if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
