@@ -3,8 +3,8 @@
 //! token ids (~2 MB), where the general-purpose crates held 20–33 MB of
 //! automata and maps for the same answers (BENCHMARKS.md).
 //!
-//! Pre-tokenization is tiktoken's cl100k pattern. Its `\s+(?!\S)` needs a
-//! look-ahead the `regex` engines lack, so, as GitHub's `bpe-openai` does,
+//! Pre-tokenization is tiktoken's cl100k pattern (by hand for ASCII text,
+//! in `split`). Its `\s+(?!\S)` needs a look-ahead the `regex` engines lack, so, as GitHub's `bpe-openai` does,
 //! it becomes `\s+\s` matched as a separate pattern whose last character is
 //! given back. Merging is tiktoken's (lowest rank first, leftmost on ties)
 //! with a heap, so a long run of letters costs O(n log n), not O(n²).
@@ -122,18 +122,14 @@ impl Bpe {
         let mut at = 0;
         let mut n = 0;
         while at < text.len() {
-            let input = Input::new(&text[at..]).anchored(Anchored::Yes);
-            let Some(m) = self.split.find(input) else {
+            let Some(end) = super::split::ascii_piece(text.as_bytes(), at)
+                .or_else(|| self.regex_piece(text, at))
+            else {
                 // Unreachable with these patterns (`\s+` or a letter/number/
                 // other run always matches); count the rest byte-wise.
                 n += self.count_piece(&text.as_bytes()[at..], &mut merger);
                 break;
             };
-            let mut end = at + m.end();
-            if m.pattern().as_usize() == LOOKAHEAD {
-                let last = text[at..end].chars().next_back().map_or(0, char::len_utf8);
-                end -= last;
-            }
             if end == at {
                 break;
             }
@@ -141,6 +137,18 @@ impl Bpe {
             at = end;
         }
         n
+    }
+
+    /// The end of the piece at `at`, by the pattern.
+    fn regex_piece(&self, text: &str, at: usize) -> Option<usize> {
+        let input = Input::new(&text[at..]).anchored(Anchored::Yes);
+        let m = self.split.find(input)?;
+        let mut end = at + m.end();
+        if m.pattern().as_usize() == LOOKAHEAD {
+            let last = text[at..end].chars().next_back().map_or(0, char::len_utf8);
+            end -= last;
+        }
+        Some(end)
     }
 
     fn count_piece(&self, piece: &[u8], merger: &mut Merger) -> usize {
