@@ -269,11 +269,7 @@ pub async fn deliver(
 
 /// The top-level `usage` of a JSON answer.
 pub fn usage_in(body: &[u8]) -> Option<Usage> {
-    #[derive(Deserialize)]
-    struct WithUsage {
-        usage: Option<Usage>,
-    }
-    serde_json::from_slice::<WithUsage>(body).ok()?.usage
+    super::scan::field(body, "usage")
 }
 
 async fn read_bounded(

@@ -7,6 +7,7 @@ pub mod failover;
 pub mod forward;
 pub mod health;
 pub mod relay;
+pub mod scan;
 pub mod sse;
 pub mod upstream;
 

@@ -46,7 +46,7 @@ impl Safety {
 /// skipped, in the order they ran.
 // Typed rather than a `serde_json::Value`: building a map per check and
 // printing it again for the store cost ~5 % of a request's CPU.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SafetyLog {
     #[serde(default)]
     #[schema(required = true)]
@@ -58,7 +58,7 @@ pub struct SafetyLog {
 pub type Word = Cow<'static, str>;
 
 /// One check as recorded in the request log.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Check {
     /// `validation`, `moderation` or `injection`.
     #[schema(value_type = String)]
@@ -195,9 +195,14 @@ pub async fn check_input(
     doc: &Map<String, Value>,
     safety: &mut SafetyLog,
 ) -> Result<Flagged, ApiError> {
-    let texts = texts::request(endpoint, doc);
     let moderate = policy.input_moderation;
     let detect = policy.injection && matches!(endpoint, Endpoint::Chat | Endpoint::Completions);
+    // Gathering the texts walks every message: not for nothing.
+    let texts = if moderate || detect {
+        texts::request(endpoint, doc)
+    } else {
+        Vec::new()
+    };
     let mut scores = Scores::default();
     let mut moderation_param = None;
     let mut injection = injection::Verdict::default();

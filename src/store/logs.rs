@@ -13,7 +13,17 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
          latency_ms, ttfb_ms, prompt_tokens, completion_tokens, client_ip, origin, stream, safety, \
          body_enc, key_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
+    // Consecutive records mostly carry the same checks with the same
+    // outcome: their JSON is printed once per run of equal logs.
+    let mut printed: Option<(&crate::safety::SafetyLog, String)> = None;
     for (r, sealed) in rows {
+        if printed.as_ref().is_none_or(|(log, _)| **log != r.safety) {
+            printed = Some((
+                &r.safety,
+                serde_json::to_string(&r.safety).unwrap_or_default(),
+            ));
+        }
+        let safety = printed.as_ref().map_or("", |(_, json)| json.as_str());
         stmt.execute(params![
             r.id,
             r.at,
@@ -29,7 +39,7 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
             r.client_ip,
             r.origin,
             r.stream,
-            serde_json::to_string(&r.safety).unwrap_or_default(),
+            safety,
             sealed.as_ref().map(|s| s.0.as_slice()),
             sealed.as_ref().map(|s| s.1),
         ])?;
