@@ -157,7 +157,12 @@ fn safety(state: &AppState) {
         .filter_map(|m| m["content"].as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let s = &state.safety;
+    let (Ok(moderator), Ok(detector)) = (
+        assisters::safety::moderation::Moderator::new(),
+        assisters::safety::injection::Detector::new(),
+    ) else {
+        panic!("the built-in safety rules do not build");
+    };
     for (name, text, n) in [
         ("bench prompt", short.as_str(), 20_000),
         ("long user turn", LONG, 4_000),
@@ -168,16 +173,16 @@ fn safety(state: &AppState) {
             assisters::safety::normalize::normalize(t, &mut norm);
         });
         mbps("moderation (normalise + automaton)", text, n, |t| {
-            s.moderator.scan(t);
+            moderator.scan(t);
         });
         mbps("injection (normalise + rules + decoding)", text, n, |t| {
-            s.detector.scan(t);
+            detector.scan(t);
         });
         // As the gateway runs them: one normalisation shared by both.
         mbps("both, as the gateway runs them", text, n, |t| {
             let signs = assisters::safety::normalize::normalize(t, &mut norm);
-            s.moderator.scan_normalized(&norm);
-            s.detector.scan_normalized(t, &norm, signs);
+            moderator.scan_normalized(&norm);
+            detector.scan_normalized(t, &norm, signs);
         });
     }
     println!("-- validation of the bench body");

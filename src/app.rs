@@ -158,6 +158,8 @@ impl AppState {
             settings = settings.patched(&patch).map_err(StartError::Other)?;
         }
 
+        let safety =
+            crate::safety::Safety::new(safety_used(&settings, &keys)).map_err(StartError::Other)?;
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
         let (log_sink, log_writer) = crate::logs::channel(telemetry.clone());
         let state = AppState(Arc::new(Inner {
@@ -180,7 +182,7 @@ impl AppState {
             client,
             tokenizer: Tokenizer::default(),
             validators: crate::validate::Validators::new().map_err(StartError::Other)?,
-            safety: crate::safety::Safety::new().map_err(StartError::Other)?,
+            safety,
             admin,
             sessions: Default::default(),
             tls,
@@ -201,10 +203,27 @@ impl AppState {
 
     pub fn set_settings(&self, s: Settings) {
         *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
+        if safety_used(&s, &self.keys) {
+            self.warm_safety();
+        }
         if self.settings.read().routes != s.routes {
             self.upstreams.set_routes(s.routes.clone());
         }
         *self.settings.write() = Arc::new(s);
+    }
+
+    /// Builds the safety engines in the background, so that the request
+    /// that first needs them does not wait.
+    pub fn warm_safety(&self) {
+        if self.safety.is_built() {
+            return;
+        }
+        let state = self.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = state.safety.warm().await;
+            });
+        }
     }
 
     /// The log writer, taken once by the server that runs it.
@@ -336,4 +355,13 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
         "handler panicked".into(),
     ))
     .into_response()
+}
+
+/// Whether any check of the settings or of a key's overrides may run.
+pub fn safety_used(s: &Settings, keys: &KeyRegistry) -> bool {
+    let m = &s.safety.moderation;
+    m.input
+        || m.output
+        || s.safety.injection.enabled
+        || keys.all().iter().any(|k| k.overrides.safety.is_some())
 }

@@ -254,6 +254,9 @@ pub async fn create(
             Ok(key)
         })
         .await?;
+    if key.overrides.safety.is_some() {
+        state.warm_safety();
+    }
     state.keys.put(key);
     Ok((StatusCode::CREATED, Json(CreatedKey { view, key: secret })))
 }
@@ -369,6 +372,9 @@ pub async fn update(
             k.allowed_ips = i;
         }
         if let Some(o) = overrides {
+            if o.safety.is_some() {
+                state.warm_safety();
+            }
             k.overrides = o;
         }
         if let Some(e) = expires_at {

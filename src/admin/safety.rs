@@ -144,7 +144,7 @@ pub async fn scan(
     };
     let checks = log.checks;
 
-    let scores = state.safety.moderator.scan(&req.text);
+    let scores = state.safety.moderator().await?.scan(&req.text);
     let mut categories: Vec<CategoryScore> = Category::ALL
         .iter()
         .map(|&c| CategoryScore {
@@ -156,7 +156,7 @@ pub async fn scan(
         .collect();
     categories.sort_by(|a, b| b.score.total_cmp(&a.score));
 
-    let verdict = state.safety.detector.scan(&req.text);
+    let verdict = state.safety.detector().await?.scan(&req.text);
     let families = verdict
         .families
         .iter()

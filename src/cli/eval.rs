@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::output;
 use crate::config::{Config, Overrides};
-use crate::safety::{Policy, Safety};
+use crate::safety::injection::Detector;
+use crate::safety::moderation::Moderator;
+use crate::safety::Policy;
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let settings = settings(config, data_dir)?;
     let policy = Policy::resolve(&settings.safety, None);
-    let engines = Safety::new().map_err(anyhow::Error::msg)?;
+    let moderator = Moderator::new().map_err(anyhow::Error::msg)?;
+    let detector = Detector::new().map_err(anyhow::Error::msg)?;
     if kind == Kind::Moderation && !settings.safety.external.is_empty() {
         tracing::warn!(
             "external moderators are not called by eval; the built-in engine is measured"
@@ -109,9 +112,8 @@ pub fn run(
     }
     let predict = |text: &str| -> bool {
         match kind {
-            Kind::Injection => engines.detector.scan(text).score >= policy.injection_threshold,
-            Kind::Moderation => engines
-                .moderator
+            Kind::Injection => detector.scan(text).score >= policy.injection_threshold,
+            Kind::Moderation => moderator
                 .scan(text)
                 .flagged(policy.moderation_threshold)
                 .next()

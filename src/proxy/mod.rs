@@ -272,7 +272,7 @@ async fn serve(
     if stream {
         if policy.output_moderation {
             finish.guard = Some(safety::stream::StreamGuard::new(
-                state.clone(),
+                state.safety.moderator().await?.clone(),
                 settings.clone(),
                 policy.clone(),
             ));

@@ -46,8 +46,9 @@ pub async fn respond(
     let mut results = Vec::with_capacity(inputs.len());
     let mut builtin_max = Scores::default();
     let mut flagged_inputs = 0;
+    let moderator = state.safety.moderator().await?;
     for t in &inputs {
-        let mut scores = state.safety.moderator.scan(t.text);
+        let mut scores = moderator.scan(t.text);
         builtin_max.merge(&scores);
         let mut extra = Vec::new();
         let one = [t.text];

@@ -1,11 +1,12 @@
 //! Request safety: moderation of what the model reads and says, and
-//! prompt-injection detection. The engines are built once (`Safety::new`,
+//! prompt-injection detection. The engines are built once (`engines`,
 //! held in `AppState`); this file runs them on a request or an answer,
 //! applies the actions of the [`Policy`] in force, and writes what ran into
 //! the request's log record (`record.safety`), skipped checks included.
 
 pub mod config;
 pub mod endpoint;
+pub mod engines;
 pub mod external;
 pub mod injection;
 pub mod moderation;
@@ -20,27 +21,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use config::{Action, KeySafety, Policy, SafetyConfig};
+pub use engines::Safety;
 pub use moderation::{Category, Scores};
 
 use crate::app::AppState;
 use crate::error::{ApiError, SafetyError};
 use crate::proxy::Endpoint;
 use crate::settings::Settings;
-
-/// The compiled engines.
-pub struct Safety {
-    pub moderator: moderation::Moderator,
-    pub detector: injection::Detector,
-}
-
-impl Safety {
-    pub fn new() -> Result<Safety, String> {
-        Ok(Safety {
-            moderator: moderation::Moderator::new()?,
-            detector: injection::Detector::new()?,
-        })
-    }
-}
 
 /// What the safety checks did to one request: every check, run or
 /// skipped, in the order they ran.
@@ -209,10 +196,20 @@ pub async fn check_input(
     let mut injection_param = None;
     let mut norm = String::new();
     if moderate || detect {
+        let moderator = if moderate {
+            Some(state.safety.moderator().await?)
+        } else {
+            None
+        };
+        let detector = if detect {
+            Some(state.safety.detector().await?)
+        } else {
+            None
+        };
         for t in &texts {
             let signs = normalize::normalize(t.text, &mut norm);
-            if moderate {
-                let s = state.safety.moderator.scan_normalized(&norm);
+            if let Some(m) = moderator {
+                let s = m.scan_normalized(&norm);
                 if moderation_param.is_none()
                     && s.flagged(policy.moderation_threshold).next().is_some()
                 {
@@ -220,8 +217,8 @@ pub async fn check_input(
                 }
                 scores.merge(&s);
             }
-            if detect && t.untrusted {
-                let v = state.safety.detector.scan_normalized(t.text, &norm, signs);
+            if let Some(d) = detector.filter(|_| t.untrusted) {
+                let v = d.scan_normalized(t.text, &norm, signs);
                 if v.score > injection.score {
                     injection = v;
                     injection_param = Some(t.loc);
@@ -377,7 +374,7 @@ pub async fn check_output_text(
         );
         return Ok(false);
     }
-    let scores = state.safety.moderator.scan(text);
+    let scores = state.safety.moderator().await?.scan(text);
     let (check, verdict) = judge_scores(
         Check::ran("moderation", "output", "builtin"),
         &scores,

@@ -6,14 +6,16 @@
 
 use std::collections::VecDeque;
 
+use std::sync::Arc;
+
 use super::config::{Action, ModerationConfig, Policy};
+use super::moderation::Moderator;
 use super::{judge_scores, texts, Check, Scores};
-use crate::app::AppState;
 use crate::error::{ApiError, SafetyError};
 use crate::proxy::sse::Event;
 
 pub struct StreamGuard {
-    state: AppState,
+    moderator: Arc<Moderator>,
     settings: std::sync::Arc<crate::settings::Settings>,
     policy: Policy,
     held: VecDeque<(Event, usize)>,
@@ -37,13 +39,13 @@ pub enum Verdict {
 
 impl StreamGuard {
     pub fn new(
-        state: AppState,
+        moderator: Arc<Moderator>,
         settings: std::sync::Arc<crate::settings::Settings>,
         policy: Policy,
     ) -> StreamGuard {
         let max_hold = settings.safety.moderation.stream_hold_back_chars as usize;
         StreamGuard {
-            state,
+            moderator,
             settings,
             policy,
             held: VecDeque::new(),
@@ -75,11 +77,7 @@ impl StreamGuard {
         window.clear();
         window.push_str(&self.tail);
         window.push_str(&self.held_text);
-        let scores = self
-            .state
-            .safety
-            .moderator
-            .scan_with(&window, &mut self.norm);
+        let scores = self.moderator.scan_with(&window, &mut self.norm);
         self.worst.merge(&scores);
         let blocked: Vec<&'static str> = scores
             .flagged(self.policy.moderation_threshold)
@@ -101,8 +99,6 @@ impl StreamGuard {
             );
         }
         let open = self
-            .state
-            .safety
             .moderator
             .open_suffix(&window)
             .min(self.held_text.len())
