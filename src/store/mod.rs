@@ -151,6 +151,10 @@ impl Store {
 fn configure(c: &Connection) -> Result<(), StoreError> {
     let _mode: String = c.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // 1 MiB of page cache per connection instead of SQLite's 2 MiB: writes
+    // append at the right edge of each index, and the kernel caches the
+    // file anyway; the difference showed in the gateway's peak RSS.
+    c.pragma_update(None, "cache_size", -1024)?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
