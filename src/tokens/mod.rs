@@ -103,20 +103,12 @@ mod tests {
         ];
         // Every Unicode scalar class the pattern distinguishes, mixed.
         let alphabet: Vec<char> = "aZ9 \n\t'’.,é東🤖-_\r0".chars().collect();
-        let mut seed = 0x2545_f491_u64;
-        for len in [1usize, 2, 3, 7, 31, 200] {
-            for _ in 0..200 {
-                let s: String = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        alphabet[(seed % alphabet.len() as u64) as usize]
-                    })
-                    .collect();
-                samples.push(s);
-            }
-        }
+        samples.extend(random_texts(
+            &alphabet,
+            0x2545_f491,
+            &[1, 2, 3, 7, 31, 200],
+            200,
+        ));
         for s in &samples {
             assert_eq!(ours.count(s), theirs.count(s.as_str()), "{s:?}");
         }
@@ -132,9 +124,22 @@ mod tests {
         let theirs = bpe_openai::cl100k_base();
         let mut alphabet: Vec<char> = (0u8..128).map(char::from).collect();
         alphabet.extend("'''''sStTrReEvVlLmMdD     \n\n\r\r\t0123ſé١\u{85}\u{a0}東".chars());
-        let mut seed = 0x9e37_79b9_u64;
-        for len in [1usize, 2, 3, 4, 6, 12, 40, 300] {
-            for _ in 0..400 {
+        for s in random_texts(&alphabet, 0x9e37_79b9, &[1, 2, 3, 4, 6, 12, 40, 300], 400) {
+            assert_eq!(ours.count(&s), theirs.count(s.as_str()), "{s:?}");
+        }
+    }
+
+    /// `per_len` strings of each length in `lens`, drawn from `alphabet` by
+    /// a xorshift generator: the same texts on every run.
+    fn random_texts(
+        alphabet: &[char],
+        mut seed: u64,
+        lens: &[usize],
+        per_len: usize,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for &len in lens {
+            for _ in 0..per_len {
                 let s: String = (0..len)
                     .map(|_| {
                         seed ^= seed << 13;
@@ -143,9 +148,10 @@ mod tests {
                         alphabet[(seed % alphabet.len() as u64) as usize]
                     })
                     .collect();
-                assert_eq!(ours.count(&s), theirs.count(s.as_str()), "{s:?}");
+                out.push(s);
             }
         }
+        out
     }
 
     /// A piece longer than a chunk (a 20 KB "word") is counted in linear
