@@ -10,4 +10,4 @@ else
   echo "npm not found: the binary will serve a placeholder instead of the dashboard" >&2
 fi
 cargo build --release --locked --bin assisters
-exec target/release/assisters serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/assisters" serve "$@"
