@@ -203,7 +203,7 @@ impl AppState {
 
     pub fn set_settings(&self, s: Settings) {
         *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
-        if safety_used(&s, &self.keys) {
+        if !self.safety.is_built() && safety_used(&s, &self.keys) {
             self.warm_safety();
         }
         if self.settings.read().routes != s.routes {
