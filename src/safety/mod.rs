@@ -195,34 +195,31 @@ pub async fn check_input(
     let mut injection = injection::Verdict::default();
     let mut injection_param = None;
     let mut norm = String::new();
-    if moderate || detect {
-        let moderator = if moderate {
-            Some(state.safety.moderator().await?)
-        } else {
-            None
-        };
-        let detector = if detect {
-            Some(state.safety.detector().await?)
-        } else {
-            None
-        };
-        for t in &texts {
-            let signs = normalize::normalize(t.text, &mut norm);
-            if let Some(m) = moderator {
-                let s = m.scan_normalized(&norm);
-                if moderation_param.is_none()
-                    && s.flagged(policy.moderation_threshold).next().is_some()
-                {
-                    moderation_param = Some(t.loc);
-                }
-                scores.merge(&s);
+    let moderator = if moderate {
+        Some(state.safety.moderator().await?)
+    } else {
+        None
+    };
+    let detector = if detect {
+        Some(state.safety.detector().await?)
+    } else {
+        None
+    };
+    for t in &texts {
+        let signs = normalize::normalize(t.text, &mut norm);
+        if let Some(m) = moderator {
+            let s = m.scan_normalized(&norm);
+            if moderation_param.is_none() && s.flagged(policy.moderation_threshold).next().is_some()
+            {
+                moderation_param = Some(t.loc);
             }
-            if let Some(d) = detector.filter(|_| t.untrusted) {
-                let v = d.scan_normalized(t.text, &norm, signs);
-                if v.score > injection.score {
-                    injection = v;
-                    injection_param = Some(t.loc);
-                }
+            scores.merge(&s);
+        }
+        if let Some(d) = detector.filter(|_| t.untrusted) {
+            let v = d.scan_normalized(t.text, &norm, signs);
+            if v.score > injection.score {
+                injection = v;
+                injection_param = Some(t.loc);
             }
         }
     }

@@ -5,7 +5,6 @@
 //! block cuts the stream before the flagged text is sent.
 
 use std::collections::VecDeque;
-
 use std::sync::Arc;
 
 use super::config::{Action, ModerationConfig, Policy};
@@ -16,7 +15,7 @@ use crate::proxy::sse::Event;
 
 pub struct StreamGuard {
     moderator: Arc<Moderator>,
-    settings: std::sync::Arc<crate::settings::Settings>,
+    settings: Arc<crate::settings::Settings>,
     policy: Policy,
     held: VecDeque<(Event, usize)>,
     /// Text of the held events, in order.
@@ -40,7 +39,7 @@ pub enum Verdict {
 impl StreamGuard {
     pub fn new(
         moderator: Arc<Moderator>,
-        settings: std::sync::Arc<crate::settings::Settings>,
+        settings: Arc<crate::settings::Settings>,
         policy: Policy,
     ) -> StreamGuard {
         let max_hold = settings.safety.moderation.stream_hold_back_chars as usize;

@@ -4,7 +4,8 @@
 //! automata and maps for the same answers (BENCHMARKS.md).
 //!
 //! Pre-tokenization is tiktoken's cl100k pattern (by hand for ASCII text,
-//! in `split`). Its `\s+(?!\S)` needs a look-ahead the `regex` engines lack, so, as GitHub's `bpe-openai` does,
+//! in `split`). Its `\s+(?!\S)` needs a look-ahead the `regex` engines
+//! lack, so, as GitHub's `bpe-openai` does,
 //! it becomes `\s+\s` matched as a separate pattern whose last character is
 //! given back. Merging is tiktoken's (lowest rank first, leftmost on ties)
 //! with a heap, so a long run of letters costs O(n log n), not O(n²).
@@ -70,6 +71,8 @@ impl Bpe {
         // Line by line: the whole decompressed file (1.6 MB) never exists,
         // so the load leaves no garbage behind in the allocator's pages.
         let lines = std::io::BufReader::new(flate2::read::GzDecoder::new(VOCAB)).lines();
+        // Slack: `decode_vec` reserves its estimate of each line's bytes, and
+        // an estimate past the capacity would double the arena.
         let mut arena = Vec::with_capacity(ARENA_BYTES + 256);
         let mut starts = Vec::with_capacity(TOKENS + 1);
         let mut longest = 0;
