@@ -47,6 +47,28 @@ pub fn allowed(list: &[IpNet], ip: IpAddr) -> bool {
     list.iter().any(|n| n.contains(&ip))
 }
 
+/// An address as text, as `Display` writes it. IPv4 is written by hand: it
+/// goes into every request's log record, and `fmt` cost 1.3k instructions.
+pub fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted
 /// proxy, in which case the right-most `X-Forwarded-For` hop that is not a
 /// trusted proxy. A header from an untrusted peer is ignored.
@@ -79,6 +101,24 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let fixed = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.20.199.250",
+            "::1",
+            "2001:db8::7",
+        ];
+        let random = (0..5000).map(|_| IpAddr::from(rng.gen::<[u8; 4]>()));
+        for ip in fixed.iter().map(|s| s.parse().unwrap()).chain(random) {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
     use super::*;
 
     fn nets(v: &[&str]) -> Vec<IpNet> {

@@ -31,8 +31,8 @@ impl AuthedKey {
     /// client `x-request-id` or made up.
     pub fn draft(&self, headers: &HeaderMap) -> crate::logs::Draft {
         let mut d = crate::logs::Draft::new(
-            crate::logs::request_id(headers.get("x-request-id")),
-            Some(self.client_ip.to_string()),
+            crate::logs::request_id(headers.get(&crate::logs::REQUEST_ID_HEADER)),
+            Some(crate::access::ip_text(self.client_ip)),
             origin_of(headers),
         );
         d.record.key_id = Some(self.key.id.clone());
@@ -68,12 +68,12 @@ impl FromRequestParts<AppState> for AuthedKey {
                 // Refused requests are logged too (without a body or key id:
                 // nothing the client sent is trusted yet).
                 let d = crate::logs::Draft::new(
-                    crate::logs::request_id(parts.headers.get("x-request-id")),
-                    Some(client_ip.to_string()),
+                    crate::logs::request_id(parts.headers.get(&crate::logs::REQUEST_ID_HEADER)),
+                    Some(crate::access::ip_text(client_ip)),
                     origin_of(&parts.headers),
                 );
                 if let Ok(v) = axum::http::HeaderValue::from_str(&d.record.id) {
-                    resp.headers_mut().insert("x-request-id", v);
+                    resp.headers_mut().insert(crate::logs::REQUEST_ID_HEADER, v);
                 }
                 state
                     .logs

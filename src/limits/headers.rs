@@ -7,20 +7,28 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use super::Admission;
 
 /// `1s`, `6m0s`, `1h2m3s`, `250ms`: the format OpenAI uses for resets.
+/// Written without `format!`: two of these go on every answer.
 pub fn openai_duration(d: Duration) -> String {
+    let mut out = String::with_capacity(12);
+    let mut push = |n: u64, unit: &str| {
+        out.push_str(itoa::Buffer::new().format(n));
+        out.push_str(unit);
+    };
     let ms = d.as_millis();
     if ms < 1000 {
-        return format!("{ms}ms");
+        push(ms as u64, "ms");
+        return out;
     }
     let secs = d.as_secs() + u64::from(d.subsec_millis() > 0);
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
+        push(h, "h");
     }
+    if h > 0 || m > 0 {
+        push(m, "m");
+    }
+    push(s, "s");
+    out
 }
 
 /// Time until a per-minute quota with `remaining` of `limit` left is full again.
@@ -45,7 +53,7 @@ const NAMES: [HeaderName; 6] = [
 pub fn apply_headers(h: &mut HeaderMap, a: &Admission) {
     let duration = |limit, remaining| {
         // Digits and letters only: always a valid header value.
-        HeaderValue::from_str(&openai_duration(reset(limit, remaining)))
+        HeaderValue::try_from(openai_duration(reset(limit, remaining)))
             .unwrap_or(HeaderValue::from_static("0s"))
     };
     let values = [
@@ -73,6 +81,8 @@ mod tests {
         assert_eq!(openai_duration(Duration::from_millis(1500)), "2s");
         assert_eq!(openai_duration(Duration::from_secs(360)), "6m0s");
         assert_eq!(openai_duration(Duration::from_secs(3723)), "1h2m3s");
+        assert_eq!(openai_duration(Duration::from_secs(7200)), "2h0m0s");
+        assert_eq!(openai_duration(Duration::ZERO), "0ms");
     }
 
     #[test]

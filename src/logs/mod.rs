@@ -263,6 +263,10 @@ impl LogWriter {
     }
 }
 
+/// Named once: a header name given as `&str` is parsed on every use.
+pub const REQUEST_ID_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-request-id");
+
 /// A client-supplied request id is echoed and logged only if it is short
 /// and plain; anything else gets a fresh one.
 pub fn request_id(client: Option<&axum::http::HeaderValue>) -> String {

@@ -30,7 +30,8 @@ pub struct Budget {
     pub max_response_bytes: usize,
 }
 
-pub const UPSTREAM_HEADER: &str = "x-assisters-upstream";
+pub const UPSTREAM_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-assisters-upstream");
 
 /// The `usage` object of a completion or embedding.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -124,7 +124,7 @@ async fn handle(
     };
     finish_headers(&mut resp, &admission, &auth, &parts.headers);
     if let Some(v) = request_id {
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(logs::REQUEST_ID_HEADER, v);
     }
     // A stream's record went with it to the relay, which writes it at the end.
     if let Some(d) = draft {
@@ -420,7 +420,8 @@ fn mark_flagged(mut resp: Response<Body>, flagged: bool) -> Response<Body> {
     resp
 }
 
-pub const SAFETY_HEADER: &str = "x-assisters-safety";
+pub const SAFETY_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-assisters-safety");
 
 #[derive(Serialize)]
 struct ModelList {
