@@ -4,7 +4,7 @@
 HARNESS=${HARNESS:-../shared/bench}
 OUT=/tmp/assisters-bench/ab-run; mkdir -p "$OUT"
 [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --locked --bin assisters >/dev/null
-BIN=${BIN_OVERRIDE:-$PWD/target/release/assisters}
+BIN=${BIN_OVERRIDE:-$(realpath "${CARGO_TARGET_DIR:-target}")/release/assisters}
 
 # start_upstream SECONDS_TO_HOLD
 start_upstream() {

@@ -8,7 +8,7 @@ HARNESS=${HARNESS:-../shared/bench}
 DATA=${BENCH_DATA:-/tmp/assisters-bench/gw-data}
 CONFIG=${BENCH_CONFIG:-bench/bench.toml}
 cargo build --release --locked --bin assisters
-BIN=$PWD/target/release/assisters
+BIN=$(realpath "${CARGO_TARGET_DIR:-target}")/release/assisters
 rm -rf "$DATA"
 "$BIN" --data-dir "$DATA" serve --config "$CONFIG" >/dev/null 2>&1 &
 pid=$!

@@ -154,13 +154,8 @@ fn fold_word(word: &str, buf: &mut Vec<u8>, signs: &mut Signs) {
 /// Leetspeak read as letters, only inside words that have letters:
 /// `k1ll`, `h@te`, never `2024` or a trailing `!`.
 fn read_leet(buf: &mut [u8], signs: &mut Signs) {
-    if buf
-        .iter()
-        .filter(|c| c.is_ascii_alphabetic())
-        .take(2)
-        .count()
-        < 2
-    {
+    let mut letters = buf.iter().filter(|c| c.is_ascii_alphabetic());
+    if letters.nth(1).is_none() {
         return;
     }
     let letterish = |c: u8| c.is_ascii_alphabetic() || leet(c).is_some();
