@@ -189,19 +189,6 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
     let mut buf: Vec<u8> = Vec::with_capacity(32);
     // Single-letter words waiting to be joined if they form a run.
     let mut singles = String::new();
-    let flush_singles = |out: &mut String, singles: &mut String, signs: &mut Signs| {
-        if singles.len() >= 4 {
-            signs.spaced = true;
-            signs.longest_run = signs.longest_run.max(singles.len());
-            push_word(out, singles);
-        } else {
-            for c in singles.chars() {
-                let mut b = [0u8; 4];
-                push_word(out, c.encode_utf8(&mut b));
-            }
-        }
-        singles.clear();
-    };
     for raw in words(input) {
         // Most words are plain letters: nothing to fold, read or split.
         if raw.len() > 1 && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -229,6 +216,22 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
     }
     flush_singles(out, &mut singles, &mut signs);
     signs
+}
+
+/// Single letters in a row are one word when there are four or more
+/// (`k i l l`), else words of their own.
+fn flush_singles(out: &mut String, singles: &mut String, signs: &mut Signs) {
+    if singles.len() >= 4 {
+        signs.spaced = true;
+        signs.longest_run = signs.longest_run.max(singles.len());
+        push_word(out, singles);
+    } else {
+        for c in singles.chars() {
+            let mut b = [0u8; 4];
+            push_word(out, c.encode_utf8(&mut b));
+        }
+    }
+    singles.clear();
 }
 
 fn push_word(out: &mut String, w: &str) {
@@ -315,44 +318,23 @@ mod tests {
     /// The character-by-character normaliser this module had before its
     /// byte-wise rewrite, kept as the oracle the rewrite must agree with.
     mod reference {
-        use super::super::{homoglyph, invisible, Signs};
+        use super::super::{flush_singles, homoglyph, invisible, push_word, Signs};
         use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
-        fn push_word(out: &mut String, w: &str) {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(w);
-        }
-
-        /// Letters that no compatibility decomposition turns into ASCII.
+        // The two tables are the module's own: only the logic around them
+        // was rewritten.
         fn fold_special(c: char, out: &mut Vec<char>) -> bool {
-            let s: &str = match c {
-                'ß' | 'ẞ' => "ss",
-                'æ' | 'Æ' => "ae",
-                'œ' | 'Œ' => "oe",
-                'ø' | 'Ø' => "o",
-                'ł' | 'Ł' => "l",
-                'đ' | 'Đ' | 'ð' => "d",
-                'þ' => "th",
-                'ı' => "i",
-                _ => return false,
-            };
-            out.extend(s.chars());
-            true
+            let mut bytes = Vec::new();
+            let folded = super::super::fold_special(c, &mut bytes);
+            out.extend(bytes.into_iter().map(char::from));
+            folded
         }
 
         fn leet(c: char) -> Option<char> {
-            Some(match c {
-                '0' => 'o',
-                '1' | '!' | '|' => 'i',
-                '3' => 'e',
-                '4' | '@' => 'a',
-                '5' | '$' => 's',
-                '7' => 't',
-                '8' => 'b',
-                _ => return None,
-            })
+            u8::try_from(c)
+                .ok()
+                .and_then(super::super::leet)
+                .map(char::from)
         }
 
         /// One raw word folded to lower-case ASCII letters, digits and symbols.
@@ -403,19 +385,6 @@ mod tests {
             // Single-letter words waiting to be joined if they form a run.
             let mut singles = String::new();
             let mut word = String::with_capacity(32);
-            let flush_singles = |out: &mut String, singles: &mut String, signs: &mut Signs| {
-                if singles.len() >= 4 {
-                    signs.spaced = true;
-                    signs.longest_run = signs.longest_run.max(singles.len());
-                    push_word(out, singles);
-                } else {
-                    for c in singles.chars() {
-                        let mut b = [0u8; 4];
-                        push_word(out, c.encode_utf8(&mut b));
-                    }
-                }
-                singles.clear();
-            };
             for raw in input.split(|c: char| c.is_whitespace()) {
                 if raw.is_empty() {
                     continue;
