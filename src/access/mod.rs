@@ -101,24 +101,6 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn ip_text_writes_what_display_writes() {
-        use rand::Rng;
-        let mut rng = rand::thread_rng();
-        let fixed = [
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.0.100.9",
-            "1.20.199.250",
-            "::1",
-            "2001:db8::7",
-        ];
-        let random = (0..5000).map(|_| IpAddr::from(rng.gen::<[u8; 4]>()));
-        for ip in fixed.iter().map(|s| s.parse().unwrap()).chain(random) {
-            assert_eq!(ip_text(ip), ip.to_string());
-        }
-    }
-
     use super::*;
 
     fn nets(v: &[&str]) -> Vec<IpNet> {
@@ -187,5 +169,23 @@ mod tests {
             "198.51.100.1"
         );
         assert_eq!(client_ip(proxy, &h, &[]).to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let fixed = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.20.199.250",
+            "::1",
+            "2001:db8::7",
+        ];
+        let random = (0..5000).map(|_| IpAddr::from(rng.gen::<[u8; 4]>()));
+        for ip in fixed.iter().map(|s| s.parse().unwrap()).chain(random) {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 }
