@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+# Free space where the build goes, so a failure from a full disk reads as one.
+disk() { df -h "${CARGO_TARGET_DIR:-.}" 2>/dev/null | awk 'NR==2 {print "disk: " $4 " free of " $2}' || true; }
+disk
 
 step "system packages"
 missing=()
@@ -61,6 +64,7 @@ else
 fi
 
 step "fuzzing: every target briefly, from the seed corpus"
+disk
 # cargo fuzz needs a nightly toolchain (sanitizers); it is installed with the
 # stable one on our machines. Without it the step says so and is skipped.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
