@@ -57,17 +57,51 @@ async fn every_request_gets_a_record_and_an_id() {
         .iter()
         .all(|c| c["status"] == "ran" && c["action"] == "pass"));
 
-    // A valid client id is kept; a hostile one is replaced.
-    let r = gw
-        .http
-        .post(format!("{}/v1/chat/completions", gw.api))
-        .bearer_auth(&key)
-        .header("x-request-id", "trace-abc.123")
-        .json(&chat("x"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.headers()["x-request-id"], "trace-abc.123");
+    // A valid client id is echoed and kept beside the record's own id, so
+    // a client that reuses one (a retry) loses neither record.
+    for content in ["first try", "retry"] {
+        let r = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.api))
+            .bearer_auth(&key)
+            .header("x-request-id", "trace-abc.123")
+            .json(&chat(content))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-request-id"], "trace-abc.123");
+    }
+    let newest = record(&gw, "trace-abc.123").await;
+    assert_eq!(newest["client_request_id"], "trace-abc.123");
+    assert!(newest["id"].as_str().unwrap().starts_with("req_"));
+    let mut both = Vec::new();
+    for _ in 0..100 {
+        let (s, v) = gw
+            .admin_call(Method::GET, "/admin/logs?request_id=trace-abc.123", None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        both = v["data"].as_array().unwrap().clone();
+        if both.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_ne!(both[0]["id"], both[1]["id"]);
+    assert_eq!(both[0]["id"], newest["id"], "the newest comes first");
+    // Either id opens the stored body, sealed under the record's own id.
+    let (s, v) = gw
+        .admin_call(Method::POST, "/admin/logs/trace-abc.123/body", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["body"].as_str().unwrap().contains("retry"), "{v}");
+    assert_eq!(v["id"], newest["id"]);
+    let older = both[1]["id"].as_str().unwrap();
+    let (s, v) = gw
+        .admin_call(Method::POST, &format!("/admin/logs/{older}/body"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["body"].as_str().unwrap().contains("first try"), "{v}");
     let r = gw
         .http
         .post(format!("{}/v1/chat/completions", gw.api))
@@ -296,4 +330,13 @@ async fn logs_commands_list_and_show() {
     let out = gw.cli(&["logs", "show", &id, "--body"], &[]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["body"].as_str().unwrap().contains("cli body"));
+    let out = gw.cli(&["logs", "list", "--json", "--request-id", &id], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["id"], id.as_str(), "{v}");
+    let out = gw.cli(
+        &["logs", "list", "--json", "--request-id", "no-such-id"],
+        &[],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0);
 }

@@ -30,6 +30,8 @@ pub struct LogQuery {
     pub key_id: Option<String>,
     pub model: Option<String>,
     pub status: Option<u16>,
+    /// Records with this id, or sent with it as the client's `x-request-id`.
+    pub request_id: Option<String>,
     /// Only records where a safety check took this action: `block`, `flag` or `log`.
     pub safety_action: Option<String>,
     /// At most this many (default 50, at most 500).
@@ -98,6 +100,7 @@ pub async fn list(
         key_id: q.key_id,
         model: q.model,
         status: q.status,
+        request_id: q.request_id,
         safety_action: match q.safety_action.as_deref() {
             None => None,
             Some(a @ ("block" | "flag" | "log")) => Some(a.to_owned()),
@@ -147,14 +150,19 @@ pub async fn body(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<LogBody>, ApiError> {
+    let no_body = || ApiError::not_found(format!("Request log record {id:?} has no stored body."));
+    // Found by either of its ids, as `get_one` does; sealed under its own.
     let lookup = id.clone();
-    let sealed = state
+    let (id, sealed) = state
         .store
-        .read(move |c| crate::store::logs::sealed_body(c, &lookup))
+        .read(move |c| {
+            let Some((record, true)) = crate::store::logs::get(c, &lookup)? else {
+                return Ok(None);
+            };
+            Ok(crate::store::logs::sealed_body(c, &record.id)?.map(|b| (record.id, b)))
+        })
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("Request log record {id:?} has no stored body."))
-        })?;
+        .ok_or_else(no_body)?;
     let entry = actor.audit("log.read_body", &id, None, None);
     let t = crate::store::now();
     state

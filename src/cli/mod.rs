@@ -221,6 +221,9 @@ pub enum LogsCmd {
         model: Option<String>,
         #[arg(long)]
         status: Option<u16>,
+        /// Records with this id or sent with it as `x-request-id`.
+        #[arg(long)]
+        request_id: Option<String>,
         /// Only requests where a safety check took this action: block, flag or log.
         #[arg(long)]
         safety: Option<String>,
@@ -500,6 +503,7 @@ async fn logs(c: &AdminClient, cmd: LogsCmd) -> anyhow::Result<()> {
             key,
             model,
             status,
+            request_id,
             safety,
             since,
             until,
@@ -515,6 +519,7 @@ async fn logs(c: &AdminClient, cmd: LogsCmd) -> anyhow::Result<()> {
             add("key_id", key);
             add("model", model);
             add("status", status.map(|s| s.to_string()));
+            add("request_id", request_id);
             add("safety_action", safety);
             add("since", since);
             add("until", until);

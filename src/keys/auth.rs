@@ -27,24 +27,12 @@ pub struct AuthedKey {
 }
 
 impl AuthedKey {
-    /// A request log record for this request, its id taken from a valid
-    /// client `x-request-id` or made up.
+    /// The request log record of this request.
     pub fn draft(&self, headers: &HeaderMap) -> crate::logs::Draft {
-        let mut d = crate::logs::Draft::new(
-            crate::logs::request_id(headers.get(&crate::logs::REQUEST_ID_HEADER)),
-            Some(crate::access::ip_text(self.client_ip)),
-            origin_of(headers),
-        );
+        let mut d = crate::logs::Draft::for_request(headers, self.client_ip);
         d.record.key_id = Some(self.key.id.clone());
         d
     }
-}
-
-fn origin_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(200).collect())
 }
 
 impl FromRequestParts<AppState> for AuthedKey {
@@ -67,12 +55,8 @@ impl FromRequestParts<AppState> for AuthedKey {
                 origin::cors(resp.headers_mut(), &parts.headers, !restricted, false);
                 // Refused requests are logged too (without a body or key id:
                 // nothing the client sent is trusted yet).
-                let d = crate::logs::Draft::new(
-                    crate::logs::request_id(parts.headers.get(&crate::logs::REQUEST_ID_HEADER)),
-                    Some(crate::access::ip_text(client_ip)),
-                    origin_of(&parts.headers),
-                );
-                if let Ok(v) = axum::http::HeaderValue::from_str(&d.record.id) {
+                let d = crate::logs::Draft::for_request(&parts.headers, client_ip);
+                if let Ok(v) = axum::http::HeaderValue::from_str(d.answer_id()) {
                     resp.headers_mut().insert(crate::logs::REQUEST_ID_HEADER, v);
                 }
                 state

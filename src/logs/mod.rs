@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{header, HeaderMap, HeaderValue};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -35,7 +36,12 @@ const SUBMIT_WAIT: Duration = Duration::from_secs(5);
 /// A finished request, as stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Record {
+    /// The gateway's own id, unique to this record.
     pub id: String,
+    /// The client's `x-request-id`, when it sent a valid one: the answer
+    /// echoed it, and `GET /admin/logs/{id}` finds the record by it too.
+    /// Clients reuse ids (retries, fixed values), so it is not the key.
+    pub client_request_id: Option<String>,
     /// Unix milliseconds.
     pub at: i64,
     pub key_id: Option<String>,
@@ -67,6 +73,7 @@ impl Draft {
         Draft {
             record: Record {
                 id,
+                client_request_id: None,
                 at: unix_ms(),
                 key_id: None,
                 model: None,
@@ -85,6 +92,28 @@ impl Draft {
             },
             started: Instant::now(),
         }
+    }
+
+    /// The record of a `/v1` request with these headers.
+    pub fn for_request(headers: &HeaderMap, client_ip: std::net::IpAddr) -> Draft {
+        let mut d = Draft::new(
+            crate::keys::new_sorted_id("req"),
+            Some(crate::access::ip_text(client_ip)),
+            headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(200).collect()),
+        );
+        d.record.client_request_id = client_request_id(headers.get(&REQUEST_ID_HEADER));
+        d
+    }
+
+    /// The answer's `x-request-id`: the client's own id when it sent one.
+    pub fn answer_id(&self) -> &str {
+        self.record
+            .client_request_id
+            .as_deref()
+            .unwrap_or(&self.record.id)
     }
 
     pub fn first_byte(&mut self) {
@@ -268,16 +297,12 @@ pub const REQUEST_ID_HEADER: axum::http::HeaderName =
     axum::http::HeaderName::from_static("x-request-id");
 
 /// A client-supplied request id is echoed and logged only if it is short
-/// and plain; anything else gets a fresh one.
-pub fn request_id(client: Option<&axum::http::HeaderValue>) -> String {
-    if let Some(v) = client.and_then(|v| v.to_str().ok()) {
-        if !v.is_empty()
-            && v.len() <= 128
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        {
-            return v.to_owned();
-        }
-    }
-    crate::keys::new_sorted_id("req")
+/// and plain; anything else is ignored (the answer carries the record's id).
+fn client_request_id(client: Option<&HeaderValue>) -> Option<String> {
+    let v = client?.to_str().ok()?;
+    (!v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    .then(|| v.to_owned())
 }

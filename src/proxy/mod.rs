@@ -98,7 +98,7 @@ async fn handle(
     let mut draft = Some(auth.draft(&parts.headers));
     let request_id = draft
         .as_ref()
-        .and_then(|d| HeaderValue::from_str(&d.record.id).ok());
+        .and_then(|d| HeaderValue::from_str(d.answer_id()).ok());
     let limiter = state.limits.limiter(&auth.key);
     let mut error_code = None;
     let mut to_response = |e: ApiError| {

@@ -12,9 +12,10 @@ const YIELD_EVERY: usize = 24;
 
 pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), StoreError> {
     let mut stmt = c.prepare_cached(
-        "INSERT OR REPLACE INTO request_logs (id, at, key_id, model, upstream, status, error_code, \
+        "INSERT INTO request_logs (id, at, key_id, model, upstream, status, error_code, \
          latency_ms, ttfb_ms, prompt_tokens, completion_tokens, client_ip, origin, stream, safety, \
-         body_enc, key_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         body_enc, key_version, client_request_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     // Consecutive records mostly carry the same checks with the same
     // outcome: their JSON is printed once per run of equal logs.
@@ -51,13 +52,15 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
             safety,
             sealed.as_ref().map(|s| s.0.as_slice()),
             sealed.as_ref().map(|s| s.1),
+            r.client_request_id,
         ])?;
     }
     Ok(())
 }
 
 const COLUMNS: &str = "id, at, key_id, model, upstream, status, error_code, latency_ms, ttfb_ms, \
-                       prompt_tokens, completion_tokens, client_ip, origin, stream, safety, body_enc IS NOT NULL";
+                       prompt_tokens, completion_tokens, client_ip, origin, stream, safety, body_enc IS NOT NULL, \
+                       client_request_id";
 
 /// A stored record and whether it has a sealed body.
 pub type Row2 = (Record, bool);
@@ -67,6 +70,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Row2> {
     Ok((
         Record {
             id: r.get(0)?,
+            client_request_id: r.get(16)?,
             at: r.get(1)?,
             key_id: r.get(2)?,
             model: r.get(3)?,
@@ -94,6 +98,8 @@ pub struct Filter {
     pub key_id: Option<String>,
     pub model: Option<String>,
     pub status: Option<u16>,
+    /// Records with this id, or sent with it as the client's `x-request-id`.
+    pub request_id: Option<String>,
     /// Only records where a safety check took this action (`block`, `flag`, `log`).
     pub safety_action: Option<String>,
     /// Keyset cursor: records strictly older than (at, id).
@@ -124,6 +130,10 @@ pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
     if let Some(v) = f.status {
         push(" AND status = ?", i64::from(v).into(), &mut sql);
     }
+    if let Some(v) = &f.request_id {
+        push(" AND (id = ?", v.clone().into(), &mut sql);
+        push(" OR client_request_id = ?)", v.clone().into(), &mut sql);
+    }
     if let Some(a) = &f.safety_action {
         push(
             " AND instr(safety, ?) > 0",
@@ -142,8 +152,17 @@ pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The record with this id or, failing that, the newest one the client sent
+/// with it as its `x-request-id` (the id its answer carried).
 pub fn get(c: &Connection, id: &str) -> Result<Option<Row2>, StoreError> {
     let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM request_logs WHERE id = ?1"))?;
+    if let Some(row) = stmt.query_row([id], from_row).optional()? {
+        return Ok(Some(row));
+    }
+    let mut stmt = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM request_logs WHERE client_request_id = ?1 \
+         ORDER BY at DESC, id DESC LIMIT 1"
+    ))?;
     Ok(stmt.query_row([id], from_row).optional()?)
 }
 

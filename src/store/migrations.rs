@@ -169,6 +169,13 @@ const STEPS: &[&str] = &[
         UNIQUE (kind, target)
     );
     "#,
+    // 6: the client's own request id beside the gateway's (records had
+    // taken the client's as their key, so a reused one replaced a record).
+    r#"
+    ALTER TABLE request_logs ADD COLUMN client_request_id TEXT;
+    CREATE INDEX request_logs_client_request_id ON request_logs (client_request_id)
+        WHERE client_request_id IS NOT NULL;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -471,6 +471,20 @@ try {
     assert((await chat(k.key)).status === 200, 'follow-probe call failed');
     await page.locator('tr[data-log-id]', { hasText: 'follow-probe' }).waitFor({ timeout: 12_000 });
     await page.getByRole('switch', { name: /Follow new requests/ }).click();
+    // A link with the id a client sent as x-request-id opens its record.
+    const traced = await fetch(`http://${listen}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json', 'x-request-id': 'e2e-trace-7' },
+      body: JSON.stringify({ model: 'assisters-echo', messages: [{ role: 'user', content: 'traced' }] }),
+    });
+    assert(traced.headers.get('x-request-id') === 'e2e-trace-7', 'the client id was not echoed');
+    for (let i = 0; i < 50 && (await adminApi('/admin/logs/e2e-trace-7')).status !== 200; i++) await sleep(100);
+    await page.goto(`http://${admin}/logs?id=e2e-trace-7`);
+    const traceDrawer = page.getByRole('dialog', { name: 'Request details' });
+    await traceDrawer.getByText('Client request ID').waitFor();
+    await traceDrawer.getByText('e2e-trace-7', { exact: true }).waitFor();
+    await shot(page, 'logs-drawer-client-id-light', { fullPage: false });
+    await page.keyboard.press('Escape');
   });
 
   await test('tiers: create and edit in the UI; deleting a tier in use shows why it is refused', async () => {

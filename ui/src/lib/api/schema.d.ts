@@ -1228,9 +1228,16 @@ export interface components {
              */
             at: number;
             client_ip?: string | null;
+            /**
+             * @description The client's `x-request-id`, when it sent a valid one: the answer
+             *     echoed it, and `GET /admin/logs/{id}` finds the record by it too.
+             *     Clients reuse ids (retries, fixed values), so it is not the key.
+             */
+            client_request_id?: string | null;
             /** Format: int64 */
             completion_tokens?: number | null;
             error_code?: string | null;
+            /** @description The gateway's own id, unique to this record. */
             id: string;
             key_id?: string | null;
             /** Format: int64 */
@@ -2242,6 +2249,8 @@ export interface operations {
                 /** @description At most this many (default 50, at most 500). */
                 limit?: number;
                 model?: string;
+                /** @description Records with this id, or sent with it as the client's `x-request-id`. */
+                request_id?: string;
                 /** @description Only records where a safety check took this action: `block`, `flag` or `log`. */
                 safety_action?: string;
                 /** @description RFC 3339; only records at or after this time. */
