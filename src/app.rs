@@ -71,6 +71,8 @@ pub struct Inner {
     pub safety: crate::safety::Safety,
     pub admin: AdminAuth,
     pub sessions: crate::admin::session::Sessions,
+    /// Held by every admin change from its read to its commit and publish.
+    pub admin_changes: tokio::sync::Mutex<()>,
     /// HTTPS on the gateway listener, when configured.
     pub tls: Option<crate::tls::Tls>,
     /// Component states, incidents, maintenance, the page's view, notifications.
@@ -185,6 +187,7 @@ impl AppState {
             safety,
             admin,
             sessions: Default::default(),
+            admin_changes: tokio::sync::Mutex::new(()),
             tls,
             status: Default::default(),
             settings: RwLock::new(Arc::new(settings.clone())),

@@ -386,6 +386,9 @@ impl Config {
                 return bad(format!("logs.retention.{name} must be greater than 0"));
             }
         }
+        if r.audit.is_some_and(|d| d < Duration::from_secs(86_400)) {
+            return bad("logs.retention.audit must be forever or at least a day".into());
+        }
         let t = &self.upstream_defaults;
         for (name, d) in [
             ("connect_timeout", t.connect_timeout),
@@ -454,9 +457,8 @@ pub mod duration_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try \"30s\", \"5m\")"))
-        })
+        crate::timefmt::parse_duration_or(&s, r#"try "30s", "5m""#)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -477,11 +479,9 @@ pub mod duration_or_forever {
         if s == "forever" {
             return Ok(None);
         }
-        humantime::parse_duration(&s).map(Some).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {s:?}: {e} (try \"forever\", \"365days\")"
-            ))
-        })
+        crate::timefmt::parse_duration_or(&s, r#"try "forever", "365days""#)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -689,3 +689,68 @@ async fn rotating_the_admin_token_replaces_it_at_once_and_keeps_the_callers_sess
         "only the token file"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_edits_never_undo_a_revocation() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    for round in 0..8 {
+        let (id, key) = gw.create_key(json!({"name": format!("k{round}")})).await;
+        let path = format!("/admin/keys/{id}");
+        let renames = (0..5)
+            .map(|i| gw.admin_call(Method::PATCH, &path, Some(json!({"name": format!("n{i}")}))));
+        let revoke_path = format!("{path}/revoke");
+        let revoke = gw.admin_call(Method::POST, &revoke_path, None);
+        let (renamed, (s, _)) = tokio::join!(futures_util::future::join_all(renames), revoke);
+        assert!(renamed.iter().all(|(s, _)| *s == 200) && s == 200);
+        let (_, v) = gw.admin_call(Method::GET, &path, None).await;
+        assert_eq!(v["status"], "revoked", "round {round}: {v}");
+        let r = gw
+            .http
+            .get(format!("{}/v1/models", gw.api))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_times_and_domains_are_refused_not_stored() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    for body in [
+        json!({"name": "a", "expires_in": "10000y"}),
+        json!({"name": "a", "expires_in": "18446744073709551615s"}),
+        // Full-width ':' '/' '@' '*' that IDNA turns into refused characters.
+        json!({"name": "a", "allowed_domains": ["a\u{ff1a}b.com"]}),
+        json!({"name": "a", "allowed_domains": ["a\u{ff0f}b.com"]}),
+        json!({"name": "a", "allowed_domains": ["\u{ff0a}.example.com"]}),
+    ] {
+        let (s, v) = gw.admin_call(Method::POST, "/admin/keys", Some(body)).await;
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    }
+    let (id, _) = gw
+        .create_key(json!({"name": "far", "expires_at": "9999-12-31T23:59:59Z"}))
+        .await;
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            &format!("/admin/keys/{id}/rotate"),
+            Some(json!({"grace": "10000y"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    // What was stored loads again.
+    gw.terminate();
+    let dir = gw.take_dir();
+    let gw = Gateway::start_in(dir, &config_with(None, ""), &[]).await;
+    let (s, v) = gw
+        .admin_call(Method::GET, &format!("/admin/keys/{id}"), None)
+        .await;
+    assert_eq!(
+        (s, v["expires_at"].as_str()),
+        (200, Some("9999-12-31T23:59:59Z")),
+        "{v}"
+    );
+}

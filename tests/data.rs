@@ -429,9 +429,12 @@ async fn audit_retention_prunes_behind_a_verifiable_anchor() {
         gw.create_key(json!({"name": format!("k{i}")})).await;
     }
     gw.terminate();
-    // Audit times are whole seconds: wait until they are surely 1 s old.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let cfg = config_with(None, "[logs.retention]\naudit = \"1s\"\n");
+    // The shortest audit retention is a day: make these entries two old.
+    let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+    db.execute("UPDATE audit_log SET at = at - 2 * 86400", [])
+        .unwrap();
+    drop(db);
+    let cfg = config_with(None, "[logs.retention]\naudit = \"1day\"\n");
     let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
     let v = wait_for(&gw, "/admin/audit", |v| {
         v["data"][0]["action"] == "audit.prune"
@@ -449,7 +452,7 @@ async fn audit_retention_prunes_behind_a_verifiable_anchor() {
 
     // The settings say forever by default, and refuse nonsense.
     let (_, st) = gw.admin_call(Method::GET, "/admin/settings", None).await;
-    assert_eq!(st["settings"]["logs"]["retention"]["audit"], "1s");
+    assert_eq!(st["settings"]["logs"]["retention"]["audit"], "1days");
     let (s, _) = gw
         .admin_call(
             Method::PATCH,
@@ -466,6 +469,26 @@ async fn audit_retention_prunes_behind_a_verifiable_anchor() {
         )
         .await;
     assert_eq!(s, 400, "{e}");
+    // An audit trail kept for seconds is none; centuries overflowed the
+    // cutoff into the future, which deleted every record.
+    for (part, bad, says) in [
+        ("audit", "1h", "at least a day"),
+        ("request_logs", "300000000y", "at most 100 years"),
+        ("usage", "10000y", "at most 100 years"),
+    ] {
+        let (s, e) = gw
+            .admin_call(
+                Method::PATCH,
+                "/admin/settings",
+                Some(json!({"logs": {"retention": {part: bad}}})),
+            )
+            .await;
+        assert_eq!(s, 400, "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

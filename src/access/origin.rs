@@ -29,7 +29,19 @@ pub fn parse_pattern(raw: &str) -> Result<Pattern, String> {
             "invalid allowed domain {raw:?}: give a host like example.com or *.example.com (no scheme, port or path)"
         ));
     }
-    let ascii = normalize_host(host).ok_or_else(|| format!("invalid allowed domain {raw:?}"))?;
+    // Checked again after IDNA mapping, which turns full-width `：／＠＊`
+    // into the characters refused above: what is stored must parse back
+    // to itself when the store is loaded.
+    let ascii = normalize_host(host)
+        .filter(|h| {
+            h.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        })
+        .ok_or_else(|| format!("invalid allowed domain {raw:?}"))?;
     Ok(if wild {
         Pattern::Subdomains(ascii)
     } else {
@@ -201,8 +213,29 @@ mod tests {
             "*.",
             "a b.com",
             "",
+            "a..b.com",
+            // Full-width forms that IDNA maps to refused characters.
+            "a\u{ff1a}b.com",
+            "a\u{ff0f}b.com",
+            "a\u{ff20}b.com",
+            "\u{ff0a}.example.com",
+            "*.\u{ff0a}.example.com",
         ] {
             assert!(parse_pattern(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_accepted_entry_parses_back_to_itself() {
+        for good in [
+            "Example.COM.",
+            "*.apps.example.org",
+            "bücher.example",
+            "127.0.0.1",
+            "my_host.local",
+        ] {
+            let p = parse_pattern(good).unwrap();
+            assert_eq!(parse_pattern(&p.as_string()), Ok(p), "{good}");
         }
     }
 }

@@ -129,6 +129,15 @@ async fn guard(
             source,
         });
     }
+    // Changes run one at a time. Each reads what it edits, commits, then
+    // publishes to memory; interleaved, one could write back a stale copy
+    // over another (a rename racing a revocation revived the key). Testing
+    // an upstream changes nothing and may wait seconds on the network.
+    let _change = if !req.method().is_safe() && !req.uri().path().ends_with("/test") {
+        Some(state.admin_changes.lock().await)
+    } else {
+        None
+    };
     let mut resp = next.run(req).await;
     if let Some(origin) = webview {
         let h = resp.headers_mut();
