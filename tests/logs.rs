@@ -340,3 +340,65 @@ async fn logs_commands_list_and_show() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 0);
 }
+
+/// The records of `key_id`, newest first, once there are `n` of them.
+async fn records_of(gw: &Gateway, key_id: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        let (_, v) = gw
+            .admin_call(Method::GET, &format!("/admin/logs?key_id={key_id}"), None)
+            .await;
+        got = v["data"].as_array().cloned().unwrap_or_default();
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_that_never_start_and_clients_that_leave_are_recorded() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), "")).await;
+    let (key_id, key) = gw.create_key(json!({"name": "k", "tier": "startup"})).await;
+    // A stream the upstream refuses (its 400 passed on), one it fails (502).
+    for (model, status) in [("mock-400", 400), ("mock-500", 502)] {
+        let r = gw
+            .post(
+                &key,
+                "/v1/chat/completions",
+                json!({"model": model, "stream": true, "messages": []}),
+            )
+            .await;
+        assert_eq!(r.status(), status);
+        let rec = record(&gw, r.headers()["x-request-id"].to_str().unwrap()).await;
+        assert_eq!(
+            (rec["status"].as_u64(), rec["stream"].as_bool()),
+            (Some(u64::from(status)), Some(true)),
+            "{rec}"
+        );
+        assert_eq!(rec["upstream"], "mock", "{rec}");
+    }
+    // Clients that give up before a slow upstream answers, JSON and stream.
+    for stream in [false, true] {
+        let gone = gw
+            .http
+            .post(format!("{}/v1/chat/completions", gw.api))
+            .bearer_auth(&key)
+            .header("x-request-id", format!("left-{stream}"))
+            .timeout(Duration::from_millis(300))
+            .json(&json!({"model": "mock-slow", "stream": stream, "messages": []}))
+            .send()
+            .await;
+        assert!(gone.is_err(), "the client gave up first");
+        let rec = record(&gw, &format!("left-{stream}")).await;
+        assert_eq!(
+            (rec["status"].as_u64(), rec["error_code"].as_str()),
+            (Some(499), Some("client_disconnected")),
+            "{rec}"
+        );
+        assert_eq!(rec["model"], "mock-slow", "{rec}");
+    }
+    assert_eq!(records_of(&gw, &key_id, 4).await.len(), 4);
+}

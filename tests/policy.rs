@@ -188,6 +188,28 @@ async fn tokens_are_reserved_settled_and_oversized_requests_refused() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "tokens_exceed_rate_limit");
     assert!(v["error"]["message"].as_str().unwrap().contains("1000"));
+    // With schema validation off nothing bounds `max_tokens` or `n`: their
+    // product must not wrap around to a reservation of nothing.
+    let (s, _) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/settings",
+            Some(json!({"validation": {"enabled": false}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mut huge = echo(Some(9_223_372_036_854_775_808));
+    huge["n"] = json!(2);
+    let r = gw.post(&key, "/v1/chat/completions", huge).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "tokens_exceed_rate_limit", "{v}");
+    gw.admin_call(
+        Method::PATCH,
+        "/admin/settings",
+        Some(json!({"validation": {"enabled": true}})),
+    )
+    .await;
 
     // Each reserves ~600 (prompt + max_tokens) of 1000; the echo uses ~15,
     // so without refunds the second would be refused.
@@ -254,9 +276,10 @@ async fn concurrent_streams_and_daily_budget_are_enforced() {
         .await;
     let mut body = first.bytes_stream();
     body.next().await.unwrap().unwrap();
-    let second = gw
-        .post(&key, "/v1/chat/completions", stream_req.clone())
-        .await;
+    // Refused for want of a slot, after a big reservation would have fit.
+    let mut big = stream_req.clone();
+    big["max_tokens"] = json!(2900);
+    let second = gw.post(&key, "/v1/chat/completions", big).await;
     assert_eq!(second.status(), 429);
     let v: Value = second.json().await.unwrap();
     assert!(v["error"]["message"]
@@ -275,6 +298,10 @@ async fn concurrent_streams_and_daily_budget_are_enforced() {
         .await;
     assert_eq!(third.status(), 200, "the slot is free again");
     third.text().await.unwrap();
+    let r = gw
+        .post(&key, "/v1/chat/completions", echo(Some(2800)))
+        .await;
+    assert_eq!(r.status(), 200, "the refused stream cost nothing");
 
     let r = gw
         .post(&key, "/v1/chat/completions", echo(Some(2990)))

@@ -10,7 +10,7 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -27,6 +27,24 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformati
 struct Ledger {
     credit: u64,
     debt: u64,
+    /// When `credit` was last brought up to date.
+    credit_at: Option<Instant>,
+}
+
+impl Ledger {
+    /// Credit stands for cells given back to a bucket that governor keeps
+    /// refilling on its own, so it lapses at the refill rate: credit and
+    /// refill together never exceed what one full bucket would hold. (Kept
+    /// forever, a minute-old refund doubled the next minute's tokens.)
+    fn lapse(&mut self, per_min: u32) {
+        let now = Instant::now();
+        if let Some(at) = self.credit_at.filter(|_| self.credit > 0) {
+            let ms = u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX);
+            let refilled = u64::from(per_min).saturating_mul(ms) / 60_000;
+            self.credit = self.credit.saturating_sub(refilled);
+        }
+        self.credit_at = Some(now);
+    }
 }
 
 #[derive(Default)]
@@ -161,10 +179,18 @@ impl KeyLimiter {
                 limit: u64::from(e.tokens_per_min),
             });
         }
+        // The day's budget is checked and taken under one lock, so two
+        // requests cannot both pass on the same headroom; it is given back
+        // if governor refuses below.
         if let Some(budget) = e.daily_token_budget {
-            let d = self.daily.lock();
-            let used = if d.day == utc_day(now) { d.used } else { 0 };
-            if used + n > budget {
+            let mut d = self.daily.lock();
+            if d.day != utc_day(now) {
+                *d = Daily {
+                    day: utc_day(now),
+                    used: 0,
+                };
+            }
+            if d.used.saturating_add(n) > budget {
                 let midnight = (utc_day(now) + 1) * 86_400;
                 return Err(PolicyError::RateLimited {
                     what: "daily tokens",
@@ -172,11 +198,21 @@ impl KeyLimiter {
                     retry_after: Duration::from_secs(u64::try_from(midnight - now).unwrap_or(1)),
                 });
             }
+            d.used += n;
         }
+        let give_back = || {
+            if e.daily_token_budget.is_some() {
+                let mut d = self.daily.lock();
+                d.used = d.used.saturating_sub(n);
+            }
+        };
         let remaining = {
             let mut ledger = self.ledger.lock();
+            ledger.lapse(e.tokens_per_min);
             let from_credit = ledger.credit.min(n);
-            let owed = (n - from_credit + ledger.debt).min(u64::from(e.tokens_per_min));
+            let owed = (n - from_credit)
+                .saturating_add(ledger.debt)
+                .min(u64::from(e.tokens_per_min));
             let credit_left = u32::try_from(ledger.credit - from_credit).unwrap_or(u32::MAX);
             let shown = match NonZeroU32::new(u32::try_from(owed).unwrap_or(u32::MAX)) {
                 // Paid from credit alone: the last figure, less what was spent.
@@ -186,17 +222,19 @@ impl KeyLimiter {
                 Some(cells) => match self.tokens.check_n(cells) {
                     Ok(Ok(snap)) => snap.remaining_burst_capacity().saturating_add(credit_left),
                     Ok(Err(not_until)) => {
+                        give_back();
                         return Err(PolicyError::RateLimited {
                             what: "tokens",
                             limit: u64::from(e.tokens_per_min),
                             retry_after: not_until.wait_time_from(self.clock.now()),
-                        })
+                        });
                     }
                     Err(_) => {
+                        give_back();
                         return Err(PolicyError::ExceedsQuota {
                             tokens: n,
                             limit: u64::from(e.tokens_per_min),
-                        })
+                        });
                     }
                 },
             };
@@ -206,16 +244,6 @@ impl KeyLimiter {
             self.last_tokens_remaining.store(shown, Ordering::Relaxed);
             shown
         };
-        if e.daily_token_budget.is_some() {
-            let mut d = self.daily.lock();
-            if d.day != utc_day(now) {
-                *d = Daily {
-                    day: utc_day(now),
-                    used: 0,
-                };
-            }
-            d.used += n;
-        }
         Ok((
             Reservation {
                 limiter: self.clone(),
@@ -283,16 +311,17 @@ impl Reservation {
         let l = &self.limiter;
         {
             let mut ledger = l.ledger.lock();
+            ledger.lapse(l.effective.tokens_per_min);
             if actual < self.reserved {
                 let cap = u64::from(l.effective.tokens_per_min);
-                ledger.credit = (ledger.credit + (self.reserved - actual)).min(cap);
+                ledger.credit = (ledger.credit.saturating_add(self.reserved - actual)).min(cap);
             } else {
-                ledger.debt += actual - self.reserved;
+                ledger.debt = ledger.debt.saturating_add(actual - self.reserved);
             }
         }
         if l.effective.daily_token_budget.is_some() {
             let mut d = l.daily.lock();
-            d.used = (d.used + actual).saturating_sub(self.reserved);
+            d.used = d.used.saturating_add(actual).saturating_sub(self.reserved);
         }
     }
 }
@@ -301,5 +330,32 @@ impl Drop for Reservation {
     /// Unsettled (no usage was ever learned): the reservation stands as spent.
     fn drop(&mut self) {
         self.settled = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_lapses_at_the_refill_rate() {
+        let half_a_minute_ago = Instant::now().checked_sub(Duration::from_secs(30));
+        let Some(at) = half_a_minute_ago else { return };
+        let mut l = Ledger {
+            credit: 1_000,
+            debt: 0,
+            credit_at: Some(at),
+        };
+        // 1,200 a minute refill 600 in 30 s: that much credit is redundant.
+        l.lapse(1_200);
+        assert!((399..=400).contains(&l.credit), "{}", l.credit);
+        // A minute later none is left.
+        l.credit_at = Instant::now().checked_sub(Duration::from_secs(61));
+        l.lapse(1_200);
+        assert_eq!(l.credit, 0);
+        // Fresh credit is kept whole.
+        l.credit = 500;
+        l.lapse(1_200);
+        assert!(l.credit >= 499);
     }
 }

@@ -137,6 +137,36 @@ impl Draft {
     }
 }
 
+/// A request's record until it is written. If the request's future is
+/// dropped first (its client left before the answer, so the server stopped
+/// serving it), the record is written anyway, as `499 client_disconnected`.
+pub struct Pending<'a> {
+    pub draft: Option<Draft>,
+    sink: &'a LogSink,
+}
+
+impl<'a> Pending<'a> {
+    pub fn new(draft: Draft, sink: &'a LogSink) -> Pending<'a> {
+        Pending {
+            draft: Some(draft),
+            sink,
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let Some(draft) = self.draft.take() else {
+            return;
+        };
+        let record = draft.finish(499, Some("client_disconnected"), None);
+        let sink = self.sink.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { sink.submit(record).await });
+        }
+    }
+}
+
 pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -152,6 +182,7 @@ pub struct Counters {
 }
 
 /// The sending side, held in `AppState`.
+#[derive(Clone)]
 pub struct LogSink {
     tx: mpsc::Sender<Record>,
     pub counters: Arc<Counters>,

@@ -29,12 +29,15 @@ pub struct Plan<'a> {
     pub stream: bool,
     pub budget: Budget,
     pub policy: Policy,
+    /// The request's log record: the relay takes it if a stream starts;
+    /// otherwise it stays with the caller, which writes it.
+    pub record: forward::Record<'a>,
 }
 
 /// Serves the request from the first candidate that answers. `served` names
 /// the upstream that answered, or the last one tried.
 pub async fn serve(
-    plan: Plan<'_>,
+    mut plan: Plan<'_>,
     mut finish: Finish,
     served: &mut Option<Arc<Upstream>>,
 ) -> Result<Response<Body>, ApiError> {
@@ -57,11 +60,12 @@ pub async fn serve(
         match attempt {
             Ok(answer) => {
                 u.health.success();
-                if let Some((d, _)) = finish.log.as_mut() {
-                    d.record.upstream = Some(u.name.clone());
-                }
-                return forward::deliver(answer, u, deadline, plan.budget, finish, plan.policy)
-                    .await;
+                let how = forward::Delivery {
+                    deadline,
+                    budget: plan.budget,
+                    policy: plan.policy,
+                };
+                return forward::deliver(answer, u, how, finish, &mut plan.record).await;
             }
             Err(f) => {
                 if f.counts {
@@ -75,9 +79,6 @@ pub async fn serve(
                 last = Some(f.error);
             }
         }
-    }
-    if let Some((d, _)) = finish.log.as_mut() {
-        d.record.upstream = served.as_ref().map(|u| u.name.clone());
     }
     finish.settle(Some(Usage::default()));
     Err(last.unwrap_or_else(|| {

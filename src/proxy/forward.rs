@@ -46,9 +46,24 @@ pub struct Usage {
 
 impl Usage {
     pub fn total(&self) -> u64 {
+        // Saturating: these numbers come from the upstream.
         self.total_tokens
-            .max(self.prompt_tokens + self.completion_tokens)
+            .max(self.prompt_tokens.saturating_add(self.completion_tokens))
     }
+}
+
+/// Where a call's answer goes and in what time.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub deadline: Instant,
+    pub budget: Budget,
+    pub policy: Policy,
+}
+
+/// The request's log record and where records go, until a stream takes it.
+pub struct Record<'a> {
+    pub draft: &'a mut Option<crate::logs::Draft>,
+    pub state: &'a crate::app::AppState,
 }
 
 /// What must happen when a call ends: settle the tokens, free the stream slot.
@@ -230,21 +245,25 @@ async fn first_data(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, &
 pub async fn deliver(
     answer: Answer,
     upstream: &Upstream,
-    deadline: Instant,
-    budget: Budget,
+    how: Delivery,
     mut finish: Finish,
-    policy: Policy,
+    record: &mut Record<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let name = &upstream.name;
     let (status, body) = match answer {
         Answer::Stream { body, first } => {
+            // From here the relay writes the record, when the stream ends.
+            finish.log = record.draft.take().map(|mut d| {
+                d.record.upstream = Some(name.clone());
+                (d, record.state.clone())
+            });
             let plan = StreamPlan {
                 upstream: name.clone(),
-                deadline,
-                idle: budget.stream_idle,
+                deadline: how.deadline,
+                idle: how.budget.stream_idle,
                 finish,
                 health: upstream.health.clone(),
-                policy,
+                policy: how.policy,
             };
             return Ok(relay::sse_response(body, first, plan).await);
         }

@@ -95,8 +95,9 @@ async fn handle(
     req: Request,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let mut draft = Some(auth.draft(&parts.headers));
-    let request_id = draft
+    let mut pending = logs::Pending::new(auth.draft(&parts.headers), &state.logs);
+    let request_id = pending
+        .draft
         .as_ref()
         .and_then(|d| HeaderValue::from_str(d.answer_id()).ok());
     let limiter = state.limits.limiter(&auth.key);
@@ -117,7 +118,7 @@ async fn handle(
                     endpoint,
                     headers: &parts.headers,
                 };
-                let r = serve(call, body, &mut adm, &mut draft).await;
+                let r = serve(call, body, &mut adm, &mut pending.draft).await;
                 (r.unwrap_or_else(to_response), adm)
             }
         },
@@ -127,7 +128,7 @@ async fn handle(
         resp.headers_mut().insert(logs::REQUEST_ID_HEADER, v);
     }
     // A stream's record went with it to the relay, which writes it at the end.
-    if let Some(d) = draft {
+    if let Some(d) = pending.draft.take() {
         let record = finish_log(d, &resp, error_code);
         state.logs.submit(record).await;
     }
@@ -236,42 +237,17 @@ async fn serve(
         )
     };
 
-    let completion = match endpoint {
-        Endpoint::Embeddings | Endpoint::Moderations => 0,
-        _ => {
-            req.max_tokens
-                .unwrap_or(u64::from(settings.limits.default_max_tokens))
-                * req.n
-        }
-    };
-    let reserve = req.prompt_tokens(endpoint, &state.tokenizer) + completion;
-    let (reservation, tokens_left) = limiter.reserve(reserve, crate::store::now())?;
-    adm.tokens_remaining = tokens_left;
+    // Whatever can still refuse the request comes before the reservation:
+    // a reservation dropped unsettled stands as spent.
     let slot = if stream {
         Some(limiter.open_stream()?)
     } else {
         None
     };
-    let mut finish = forward::Finish {
-        reservation: Some(reservation),
-        slot,
-        strip_usage: false,
-        drain_timeout: settings.limits.usage_drain_timeout,
-        log: None,
-        guard: None,
-    };
-
-    let Some(candidates) = candidates else {
-        let doc = serde_json::Value::Object(std::mem::take(&mut req.doc));
-        let (mut resp, usage) = echo::respond(endpoint, &doc, &state.tokenizer)?;
-        finish.settle(Some(usage));
-        resp.extensions_mut().insert(usage);
-        let resp = moderate_answer(state, &settings, &policy, resp, stream, draft).await?;
-        return Ok(mark_flagged(resp, flagged));
-    };
-    if stream {
+    let mut guard = None;
+    if stream && candidates.is_some() {
         if policy.output_moderation {
-            finish.guard = Some(safety::stream::StreamGuard::new(
+            guard = Some(safety::stream::StreamGuard::new(
                 state.safety.moderator().await?.clone(),
                 settings.clone(),
                 policy.clone(),
@@ -282,8 +258,40 @@ async fn serve(
                 safety::Check::skipped("moderation", "output", "builtin", "disabled"),
             );
         }
-        finish.log = draft.take().map(|d| (d, state.clone()));
     }
+    // Saturating: with validation off, `max_tokens` and `n` are whatever the
+    // client sent, and a wrapped product would reserve nothing.
+    let completion = match endpoint {
+        Endpoint::Embeddings | Endpoint::Moderations => 0,
+        _ => req
+            .max_tokens
+            .unwrap_or(u64::from(settings.limits.default_max_tokens))
+            .saturating_mul(req.n),
+    };
+    let reserve = req
+        .prompt_tokens(endpoint, &state.tokenizer)
+        .saturating_add(completion);
+    let (reservation, tokens_left) = limiter.reserve(reserve, crate::store::now())?;
+    adm.tokens_remaining = tokens_left;
+    let mut finish = forward::Finish {
+        reservation: Some(reservation),
+        slot,
+        strip_usage: false,
+        drain_timeout: settings.limits.usage_drain_timeout,
+        log: None,
+        guard,
+    };
+
+    let Some(candidates) = candidates else {
+        let doc = serde_json::Value::Object(std::mem::take(&mut req.doc));
+        let answer = echo::respond(endpoint, &doc, &state.tokenizer);
+        let used = answer.as_ref().map_or(forward::Usage::default(), |a| a.1);
+        finish.settle(Some(used));
+        let (mut resp, usage) = answer?;
+        resp.extensions_mut().insert(usage);
+        let resp = moderate_answer(state, &settings, &policy, resp, stream, draft).await?;
+        return Ok(mark_flagged(resp, flagged));
+    };
     let out = if stream && !req.include_usage {
         finish.strip_usage = true;
         req.with_usage_requested()
@@ -306,6 +314,10 @@ async fn serve(
         stream,
         budget,
         policy: failover::policy(&settings.health),
+        record: forward::Record {
+            draft: &mut *draft,
+            state,
+        },
     };
     let mut served = None;
     let result = failover::serve(plan, finish, &mut served).await;
