@@ -77,8 +77,13 @@ pub enum PolicyError {
         limit: u64,
         retry_after: std::time::Duration,
     },
-    #[error("This request needs an estimated {tokens} tokens (prompt plus max_tokens), more than this key's whole limit of {limit} tokens per minute, so it can never be admitted. Lower max_tokens or shorten the prompt, or use a key with a higher tier.")]
-    ExceedsQuota { tokens: u64, limit: u64 },
+    #[error("This request needs an estimated {tokens} tokens (prompt plus max_tokens), more than this key's whole limit of {limit} tokens {per}, so it can never be admitted. Lower max_tokens or shorten the prompt, or use a key with a higher tier.")]
+    ExceedsQuota {
+        tokens: u64,
+        limit: u64,
+        /// `per minute` or `per day`.
+        per: &'static str,
+    },
     #[error("Too many failed authentication attempts from your address. Please try again in {}.", crate::limits::openai_duration(*retry_after))]
     AuthThrottled { retry_after: std::time::Duration },
     #[error("Requests from your IP address are not allowed{}.", if *for_key { " for this API key" } else { "" })]

@@ -311,6 +311,20 @@ async fn concurrent_streams_and_daily_budget_are_enforced() {
         .as_str()
         .unwrap()
         .contains("Daily token budget"));
+    // More than the whole day's budget can never pass: no retrying at midnight.
+    let r = gw
+        .post(&key, "/v1/chat/completions", echo(Some(3500)))
+        .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "tokens_exceed_rate_limit", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3000 tokens per day"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -83,12 +83,15 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
+        .filter(|h| !h.is_empty())
         .collect();
     let mut client = peer_ip;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
-            // Garbage in the chain: trust nothing further left of it.
-            break;
+        let Some(ip) = parse_hop(hop) else {
+            // Garbage where the client's address should be: it is unknown.
+            // Not the proxy's own address, which an allowlist may hold and
+            // which every client would then share in the auth throttle.
+            return IpAddr::from([0, 0, 0, 0]);
         };
         let ip = canonical(ip);
         client = ip;
@@ -97,6 +100,15 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` hop: an address, or one with a port as some
+/// proxies write it (`192.0.2.1:5100`, `[2001:db8::1]:5100`, `[2001:db8::1]`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 #[cfg(test)]
@@ -169,6 +181,23 @@ mod tests {
             "198.51.100.1"
         );
         assert_eq!(client_ip(proxy, &h, &[]).to_string(), "127.0.0.1");
+        // Hops with ports; garbage makes the client unknown, not the proxy.
+        for (xff, client) in [
+            ("203.0.113.9:41000, 10.0.0.2", "203.0.113.9"),
+            ("[2001:db8::5]:41000", "2001:db8::5"),
+            ("[2001:db8::5]", "2001:db8::5"),
+            ("6.6.6.6, not-an-ip, 10.0.0.2", "0.0.0.0"),
+            ("10.0.0.3, 10.0.0.2", "10.0.0.3"),
+            ("", "127.0.0.1"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "x-forwarded-for",
+                xff.parse()
+                    .unwrap_or(axum::http::HeaderValue::from_static("")),
+            );
+            assert_eq!(client_ip(proxy, &h, &trusted).to_string(), client, "{xff}");
+        }
     }
 
     #[test]

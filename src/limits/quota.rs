@@ -177,12 +177,21 @@ impl KeyLimiter {
             return Err(PolicyError::ExceedsQuota {
                 tokens: n,
                 limit: u64::from(e.tokens_per_min),
+                per: "per minute",
             });
         }
         // The day's budget is checked and taken under one lock, so two
         // requests cannot both pass on the same headroom; it is given back
         // if governor refuses below.
         if let Some(budget) = e.daily_token_budget {
+            // Waiting for midnight would not help this one.
+            if n > budget {
+                return Err(PolicyError::ExceedsQuota {
+                    tokens: n,
+                    limit: budget,
+                    per: "per day",
+                });
+            }
             let mut d = self.daily.lock();
             if d.day != utc_day(now) {
                 *d = Daily {
@@ -234,6 +243,7 @@ impl KeyLimiter {
                         return Err(PolicyError::ExceedsQuota {
                             tokens: n,
                             limit: u64::from(e.tokens_per_min),
+                            per: "per minute",
                         });
                     }
                 },
