@@ -447,6 +447,14 @@ async fn output_moderation_on_json_and_streams_split_across_chunks() {
     assert_eq!(e["error"]["code"], "content_policy_violation");
     let rec = record(&gw, &id).await;
     assert_eq!(checks(&rec, "moderation", "output")[0]["action"], "block");
+    // A stream request the upstream answers with JSON is moderated as JSON.
+    let r = gw
+        .post(&key, "/v1/chat/completions", ask("mock-unsafe-json", true))
+        .await;
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("kill"), "{text}");
+    let e: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(e["error"]["code"], "content_policy_violation");
 
     // Stream: the phrase arrives in three chunks; the text before it is
     // sent, the phrase is not, and the stream ends with an error event.
@@ -761,6 +769,17 @@ async fn an_unreachable_moderator_fails_open_or_closed_as_configured() {
     let gw = Gateway::start(&config_with(None, &cfg("closed"))).await;
     let key = self::key(&gw).await;
     let (s, e) = error_of(gw.post(&key, "/v1/chat/completions", chat("hello")).await).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (503, Some("moderation_unavailable")),
+        "{e}"
+    );
+    // `/v1/moderations` too: no verdict is not "not flagged".
+    let (s, e) = error_of(
+        gw.post(&key, "/v1/moderations", json!({"input": "hello there"}))
+            .await,
+    )
+    .await;
     assert_eq!(
         (s, e["code"].as_str()),
         (503, Some("moderation_unavailable")),

@@ -189,11 +189,7 @@ pub async fn attempt(
             counts: status.is_server_error(),
         });
     }
-    let is_sse = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let is_sse = is_sse(resp.headers());
     if status.is_success() && stream && is_sse {
         let mut body = resp.into_body();
         let first_by = (Instant::now() + budget.stream_idle).min(deadline);
@@ -344,6 +340,16 @@ fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Result<Respons
         status: status.as_u16(),
     }
     .into())
+}
+
+/// Whether an answer is an event stream (media types are case-insensitive).
+pub fn is_sse(headers: &axum::http::HeaderMap) -> bool {
+    const SSE: &[u8] = b"text/event-stream";
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .get(..SSE.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(SSE))
+    })
 }
 
 /// An SSE event carrying an OpenAI error body, as the SDKs expect mid-stream.

@@ -326,7 +326,9 @@ async fn serve(
         d.record.upstream = name.clone();
     }
     let mut resp = result?;
-    if !stream {
+    // Only a relayed stream is moderated on its way (by its guard); a stream
+    // request can get a JSON answer from an upstream that ignores `stream`.
+    if !(stream && forward::is_sse(resp.headers())) {
         resp = moderate_answer(state, &settings, &policy, resp, false, draft).await?;
     }
     if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {

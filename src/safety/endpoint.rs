@@ -66,15 +66,25 @@ pub async fn respond(
                     scores.merge(&op.scores);
                     extra.extend(op.flagged);
                 }
-                Err(reason) => note(
-                    safety,
-                    Check::skipped(
-                        "moderation",
-                        "input",
-                        format!("external:{}", m.name),
-                        reason,
-                    ),
-                ),
+                Err(reason) => {
+                    note(
+                        safety,
+                        Check::skipped(
+                            "moderation",
+                            "input",
+                            format!("external:{}", m.name),
+                            reason,
+                        ),
+                    );
+                    // As on the other endpoints: a fail-closed moderator
+                    // that is down means no verdict, not "not flagged".
+                    if m.fail == super::config::FailMode::Closed {
+                        return Err(crate::error::SafetyError::ModeratorUnavailable(
+                            m.name.clone(),
+                        )
+                        .into());
+                    }
+                }
             }
         }
         let r = result(&scores, &extra, threshold);

@@ -10,6 +10,7 @@
 //! - `mock-forge`: streams events whose text tries to forge SSE events.
 //! - `mock-unsafe`: answers (JSON or stream) with a threat, the stream
 //!   splitting the flagged phrase across chunks sent apart.
+//! - `mock-unsafe-json`: answers `mock-unsafe`'s JSON even to a stream request.
 //! - `mock-harmless-split`: streams "kill a pro" + "cess" (harmless, split).
 //! - `mock-guard`: a Llama-Guard-style judge: `unsafe\nS10` when the
 //!   conversation contains `EXTERNAL-FLAG`, else `safe`.
@@ -184,6 +185,7 @@ async fn models() -> Json<Value> {
         "mock-drop",
         "mock-forge",
         "mock-unsafe",
+        "mock-unsafe-json",
         "mock-harmless-split",
         "mock-guard",
     ];
@@ -242,7 +244,7 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             }))
             .into_response();
         }
-        "mock-unsafe" if !stream => {
+        "mock-unsafe-json" | "mock-unsafe" if !stream || model == "mock-unsafe-json" => {
             return Json(json!({
                 "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": UNSAFE_ANSWER}, "finish_reason": "stop"}],
