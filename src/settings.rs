@@ -67,8 +67,9 @@ impl Settings {
         Ok(next)
     }
 
-    /// Top-level fields as stored rows, so a later config change to a field
-    /// the admin never touched still applies.
+    /// Top-level sections as stored rows: a section the admin changed is
+    /// stored whole; one never changed is not stored, so later edits of the
+    /// config file still apply to it.
     pub fn rows(&self) -> Vec<(&'static str, serde_json::Value)> {
         vec![
             ("echo_model", serde_json::json!(self.echo_model)),

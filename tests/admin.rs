@@ -288,13 +288,17 @@ async fn settings_apply_on_the_next_request_and_survive_restart() {
         .await;
     assert_eq!(s, 400);
 
-    let cfg = config_with(None, "");
+    // A restart with a changed config file: the stored section wins, a
+    // section never patched follows the file.
+    let cfg = config_with(None, "[validation]\nmax_depth = 17\n");
     let dir = gw.take_dir();
     let gw = Gateway::start_in(dir, &cfg, &[]).await;
     assert_eq!(
         gw.post(&key, "/v1/chat/completions", big).await.status(),
         413
     );
+    let (_, v) = gw.admin_call(Method::GET, "/admin/settings", None).await;
+    assert_eq!(v["settings"]["validation"]["max_depth"], 17, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -306,6 +306,53 @@ async fn summary_json_has_the_statuspage_shape_and_maintenance_shows() {
         (component(&s, "cfg_mock")["status"] == "under_maintenance").then_some(())
     })
     .await;
+    // Once completed, a window is over: it cannot start again.
+    for (change, want) in [("completed", 200), ("in_progress", 400)] {
+        let (status, v) = gw
+            .admin_call(
+                Method::PATCH,
+                &format!("/admin/maintenances/{id}"),
+                Some(json!({"status": change})),
+            )
+            .await;
+        assert_eq!(status, want, "{change}: {v}");
+    }
+    // A window on an upstream deleted since can still be completed.
+    let (status, u) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "brief", "base_url": up.base_url(), "models": ["x"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let uid = u["id"].as_str().unwrap();
+    eventually("the new upstream's component", || async {
+        let (_, v) = gw.admin_call(Method::GET, "/admin/status", None).await;
+        v.to_string().contains(uid).then_some(())
+    })
+    .await;
+    let (status, w) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(json!({"name": "Brief", "body": "", "components": [uid],
+                        "scheduled_for": rfc(Duration::from_secs(3600)), "scheduled_until": rfc(Duration::from_secs(7200))})),
+        )
+        .await;
+    assert_eq!(status, 201, "{w}");
+    let (status, _) = gw
+        .admin_call(Method::DELETE, &format!("/admin/upstreams/{uid}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/maintenances/{}", w["id"].as_str().unwrap()),
+            Some(json!({"status": "completed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
 
     // Resolving the incident, then hiding the page.
     let iid = inc["id"].as_str().unwrap();

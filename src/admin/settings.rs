@@ -62,7 +62,10 @@ pub async fn update(
         serde_json::to_value(&*old).ok(),
         serde_json::to_value(&next).ok(),
     );
-    let rows = next.rows();
+    // Only the sections this patch touches are stored (and from then on
+    // override the config file); the rest keep following the file.
+    let mut rows = next.rows();
+    rows.retain(|(name, _)| patch.get(*name).is_some());
     let t = crate::store::now();
     state
         .store
