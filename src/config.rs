@@ -335,6 +335,12 @@ impl Config {
         }
         if overrides.tls_self_signed {
             config.tls.self_signed = true;
+            // Flags win over the file and env; both kinds of flag together
+            // are still refused by `validate`.
+            if overrides.tls_cert.is_none() && overrides.tls_key.is_none() {
+                config.tls.cert = None;
+                config.tls.key = None;
+            }
         }
         config.validate()?;
         Ok(config)
@@ -498,6 +504,29 @@ mod tests {
         assert_eq!(f(Duration::from_millis(1500)), "1s 500ms");
         let back = humantime::parse_duration(&f(Duration::from_secs(86_400 + 60))).ok();
         assert_eq!(back, Some(Duration::from_secs(86_460)));
+    }
+
+    #[test]
+    fn the_self_signed_flag_beats_certificate_files_in_the_file() {
+        let dir = std::env::temp_dir().join(format!("assisters-tls-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("tls.toml");
+        let _ = std::fs::write(&path, "[tls]\ncert = \"/x/c.pem\"\nkey = \"/x/k.pem\"\n");
+        let flag = Overrides {
+            tls_self_signed: true,
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&path), &flag);
+        assert!(
+            matches!(&c, Ok(c) if c.tls.self_signed && c.tls.cert.is_none()),
+            "{c:?}"
+        );
+        let both = Overrides {
+            tls_cert: Some("/y/c.pem".into()),
+            tls_key: Some("/y/k.pem".into()),
+            ..flag
+        };
+        assert!(Config::load(Some(&path), &both).is_err());
     }
 
     #[test]

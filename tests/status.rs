@@ -179,6 +179,18 @@ async fn summary_json_has_the_statuspage_shape_and_maintenance_shows() {
         )
         .await;
     assert_eq!(status, 201, "{inc}");
+    let (status, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/incidents",
+            Some(json!({"name": "Not an incident", "impact": "maintenance", "body": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["param"].as_str()),
+        (400, Some("impact")),
+        "{v}"
+    );
     let now = std::time::SystemTime::now();
     let rfc = |d: Duration| humantime::format_rfc3339_seconds(now + d).to_string();
     let (status, m) = gw

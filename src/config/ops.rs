@@ -149,8 +149,9 @@ impl Default for NotifyConfig {
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
-    #[serde(default = "default_smtp_port")]
-    pub port: u16,
+    /// Default: 465 with `tls`, 587 with `starttls`, 25 with `none`.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// `starttls` (default), `tls` (implicit, port 465) or `none` (local relays only).
     #[serde(default)]
     pub security: SmtpSecurity,
@@ -163,8 +164,16 @@ pub struct SmtpConfig {
     pub from: String,
 }
 
-fn default_smtp_port() -> u16 {
-    587
+impl SmtpConfig {
+    /// The port set, or the usual one for the security mode (implicit TLS
+    /// sent to the STARTTLS port failed every time).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::None => 25,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
@@ -235,4 +244,25 @@ pub(super) fn validate_runtime(c: &Config) -> Result<(), ConfigError> {
             .map_err(|e| ConfigError::Invalid(format!("notify.smtp.from: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_smtp_port_follows_the_security_mode_unless_set() {
+        let smtp = |security, port| SmtpConfig {
+            host: "mail".into(),
+            port,
+            security,
+            username: None,
+            password_env: None,
+            from: "s@example.com".into(),
+        };
+        assert_eq!(smtp(SmtpSecurity::Tls, None).port(), 465);
+        assert_eq!(smtp(SmtpSecurity::Starttls, None).port(), 587);
+        assert_eq!(smtp(SmtpSecurity::None, None).port(), 25);
+        assert_eq!(smtp(SmtpSecurity::Tls, Some(2465)).port(), 2465);
+    }
 }

@@ -42,8 +42,18 @@ fn summary(i: &Incident) -> serde_json::Value {
 fn check(
     state: &AppState,
     name: Option<&str>,
+    impact: Option<Impact>,
     components: Option<&[String]>,
 ) -> Result<(), ApiError> {
+    // `maintenance` is the impact of maintenance windows, which have their
+    // own life cycle; as an incident's it turned the page's indicator into
+    // "under maintenance".
+    if impact == Some(Impact::Maintenance) {
+        return Err(ApiError::invalid(
+            "an incident's impact is none, minor, major or critical (schedule a maintenance window instead)",
+            Some("impact"),
+        ));
+    }
     if name.is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
         return Err(ApiError::invalid(
             "name must be 1 to 200 characters",
@@ -72,7 +82,7 @@ pub async fn open(
     auto_component: Option<String>,
     actor: Option<Actor>,
 ) -> Result<Incident, ApiError> {
-    check(state, Some(&name), Some(&components))?;
+    check(state, Some(&name), Some(impact), Some(&components))?;
     let t = now();
     let id = crate::keys::new_id("inc");
     let update = IncidentUpdate {
@@ -119,7 +129,12 @@ pub async fn change(
     change: Change,
     actor: Option<Actor>,
 ) -> Result<Option<Incident>, ApiError> {
-    check(state, change.name.as_deref(), change.components.as_deref())?;
+    check(
+        state,
+        change.name.as_deref(),
+        change.impact,
+        change.components.as_deref(),
+    )?;
     if change.body.as_ref().is_some_and(|b| b.trim().is_empty()) {
         return Err(ApiError::invalid("body must not be empty", Some("body")));
     }

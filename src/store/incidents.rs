@@ -71,13 +71,17 @@ pub fn get(c: &Connection, id: &str) -> Result<Option<Incident>, StoreError> {
     found.map(|i| with_updates(c, i)).transpose()
 }
 
-/// Open incidents, and resolved ones created at or after `since`, newest first.
+/// Every open incident, and up to `limit` resolved ones created at or after
+/// `since`; newest first. (The limit once applied to both, so a flapping
+/// upstream's resolved incidents could push an open one off the page.)
 pub fn recent(c: &Connection, since: i64, limit: u32) -> Result<Vec<Incident>, StoreError> {
     query(
         c,
         &format!(
-            "SELECT {COLUMNS} FROM incidents WHERE resolved_at IS NULL OR created_at >= ?1 \
-             ORDER BY created_at DESC, id LIMIT ?2"
+            "SELECT {COLUMNS} FROM incidents WHERE resolved_at IS NULL OR id IN \
+             (SELECT id FROM incidents WHERE resolved_at IS NOT NULL AND created_at >= ?1 \
+              ORDER BY created_at DESC, id LIMIT ?2) \
+             ORDER BY created_at DESC, id"
         ),
         params![since, limit],
     )

@@ -35,6 +35,14 @@ pub fn all(c: &Connection) -> Result<Vec<Subscriber>, StoreError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+pub fn exists(c: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM status_subscribers WHERE id = ?1)",
+        [id],
+        |r| r.get(0),
+    )?)
+}
+
 /// False when the same kind and target is subscribed already.
 pub fn insert(c: &Connection, s: &Subscriber) -> Result<bool, StoreError> {
     let n = c.execute(

@@ -26,7 +26,7 @@ fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, St
         )),
     }
     .map_err(|e| format!("SMTP setup: {e}"))?;
-    let mut builder = builder.port(smtp.port).timeout(Some(TIMEOUT));
+    let mut builder = builder.port(smtp.port()).timeout(Some(TIMEOUT));
     if let Some(user) = &smtp.username {
         let password = smtp
             .password_env

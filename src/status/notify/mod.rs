@@ -138,17 +138,30 @@ pub async fn run(state: AppState, mut rx: mpsc::Receiver<Event>, mut stop: watch
         };
         let body = payload(&state, &event);
         for s in subscribers {
-            tokio::spawn(deliver(state.clone(), s, event.clone(), body.clone()));
+            let to = (state.clone(), s, stop.clone());
+            tokio::spawn(deliver(to, event.clone(), body.clone()));
         }
     }
 }
 
 /// One subscriber, with retries: `attempts` tries, waiting `retry_base`,
-/// then twice as long each time.
-async fn deliver(state: AppState, s: Subscriber, event: Event, body: Value) {
+/// then twice as long each time. Retries stop when the server stops or the
+/// subscriber is removed.
+async fn deliver(to: (AppState, Subscriber, watch::Receiver<bool>), event: Event, body: Value) {
+    let (state, s, mut stop) = to;
     let notify = state.settings().notify.clone();
     let mut wait = notify.retry_base;
     for attempt in 1..=notify.attempts {
+        if attempt > 1 {
+            let id = s.id.clone();
+            let still = state
+                .store
+                .read(move |c| crate::store::subscribers::exists(c, &id))
+                .await;
+            if matches!(still, Ok(false)) {
+                return;
+            }
+        }
         let result = match s.kind.as_str() {
             "webhook" => webhook::send(&state, &s, event.name(), &body).await,
             "email" => email::send(&state, &s, &event, &body).await,
@@ -158,7 +171,10 @@ async fn deliver(state: AppState, s: Subscriber, event: Event, body: Value) {
             Ok(()) => return,
             Err(e) if attempt < notify.attempts => {
                 tracing::info!(subscriber = %s.id, attempt, error = %e, "notification failed; retrying");
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
                 wait = (wait * 2).min(Duration::from_secs(3600));
             }
             Err(e) => {

@@ -1404,8 +1404,11 @@ export interface components {
             host: string;
             /** @description Name of the environment variable holding the password. */
             password_env?: string | null;
-            /** Format: int32 */
-            port?: number;
+            /**
+             * Format: int32
+             * @description Default: 465 with `tls`, 587 with `starttls`, 25 with `none`.
+             */
+            port?: number | null;
             /** @description `starttls` (default), `tls` (implicit, port 465) or `none` (local relays only). */
             security?: components["schemas"]["SmtpSecurity"];
             username?: string | null;
