@@ -301,8 +301,14 @@ async fn accept_loop(
                 };
                 let (stream, mid_request) = Tracked::new(stream);
                 let head_timeout = edge.header_read_timeout;
+                // Twice the head timeout: a trickled HTTP/1 head meets
+                // hyper's own timer (and its 408) first.
+                let first_by = head_timeout * 2;
+                let first = Arc::new(tokio::sync::Notify::new());
+                let seen = first.clone();
                 let router = router.clone();
                 let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    seen.notify_one();
                     req.extensions_mut().insert(ConnectInfo(peer));
                     let router = router.clone();
                     async move {
@@ -315,11 +321,16 @@ async fn accept_loop(
                     let watched = graceful.watch(conn);
                     tokio::spawn(async move {
                         let _permit = permit;
-                        if let Err(e) = watched.await {
-                            if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
-                                request_timeout(spare, head_timeout);
+                        tokio::select! {
+                            ended = watched => if let Err(e) = ended {
+                                if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
+                                    request_timeout(spare, head_timeout);
+                                }
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            },
+                            () = crate::edge::conn::no_request_within(first, first_by) => {
+                                tracing::debug!(%peer, "no request in time; connection closed");
                             }
-                            tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });
                     continue;
@@ -342,8 +353,13 @@ async fn accept_loop(
                         Err(_) => return,
                     };
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    tokio::select! {
+                        ended = watcher.watch(conn) => if let Err(e) = ended {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        () = crate::edge::conn::no_request_within(first, first_by) => {
+                            tracing::debug!(%peer, "no request in time; connection closed");
+                        }
                     }
                 });
             }

@@ -102,6 +102,17 @@ pub fn raw_response(e: ApiError) -> Vec<u8> {
     out
 }
 
+/// Resolves when no request has reached the service within `within` of the
+/// call; never, once one has (`first` is notified on every request). Until
+/// a connection's protocol is known hyper has no timer of its own: a socket
+/// that sent nothing, half an HTTP/2 preface, or a preface and no request
+/// held its connection slot for good.
+pub async fn no_request_within(first: Arc<tokio::sync::Notify>, within: std::time::Duration) {
+    if tokio::time::timeout(within, first.notified()).await.is_ok() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Wraps a connection's stream to know whether a request is under way:
 /// bytes read since the last bytes written mean a client is mid-request
 /// (sending a head or body) rather than idle between keep-alive requests.
