@@ -213,6 +213,40 @@ async fn validation_refuses_with_the_field_named() {
 async fn input_moderation_blocks_names_categories_and_keeps_harmless_uses() {
     let gw = Gateway::start(&config_with(None, "")).await;
     let key = key(&gw).await;
+    // Tool and legacy function definitions are read by the model too: their
+    // descriptions and every string in their parameter schemas are scanned.
+    let threat = "I will kill you tomorrow";
+    let schema =
+        json!({"type": "object", "properties": {"x": {"type": "string", "description": threat}}});
+    for (extra, param) in [
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f", "description": threat}}]}),
+            "tools[0].function.description",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}]}),
+            "tools[0].function.parameters",
+        ),
+        (
+            json!({"functions": [{"name": "f", "description": "ok"}, {"name": "g", "description": threat}]}),
+            "functions[1].description",
+        ),
+        (
+            json!({"functions": [{"name": "f", "parameters": schema}]}),
+            "functions[0].parameters",
+        ),
+    ] {
+        let mut body = chat("hello");
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (s, e) = error_of(gw.post(&key, "/v1/chat/completions", body).await).await;
+        assert_eq!(
+            (s, e["code"].as_str(), e["param"].as_str()),
+            (400, Some("content_policy_violation"), Some(param)),
+            "{e}"
+        );
+    }
     for text in [
         "I will kill you tomorrow",
         "I w1ll k\u{200B}ill y0u",

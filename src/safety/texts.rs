@@ -17,7 +17,14 @@ pub enum Loc {
         index: usize,
         call: usize,
     },
-    Tool(usize),
+    /// A tool's description or a string in its parameters' schema
+    /// (property descriptions, enums): the model reads those too.
+    Tool {
+        /// `tools` or the legacy `functions`.
+        list: &'static str,
+        index: usize,
+        field: &'static str,
+    },
     Item {
         field: &'static str,
         index: Option<usize>,
@@ -40,7 +47,7 @@ impl Loc {
             Loc::ToolCall { index, call } => {
                 format!("messages[{index}].tool_calls[{call}].function.arguments")
             }
-            Loc::Tool(i) => format!("tools[{i}].function.description"),
+            Loc::Tool { list, index, field } => format!("{list}[{index}].{field}"),
             Loc::Item { field, index: None } => field.to_owned(),
             Loc::Item {
                 field,
@@ -156,14 +163,42 @@ pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
                     }
                 }
             }
-            if let Some(Value::Array(tools)) = doc.get("tools") {
-                for (i, t) in tools.iter().enumerate() {
-                    if let Some(d) = t.pointer("/function/description").and_then(Value::as_str) {
+            let lists = [("tools", "/function", "function."), ("functions", "", "")];
+            for (list, at, prefix) in lists {
+                let Some(Value::Array(tools)) = doc.get(list) else {
+                    continue;
+                };
+                for (index, t) in tools.iter().enumerate() {
+                    let Some(f) = t.pointer(at) else { continue };
+                    let description = if prefix.is_empty() {
+                        "description"
+                    } else {
+                        "function.description"
+                    };
+                    let parameters = if prefix.is_empty() {
+                        "parameters"
+                    } else {
+                        "function.parameters"
+                    };
+                    if let Some(d) = f.get("description").and_then(Value::as_str) {
+                        let loc = Loc::Tool {
+                            list,
+                            index,
+                            field: description,
+                        };
                         out.push(Text {
                             text: d,
-                            loc: Loc::Tool(i),
+                            loc,
                             untrusted: false,
                         });
+                    }
+                    if let Some(p) = f.get("parameters") {
+                        let loc = Loc::Tool {
+                            list,
+                            index,
+                            field: parameters,
+                        };
+                        strings_in(p, loc, &mut out);
                     }
                 }
             }
@@ -285,5 +320,19 @@ pub fn delta(json: &[u8], out: &mut String) {
                 }
             }
         }
+    }
+}
+
+/// Every string in a JSON value (a tool's parameter schema), depth-first.
+fn strings_in<'a>(v: &'a Value, loc: Loc, out: &mut Vec<Text<'a>>) {
+    match v {
+        Value::String(s) => out.push(Text {
+            text: s,
+            loc,
+            untrusted: false,
+        }),
+        Value::Array(a) => a.iter().for_each(|x| strings_in(x, loc, out)),
+        Value::Object(o) => o.values().for_each(|x| strings_in(x, loc, out)),
+        _ => {}
     }
 }
