@@ -331,22 +331,37 @@ impl Moderator {
         }
         let mut norm = String::new();
         for &start in starts.iter().rev() {
-            normalize(&raw[start..], &mut norm);
-            if norm.is_empty() {
-                continue;
-            }
-            if trailing_space {
+            let tail = &raw[start..];
+            normalize(tail, &mut norm);
+            if trailing_space && !norm.is_empty() {
                 norm.push(' ');
             }
-            let open = self
-                .triggers
-                .first_from(&norm)
-                .is_some_and(|t| t.starts_with(norm.as_str()) && t.len() > norm.len());
-            if open {
+            if self.continues(&norm) {
                 return raw.len() - start;
+            }
+            // Spaced-out letters ("k i") join up only once the run is long
+            // enough; as a run in the making they are a word's start.
+            let letters = tail.split_whitespace();
+            if letters.clone().all(|w| w.chars().nth(1).is_none()) {
+                normalize(&letters.collect::<String>(), &mut norm);
+                if self.continues(&norm) {
+                    return raw.len() - start;
+                }
             }
         }
         0
+    }
+
+    /// Whether some trigger is `norm` followed by more: the first trigger
+    /// after it in order says, since those starting with it come next. (The
+    /// first one not before it was `norm` itself whenever `norm` was a
+    /// trigger too, which let "kill" out ahead of "kill you".)
+    fn continues(&self, norm: &str) -> bool {
+        !norm.is_empty()
+            && self
+                .triggers
+                .first_after(norm)
+                .is_some_and(|t| t.starts_with(norm))
     }
 }
 
@@ -379,8 +394,15 @@ impl Sorted {
     }
 
     /// The smallest string that is not less than `s`.
+    #[cfg(test)]
     fn first_from(&self, s: &str) -> Option<&str> {
         let i = self.spans.partition_point(|&span| self.get(span) < s);
+        self.spans.get(i).map(|&span| self.get(span))
+    }
+
+    /// The smallest string greater than `s`.
+    fn first_after(&self, s: &str) -> Option<&str> {
+        let i = self.spans.partition_point(|&span| self.get(span) <= s);
         self.spans.get(i).map(|&span| self.get(span))
     }
 }
@@ -443,6 +465,10 @@ mod tests {
         );
         assert_eq!(expand("a (b (c|d)|e)"), ["a b c", "a b d", "a e"]);
         assert!(m.open_suffix("I want to kill ") > 0);
+        // A trigger that a longer one continues is held too.
+        assert_eq!(m.open_suffix("Then kill"), "kill".len());
+        // So is a run of spaced-out letters that may spell one.
+        assert!(m.open_suffix("Then k i") >= "k i".len());
     }
 
     #[test]
@@ -465,6 +491,11 @@ mod tests {
         ] {
             let want = set.range(probe.to_string()..).next().map(String::as_str);
             assert_eq!(sorted.first_from(probe), want, "probe {probe:?}");
+            let after = set
+                .range::<str, _>((std::ops::Bound::Excluded(probe), std::ops::Bound::Unbounded))
+                .next()
+                .map(String::as_str);
+            assert_eq!(sorted.first_after(probe), after, "probe {probe:?}");
         }
     }
 }
