@@ -409,13 +409,20 @@ async fn moderate_answer(
         let mut parser = sse::Parser::new(usize::MAX);
         let mut events = Vec::new();
         let _ = parser.feed(&bytes, &mut events);
-        let mut text = String::new();
+        // Each choice's text whole, the choices apart.
+        let mut choices: Vec<(u32, String)> = Vec::new();
         for ev in &events {
             if let sse::Event::Json(j) = ev {
-                safety::texts::delta(j, &mut text);
+                safety::texts::deltas(j, |index, t| {
+                    match choices.iter_mut().find(|(i, _)| *i == index) {
+                        Some((_, text)) => text.push_str(t),
+                        None => choices.push((index, t.to_owned())),
+                    }
+                });
             }
         }
-        safety::check_output_text(state, settings, policy, &text, log).await?
+        let texts: Vec<&str> = choices.iter().map(|(_, t)| t.as_str()).collect();
+        safety::check_output_text(state, settings, policy, &texts, log).await?
     } else {
         safety::check_output(state, settings, policy, &bytes, log).await?
     };

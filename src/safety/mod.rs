@@ -353,7 +353,7 @@ pub async fn check_output(
     }
     let mut text = String::new();
     texts::response(body, &mut text);
-    check_output_text(state, settings, policy, &text, safety).await
+    check_output_text(state, settings, policy, &[&text], safety).await
 }
 
 /// Moderation of an answer's text, gathered already.
@@ -361,17 +361,23 @@ pub async fn check_output_text(
     state: &AppState,
     settings: &Settings,
     policy: &Policy,
-    text: &str,
+    texts: &[&str],
     safety: &mut SafetyLog,
 ) -> Result<Flagged, ApiError> {
-    if text.is_empty() {
+    if texts.iter().all(|t| t.is_empty()) {
         note(
             safety,
             Check::skipped("moderation", "output", "builtin", "no text in the answer"),
         );
         return Ok(false);
     }
-    let scores = state.safety.moderator().await?.scan(text);
+    // Each text (a choice) on its own: one's phrase is not read on into
+    // the next.
+    let moderator = state.safety.moderator().await?;
+    let mut scores = Scores::default();
+    for t in texts {
+        scores.merge(&moderator.scan(t));
+    }
     let (check, verdict) = judge_scores(
         Check::ran("moderation", "output", "builtin"),
         &scores,
@@ -394,7 +400,7 @@ pub async fn check_output_text(
         _ => {}
     }
     if !settings.safety.external.is_empty() {
-        flagged |= external::moderate(state, settings, policy, "output", &[text], safety).await?;
+        flagged |= external::moderate(state, settings, policy, "output", texts, safety).await?;
     }
     Ok(flagged)
 }

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::config::{Action, ModerationConfig, Policy};
+use super::config::{Action, Policy};
 use super::moderation::Moderator;
 use super::{judge_scores, texts, Check, Scores};
 use crate::error::{ApiError, SafetyError};
@@ -17,17 +17,27 @@ pub struct StreamGuard {
     moderator: Arc<Moderator>,
     settings: Arc<crate::settings::Settings>,
     policy: Policy,
-    held: VecDeque<(Event, usize)>,
-    /// Text of the held events, in order.
-    held_text: String,
-    /// The end of the text already sent, for phrases that span both.
-    tail: String,
+    /// Held events, each with how much text it gave which choice.
+    held: VecDeque<(Event, Vec<(usize, usize)>)>,
+    /// One per choice (`n` > 1 streams interleave several), by first sight.
+    lanes: Vec<Lane>,
     max_hold: usize,
     worst: Scores,
     cut: bool,
     /// Buffers reused from event to event.
     window: String,
     norm: String,
+}
+
+/// One choice's text: held, and the end of what was sent (for phrases
+/// that span both).
+#[derive(Default)]
+struct Lane {
+    index: u32,
+    held_text: String,
+    tail: String,
+    /// Bytes at the end of `held_text` that must stay held.
+    open: usize,
 }
 
 /// What the relay does with the events it just parsed.
@@ -48,8 +58,7 @@ impl StreamGuard {
             settings,
             policy,
             held: VecDeque::new(),
-            held_text: String::new(),
-            tail: String::new(),
+            lanes: Vec::new(),
             max_hold: max_hold.max(16),
             worst: Scores::default(),
             cut: false,
@@ -58,36 +67,64 @@ impl StreamGuard {
         }
     }
 
-    fn config(&self) -> &ModerationConfig {
-        &self.settings.safety.moderation
+    fn lane(&mut self, index: u32) -> usize {
+        match self.lanes.iter().position(|l| l.index == index) {
+            Some(i) => i,
+            None => {
+                self.lanes.push(Lane {
+                    index,
+                    ..Lane::default()
+                });
+                self.lanes.len() - 1
+            }
+        }
     }
 
     pub fn push(&mut self, events: Vec<Event>) -> Verdict {
-        let mut piece = String::new();
         for ev in events {
-            piece.clear();
+            let mut parts: Vec<(usize, usize)> = Vec::new();
             if let Event::Json(j) = &ev {
-                texts::delta(j, &mut piece);
+                let mut pieces: Vec<(u32, String)> = Vec::new();
+                texts::deltas(j, |index, t| pieces.push((index, t.to_owned())));
+                for (index, t) in pieces {
+                    let lane = self.lane(index);
+                    self.lanes[lane].held_text.push_str(&t);
+                    match parts.iter_mut().find(|(l, _)| *l == lane) {
+                        Some((_, n)) => *n += t.len(),
+                        None => parts.push((lane, t.len())),
+                    }
+                }
             }
-            self.held_text.push_str(&piece);
-            self.held.push_back((ev, piece.len()));
+            self.held.push_back((ev, parts));
         }
+        // Each choice is scanned on its own: sent tail plus held text.
         let mut window = std::mem::take(&mut self.window);
-        window.clear();
-        window.push_str(&self.tail);
-        window.push_str(&self.held_text);
-        let scores = self.moderator.scan_with(&window, &mut self.norm);
-        self.worst.merge(&scores);
-        let blocked: Vec<&'static str> = scores
-            .flagged(self.policy.moderation_threshold)
-            .filter(|c| self.policy.action_for(self.config(), *c) == Action::Block)
-            .map(|c| c.name())
-            .collect();
+        let mut blocked: Vec<&'static str> = Vec::new();
+        for lane in &mut self.lanes {
+            window.clear();
+            window.push_str(&lane.tail);
+            window.push_str(&lane.held_text);
+            let scores = self.moderator.scan_with(&window, &mut self.norm);
+            self.worst.merge(&scores);
+            for c in scores.flagged(self.policy.moderation_threshold) {
+                let config = &self.settings.safety.moderation;
+                if self.policy.action_for(config, c) == Action::Block
+                    && !blocked.contains(&c.name())
+                {
+                    blocked.push(c.name());
+                }
+            }
+            lane.open = self
+                .moderator
+                .open_suffix(&window)
+                .min(lane.held_text.len())
+                .min(self.max_hold);
+        }
+        self.window = window;
         if !blocked.is_empty() {
-            self.window = window;
             self.cut = true;
             self.held.clear();
-            self.held_text.clear();
+            self.lanes.iter_mut().for_each(|l| l.held_text.clear());
             return Verdict::Cut(
                 SafetyError::ContentPolicy {
                     categories: blocked,
@@ -97,35 +134,37 @@ impl StreamGuard {
                 .into(),
             );
         }
-        let open = self
-            .moderator
-            .open_suffix(&window)
-            .min(self.held_text.len())
-            .min(self.max_hold);
-        self.window = window;
+        // Release in order while every choice an event adds to still keeps
+        // its open suffix held; past the bound, release regardless
+        // (latency stays bounded).
+        let mut left: Vec<usize> = self.lanes.iter().map(|l| l.held_text.len()).collect();
         let mut out = Vec::new();
-        let mut left = self.held_text.len();
-        while let Some((_, len)) = self.held.front() {
-            // Release while what stays held still covers the open suffix;
-            // past the bound, release regardless (latency stays bounded).
-            if left - len >= open || left > self.max_hold {
-                let Some((ev, len)) = self.held.pop_front() else {
-                    break;
-                };
-                left -= len;
-                out.push(ev);
-            } else {
+        while let Some((_, parts)) = self.held.front() {
+            let free = parts.iter().all(|&(lane, len)| {
+                left[lane] - len >= self.lanes[lane].open || left[lane] > self.max_hold
+            });
+            if !free {
                 break;
             }
+            let Some((ev, parts)) = self.held.pop_front() else {
+                break;
+            };
+            for (lane, len) in parts {
+                left[lane] -= len;
+            }
+            out.push(ev);
         }
-        let released = self.held_text.len() - left;
-        if released > 0 {
-            let cut = floor_boundary(&self.held_text, released);
-            self.tail.push_str(&self.held_text[..cut]);
-            self.held_text.replace_range(..cut, "");
-            if self.tail.len() > self.max_hold {
-                let from = floor_boundary(&self.tail, self.tail.len() - self.max_hold);
-                self.tail.replace_range(..from, "");
+        for (lane, left) in self.lanes.iter_mut().zip(left) {
+            let released = lane.held_text.len() - left;
+            if released == 0 {
+                continue;
+            }
+            let cut = floor_boundary(&lane.held_text, released);
+            lane.tail.push_str(&lane.held_text[..cut]);
+            lane.held_text.replace_range(..cut, "");
+            if lane.tail.len() > self.max_hold {
+                let from = floor_boundary(&lane.tail, lane.tail.len() - self.max_hold);
+                lane.tail.replace_range(..from, "");
             }
         }
         Verdict::Send(out)
@@ -133,7 +172,7 @@ impl StreamGuard {
 
     /// The end of the stream: whatever is held was scanned already.
     pub fn finish(&mut self) -> Vec<Event> {
-        self.held_text.clear();
+        self.lanes.iter_mut().for_each(|l| l.held_text.clear());
         self.held.drain(..).map(|(e, _)| e).collect()
     }
 
@@ -194,4 +233,84 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(index: u32, text: &str) -> Event {
+        let json = serde_json::json!({"choices": [{"index": index, "delta": {"content": text}}]});
+        Event::Json(bytes::Bytes::from(json.to_string()))
+    }
+
+    fn guard() -> StreamGuard {
+        let settings = Arc::new(crate::settings::Settings::from_config(
+            &crate::config::Config::default(),
+        ));
+        let policy = Policy::resolve(&settings.safety, None);
+        let moderator = Moderator::new().map(Arc::new);
+        StreamGuard::new(
+            moderator.unwrap_or_else(|e| panic!("{e}")),
+            settings,
+            policy,
+        )
+    }
+
+    /// The text of the events released, per choice.
+    fn sent(events: &[Event]) -> Vec<(u32, String)> {
+        let mut out: Vec<(u32, String)> = Vec::new();
+        for ev in events {
+            if let Event::Json(j) = ev {
+                texts::deltas(j, |i, t| match out.iter_mut().find(|(k, _)| *k == i) {
+                    Some((_, s)) => s.push_str(t),
+                    None => out.push((i, t.to_owned())),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn interleaved_choices_are_moderated_each_on_its_own() {
+        let mut g = guard();
+        let mut released = Vec::new();
+        let pieces = [
+            (0, "I will"),
+            (1, "Sure"),
+            (0, " kill"),
+            (1, " thing"),
+            (0, " you"),
+            (1, " ok"),
+        ];
+        let mut cut = false;
+        for (i, t) in pieces {
+            match g.push(vec![chunk(i, t)]) {
+                Verdict::Send(evs) => released.extend(evs),
+                Verdict::Cut(_) => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        assert!(cut, "choice 0 says a threat");
+        let text = sent(&released);
+        assert!(!text.iter().any(|(_, t)| t.contains("kill")), "{text:?}");
+    }
+
+    #[test]
+    fn harmless_interleaved_choices_all_go_out() {
+        let mut g = guard();
+        let mut released = Vec::new();
+        for (i, t) in [(0, "The cat"), (1, "A dog"), (0, " sat."), (1, " ran.")] {
+            if let Verdict::Send(evs) = g.push(vec![chunk(i, t)]) {
+                released.extend(evs);
+            }
+        }
+        released.extend(g.finish());
+        assert_eq!(
+            sent(&released),
+            [(0, "The cat sat.".to_owned()), (1, "A dog ran.".to_owned())]
+        );
+    }
 }

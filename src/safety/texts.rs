@@ -281,9 +281,10 @@ pub fn response(body: &[u8], out: &mut String) {
     }
 }
 
-/// The text an SSE chunk adds: `delta.content`, tool call argument
-/// pieces, or a completion's `text`.
-pub fn delta(json: &[u8], out: &mut String) {
+/// The text each choice of a stream chunk adds (content, legacy text, tool
+/// call arguments), by choice index: with `n` > 1 choices interleave, and
+/// one choice's phrase must not be read through another's words.
+pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
     #[derive(serde::Deserialize)]
     struct Chunk {
         #[serde(default)]
@@ -291,6 +292,8 @@ pub fn delta(json: &[u8], out: &mut String) {
     }
     #[derive(serde::Deserialize)]
     struct Choice {
+        #[serde(default)]
+        index: u32,
         #[serde(default)]
         delta: Option<Delta>,
         #[serde(default)]
@@ -308,15 +311,15 @@ pub fn delta(json: &[u8], out: &mut String) {
     };
     for ch in c.choices {
         if let Some(t) = ch.text {
-            out.push_str(&t);
+            add(ch.index, &t);
         }
         if let Some(d) = ch.delta {
             if let Some(t) = d.content {
-                out.push_str(&t);
+                add(ch.index, &t);
             }
             for call in d.tool_calls.unwrap_or_default() {
                 if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
-                    out.push_str(a);
+                    add(ch.index, a);
                 }
             }
         }
