@@ -767,6 +767,26 @@ async fn external_moderators_and_the_moderations_endpoint() {
         ),
         (Some(true), Some(true))
     );
+    // An array of content parts is one input, with one result.
+    for (input, flagged) in [
+        (
+            json!([{"type": "text", "text": "hello"}, {"type": "text", "text": "I will kill you"}]),
+            true,
+        ),
+        (
+            json!([{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]),
+            false,
+        ),
+    ] {
+        let r = gw
+            .post(&key, "/v1/moderations", json!({"input": input}))
+            .await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        let res = v["results"].as_array().unwrap();
+        assert_eq!(res.len(), 1, "{v}");
+        assert_eq!(res[0]["flagged"], flagged, "{v}");
+    }
     let r = gw
         .post("ask_nope", "/v1/moderations", json!({"input": "x"}))
         .await;

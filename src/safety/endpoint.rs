@@ -41,25 +41,31 @@ pub async fn respond(
     doc: &Map<String, Value>,
     safety: &mut super::SafetyLog,
 ) -> Result<Response<Body>, ApiError> {
-    let inputs = texts::request(Endpoint::Moderations, doc);
+    let parts = texts::request(Endpoint::Moderations, doc);
+    // As OpenAI reads it: an array of strings is one input each, an array
+    // of content parts (`{"type": "text", ...}`) is one input, one result.
+    let multimodal = matches!(doc.get("input"), Some(Value::Array(a)) if a.first().is_some_and(Value::is_object));
+    let inputs: Vec<Vec<&str>> = if multimodal {
+        vec![parts.iter().map(|t| t.text).collect()]
+    } else {
+        parts.iter().map(|t| vec![t.text]).collect()
+    };
     let threshold = settings.safety.moderation.threshold;
     let mut results = Vec::with_capacity(inputs.len());
     let mut builtin_max = Scores::default();
     let mut flagged_inputs = 0;
     let moderator = state.safety.moderator().await?;
-    for t in &inputs {
-        let mut scores = moderator.scan(t.text);
+    for one in &inputs {
+        let mut scores = Scores::default();
+        for t in one {
+            scores.merge(&moderator.scan(t));
+        }
         builtin_max.merge(&scores);
         let mut extra = Vec::new();
-        let one = [t.text];
-        let answers = futures_util::future::join_all(
-            settings
-                .safety
-                .external
-                .iter()
-                .map(|m| external::ask(state, m, &one)),
-        )
-        .await;
+        // An input of images only has no text to ask anyone about.
+        let asked = settings.safety.external.iter().filter(|_| !one.is_empty());
+        let answers =
+            futures_util::future::join_all(asked.map(|m| external::ask(state, m, one))).await;
         for (m, answer) in settings.safety.external.iter().zip(answers) {
             match answer {
                 Ok(op) => {
