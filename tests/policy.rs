@@ -191,11 +191,7 @@ async fn tokens_are_reserved_settled_and_oversized_requests_refused() {
     // With schema validation off nothing bounds `max_tokens` or `n`: their
     // product must not wrap around to a reservation of nothing.
     let (s, _) = gw
-        .admin_call(
-            Method::PATCH,
-            "/admin/settings",
-            Some(json!({"validation": {"enabled": false}})),
-        )
+        .patch_settings(json!({"validation": {"enabled": false}}))
         .await;
     assert_eq!(s, 200);
     let mut huge = echo(Some(9_223_372_036_854_775_808));
@@ -204,12 +200,8 @@ async fn tokens_are_reserved_settled_and_oversized_requests_refused() {
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "tokens_exceed_rate_limit", "{v}");
-    gw.admin_call(
-        Method::PATCH,
-        "/admin/settings",
-        Some(json!({"validation": {"enabled": true}})),
-    )
-    .await;
+    gw.patch_settings(json!({"validation": {"enabled": true}}))
+        .await;
 
     // Each reserves ~600 (prompt + max_tokens) of 1000; the echo uses ~15,
     // so without refunds the second would be refused.

@@ -189,11 +189,7 @@ async fn validation_refuses_with_the_field_named() {
 
     // Validation can be switched off at runtime: the record says skipped.
     let (s, _) = gw
-        .admin_call(
-            Method::PATCH,
-            "/admin/settings",
-            Some(json!({"validation": {"enabled": false}})),
-        )
+        .patch_settings(json!({"validation": {"enabled": false}}))
         .await;
     assert_eq!(s, 200);
     let r = gw

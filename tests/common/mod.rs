@@ -100,6 +100,12 @@ impl Gateway {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `PATCH /admin/settings` with this merge patch.
+    pub async fn patch_settings(&self, patch: Value) -> (u16, Value) {
+        self.admin_call(reqwest::Method::PATCH, "/admin/settings", Some(patch))
+            .await
+    }
+
     /// Creates a key through the admin API and returns (id, secret).
     pub async fn create_key(&self, body: Value) -> (String, String) {
         let (status, v) = self
