@@ -260,6 +260,25 @@ async fn per_key_concurrency_is_capped() {
     );
     assert_eq!(held.await.unwrap(), 200);
     still_serves(&gw, &key).await;
+    // A stream holds its place until it ends, not just until its headers.
+    let stream = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "mock-gated", "stream": true, "messages": []}),
+        )
+        .await;
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.bytes_stream();
+    futures_util::StreamExt::next(&mut body)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 429, "the open stream holds the key's one place");
+    up.release();
+    while futures_util::StreamExt::next(&mut body).await.is_some() {}
+    still_serves(&gw, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -71,6 +71,8 @@ pub struct Record<'a> {
 pub struct Finish {
     pub reservation: Option<Reservation>,
     pub slot: Option<StreamSlot>,
+    /// The key's concurrent-request place, freed with the stream slot.
+    pub place: Option<StreamSlot>,
     /// The client did not ask for the usage chunk; the gateway did.
     pub strip_usage: bool,
     pub drain_timeout: Duration,
@@ -88,6 +90,7 @@ impl Finish {
             r.settle(u.total());
         }
         self.slot.take();
+        self.place.take();
     }
 
     /// The end of a stream, after [`Finish::settle`]: writes the stream's

@@ -110,13 +110,14 @@ async fn handle(
         Err((e, adm)) => (to_response(e.into()), adm),
         Ok(mut adm) => match limiter.open_request() {
             Err(e) => (to_response(e.into()), adm),
-            Ok(_slot) => {
+            Ok(place) => {
                 let call = Call {
                     state: &state,
                     auth: &auth,
                     limiter: &limiter,
                     endpoint,
                     headers: &parts.headers,
+                    place,
                 };
                 let r = serve(call, body, &mut adm, &mut pending.draft).await;
                 (r.unwrap_or_else(to_response), adm)
@@ -168,6 +169,9 @@ struct Call<'a> {
     limiter: &'a Arc<KeyLimiter>,
     endpoint: Endpoint,
     headers: &'a HeaderMap,
+    /// The key's place among its concurrent requests, if it has a cap: a
+    /// stream keeps it until it ends.
+    place: Option<limits::StreamSlot>,
 }
 
 async fn serve(
@@ -182,6 +186,7 @@ async fn serve(
         limiter,
         endpoint,
         headers,
+        place,
     } = call;
     let settings = state.settings();
     let bytes = body::read_json(
@@ -276,6 +281,7 @@ async fn serve(
     let mut finish = forward::Finish {
         reservation: Some(reservation),
         slot,
+        place,
         strip_usage: false,
         drain_timeout: settings.limits.usage_drain_timeout,
         log: None,
