@@ -131,9 +131,8 @@ async fn guard(
     }
     // Changes run one at a time. Each reads what it edits, commits, then
     // publishes to memory; interleaved, one could write back a stale copy
-    // over another (a rename racing a revocation revived the key). Testing
-    // an upstream changes nothing and may wait seconds on the network.
-    let _change = if !req.method().is_safe() && !req.uri().path().ends_with("/test") {
+    // over another (a rename racing a revocation revived the key).
+    let _change = if changes_state(req.method(), req.uri().path()) {
         Some(state.admin_changes.lock().await)
     } else {
         None
@@ -145,6 +144,13 @@ async fn guard(
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     Ok(resp)
+}
+
+/// Whether a call may change something. Testing an upstream and a safety
+/// dry run are POSTs that change nothing and may wait seconds on the
+/// network, so they do not queue behind, or hold up, the changes.
+fn changes_state(method: &axum::http::Method, path: &str) -> bool {
+    !method.is_safe() && !path.ends_with("/test") && path != "/admin/safety/scan"
 }
 
 /// The desktop app's webview origins (Tauri on Linux/macOS and on Windows).
