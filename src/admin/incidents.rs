@@ -86,6 +86,8 @@ pub async fn list(
     if f.open == Some(true) {
         data.retain(|i| i.status != IncidentStatus::Resolved);
     }
+    // `recent` returns every open incident besides `limit` resolved ones.
+    data.truncate(limit as usize);
     Ok(Json(IncidentList { data }))
 }
 

@@ -150,7 +150,13 @@ async fn guard(
 /// dry run are POSTs that change nothing and may wait seconds on the
 /// network, so they do not queue behind, or hold up, the changes.
 fn changes_state(method: &axum::http::Method, path: &str) -> bool {
-    !method.is_safe() && !path.ends_with("/test") && path != "/admin/safety/scan"
+    let upstream_test = path
+        .strip_prefix("/admin/upstreams/")
+        .and_then(|rest| rest.strip_suffix("/test"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    let read =
+        method == axum::http::Method::POST && (upstream_test || path == "/admin/safety/scan");
+    !method.is_safe() && !read
 }
 
 /// The desktop app's webview origins (Tauri on Linux/macOS and on Windows).
@@ -268,4 +274,22 @@ where
     D: serde::Deserializer<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn only_real_reads_skip_the_change_lock() {
+        assert!(!changes_state(&Method::POST, "/admin/upstreams/ups_1/test"));
+        assert!(!changes_state(&Method::POST, "/admin/safety/scan"));
+        assert!(!changes_state(&Method::GET, "/admin/keys"));
+        // A tier or upstream may be named "test".
+        assert!(changes_state(&Method::PATCH, "/admin/tiers/test"));
+        assert!(changes_state(&Method::DELETE, "/admin/upstreams/test"));
+        assert!(changes_state(&Method::PATCH, "/admin/upstreams/test/test"));
+        assert!(changes_state(&Method::POST, "/admin/keys"));
+    }
 }

@@ -139,7 +139,8 @@ impl Draft {
 
 /// A request's record until it is written. If the request's future is
 /// dropped first (its client left before the answer, so the server stopped
-/// serving it), the record is written anyway, as `499 client_disconnected`.
+/// serving it), the record is written anyway, as `499 client_disconnected`
+/// (`500 internal_error` when a panic unwound it).
 pub struct Pending<'a> {
     pub draft: Option<Draft>,
     sink: &'a LogSink,
@@ -159,7 +160,12 @@ impl Drop for Pending<'_> {
         let Some(draft) = self.draft.take() else {
             return;
         };
-        let record = draft.finish(499, Some("client_disconnected"), None);
+        // Unwinding from a panic: the client got a 500 (`CatchPanicLayer`).
+        let record = if std::thread::panicking() {
+            draft.finish(500, Some("internal_error"), None)
+        } else {
+            draft.finish(499, Some("client_disconnected"), None)
+        };
         let sink = self.sink.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move { sink.submit(record).await });

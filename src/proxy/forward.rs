@@ -254,6 +254,17 @@ pub async fn deliver(
             // From here the relay writes the record, when the stream ends.
             finish.log = record.draft.take().map(|mut d| {
                 d.record.upstream = Some(name.clone());
+                if finish.guard.is_none() {
+                    crate::safety::note(
+                        &mut d.record.safety,
+                        crate::safety::Check::skipped(
+                            "moderation",
+                            "output",
+                            "builtin",
+                            "disabled",
+                        ),
+                    );
+                }
                 (d, record.state.clone())
             });
             let plan = StreamPlan {

@@ -249,21 +249,21 @@ async fn serve(
     } else {
         None
     };
-    let mut guard = None;
-    if stream && candidates.is_some() {
-        if policy.output_moderation {
-            guard = Some(safety::stream::StreamGuard::new(
-                state.safety.moderator().await?.clone(),
-                settings.clone(),
-                policy.clone(),
-            ));
-        } else if let Some(d) = draft.as_mut() {
-            safety::note(
-                &mut d.record.safety,
-                safety::Check::skipped("moderation", "output", "builtin", "disabled"),
-            );
-        }
-    }
+    // Without a guard a relayed stream notes its output moderation as
+    // skipped (`forward::deliver`); any other answer is judged by
+    // `moderate_answer`.
+    let guard = if stream && candidates.is_some() && policy.output_moderation {
+        Some(safety::stream::StreamGuard::new(
+            state.safety.moderator().await?.clone(),
+            settings.clone(),
+            policy.clone(),
+        ))
+    } else {
+        None
+    };
+    // A stream holds the key's place until it ends (the relay frees it);
+    // any other request until its answer, moderation included, is ready.
+    let (place, _held_here) = if stream { (place, None) } else { (None, place) };
     // Saturating: with validation off, `max_tokens` and `n` are whatever the
     // client sent, and a wrapped product would reserve nothing.
     let completion = match endpoint {

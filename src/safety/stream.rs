@@ -136,13 +136,17 @@ impl StreamGuard {
         }
         // Release in order while every choice an event adds to still keeps
         // its open suffix held; past the bound, release regardless
-        // (latency stays bounded).
+        // (latency and memory stay bounded).
         let mut left: Vec<usize> = self.lanes.iter().map(|l| l.held_text.len()).collect();
         let mut out = Vec::new();
         while let Some((_, parts)) = self.held.front() {
-            let free = parts.iter().all(|&(lane, len)| {
-                left[lane] - len >= self.lanes[lane].open || left[lane] > self.max_hold
-            });
+            // The bound is on all held text: one choice's open suffix must
+            // not hold up the others without limit (release is in order).
+            let over = left.iter().sum::<usize>() > self.max_hold;
+            let free = over
+                || parts
+                    .iter()
+                    .all(|&(lane, len)| left[lane] - len >= self.lanes[lane].open);
             if !free {
                 break;
             }
@@ -296,6 +300,27 @@ mod tests {
         assert!(cut, "choice 0 says a threat");
         let text = sent(&released);
         assert!(!text.iter().any(|(_, t)| t.contains("kill")), "{text:?}");
+    }
+
+    #[test]
+    fn one_choice_cannot_hold_up_the_others_past_the_bound() {
+        let mut g = guard();
+        let mut released = Vec::new();
+        // Choice 1 stops on a word a longer trigger continues: held.
+        if let Verdict::Send(evs) = g.push(vec![chunk(1, "then kill")]) {
+            released.extend(evs);
+        }
+        let line = "The cat sat on the mat. ";
+        for _ in 0..40 {
+            if let Verdict::Send(evs) = g.push(vec![chunk(0, line)]) {
+                released.extend(evs);
+            }
+        }
+        let sent0 = sent(&released)
+            .into_iter()
+            .find(|(i, _)| *i == 0)
+            .map_or(0, |(_, t)| t.len());
+        assert!(sent0 + g.max_hold >= 40 * line.len(), "{sent0} sent");
     }
 
     #[test]
