@@ -416,17 +416,7 @@ async fn moderate_answer(
         let mut events = Vec::new();
         let _ = parser.feed(&bytes, &mut events);
         // Each choice's text whole, the choices apart.
-        let mut choices: Vec<(u32, String)> = Vec::new();
-        for ev in &events {
-            if let sse::Event::Json(j) = ev {
-                safety::texts::deltas(j, |index, t| {
-                    match choices.iter_mut().find(|(i, _)| *i == index) {
-                        Some((_, text)) => text.push_str(t),
-                        None => choices.push((index, t.to_owned())),
-                    }
-                });
-            }
-        }
+        let choices = safety::texts::by_choice(&events);
         let texts: Vec<&str> = choices.iter().map(|(_, t)| t.as_str()).collect();
         safety::check_output_text(state, settings, policy, &texts, log).await?
     } else {

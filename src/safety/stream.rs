@@ -67,33 +67,19 @@ impl StreamGuard {
         }
     }
 
-    fn lane(&mut self, index: u32) -> usize {
-        match self.lanes.iter().position(|l| l.index == index) {
-            Some(i) => i,
-            None => {
-                self.lanes.push(Lane {
-                    index,
-                    ..Lane::default()
-                });
-                self.lanes.len() - 1
-            }
-        }
-    }
-
     pub fn push(&mut self, events: Vec<Event>) -> Verdict {
         for ev in events {
             let mut parts: Vec<(usize, usize)> = Vec::new();
             if let Event::Json(j) = &ev {
-                let mut pieces: Vec<(u32, String)> = Vec::new();
-                texts::deltas(j, |index, t| pieces.push((index, t.to_owned())));
-                for (index, t) in pieces {
-                    let lane = self.lane(index);
-                    self.lanes[lane].held_text.push_str(&t);
+                let lanes = &mut self.lanes;
+                texts::deltas(j, |index, t| {
+                    let lane = lane_of(lanes, index);
+                    lanes[lane].held_text.push_str(t);
                     match parts.iter_mut().find(|(l, _)| *l == lane) {
                         Some((_, n)) => *n += t.len(),
                         None => parts.push((lane, t.len())),
                     }
-                }
+                });
             }
             self.held.push_back((ev, parts));
         }
@@ -232,6 +218,20 @@ impl StreamGuard {
     }
 }
 
+/// The lane of choice `index`, opened on first sight.
+fn lane_of(lanes: &mut Vec<Lane>, index: u32) -> usize {
+    match lanes.iter().position(|l| l.index == index) {
+        Some(i) => i,
+        None => {
+            lanes.push(Lane {
+                index,
+                ..Lane::default()
+            });
+            lanes.len() - 1
+        }
+    }
+}
+
 fn floor_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -263,16 +263,7 @@ mod tests {
 
     /// The text of the events released, per choice.
     fn sent(events: &[Event]) -> Vec<(u32, String)> {
-        let mut out: Vec<(u32, String)> = Vec::new();
-        for ev in events {
-            if let Event::Json(j) = ev {
-                texts::deltas(j, |i, t| match out.iter_mut().find(|(k, _)| *k == i) {
-                    Some((_, s)) => s.push_str(t),
-                    None => out.push((i, t.to_owned())),
-                });
-            }
-        }
-        out
+        texts::by_choice(events)
     }
 
     #[test]

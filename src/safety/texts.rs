@@ -326,6 +326,23 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
     }
 }
 
+/// Each choice's whole text in a stream's events, choices in order of
+/// first appearance.
+pub fn by_choice(events: &[crate::proxy::sse::Event]) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    for ev in events {
+        if let crate::proxy::sse::Event::Json(j) = ev {
+            deltas(j, |index, t| {
+                match out.iter_mut().find(|(i, _)| *i == index) {
+                    Some((_, text)) => text.push_str(t),
+                    None => out.push((index, t.to_owned())),
+                }
+            });
+        }
+    }
+    out
+}
+
 /// Every string in a JSON value (a tool's parameter schema), depth-first.
 fn strings_in<'a>(v: &'a Value, loc: Loc, out: &mut Vec<Text<'a>>) {
     match v {
