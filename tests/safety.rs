@@ -906,7 +906,7 @@ async fn eval_prints_one_line_per_file_and_a_total() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_show_prints_the_safety_outcome() {
-    let gw = Gateway::start(&config_with(None, "")).await;
+    let mut gw = Gateway::start(&config_with(None, "")).await;
     let key = key(&gw).await;
     let r = gw
         .post(&key, "/v1/chat/completions", chat("hello there"))
@@ -972,6 +972,27 @@ async fn logs_show_prints_the_safety_outcome() {
         "{table}"
     );
     assert!(!table.contains(&id), "{table}");
+
+    // A log particular to its request (the injection fired) is stored in
+    // its record; one that says nothing particular is stored once, shared.
+    assert_eq!(gw.terminate().code(), Some(0));
+    let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+    let stored = |id: &str| -> (String, Option<i64>) {
+        db.query_row(
+            "SELECT safety, safety_ref FROM request_logs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (text, shared) = stored(&id);
+    assert!(text.is_empty() && shared.is_some(), "{text} {shared:?}");
+    let (text, shared) = stored(&blocked);
+    assert!(text.contains("injection") && shared.is_none(), "{text}");
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM safety_texts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

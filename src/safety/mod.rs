@@ -40,6 +40,19 @@ pub struct SafetyLog {
     pub checks: Vec<Check>,
 }
 
+impl SafetyLog {
+    /// Nothing in it is particular to one request (no score above zero,
+    /// nothing fired), so it repeats from record to record.
+    pub fn is_generic(&self) -> bool {
+        self.checks.iter().all(|c| {
+            c.fired.is_empty()
+                && c.scores.is_empty()
+                && c.param.is_none()
+                && c.score.is_none_or(|s| s == 0.0)
+        })
+    }
+}
+
 /// The checks' vocabulary is fixed (`&'static`) when the gateway writes a
 /// record and owned when one is read back from the store.
 pub type Word = Cow<'static, str>;

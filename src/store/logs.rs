@@ -10,16 +10,21 @@ type Sealed = Option<(Vec<u8>, u32)>;
 /// Rows inserted between two chances for other threads to run (~0.3 ms).
 const YIELD_EVERY: usize = 24;
 
+/// The most distinct safety logs stored once and referred to; past it they
+/// are stored in their records (only generic ones are shared, and their
+/// variety is bounded by the configuration, so this is a safeguard).
+const SHARED_SAFETY_MAX: i64 = 4096;
+
 pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), StoreError> {
     let mut stmt = c.prepare_cached(
         "INSERT INTO request_logs (id, at, key_id, model, upstream, status, error_code, \
          latency_ms, ttfb_ms, prompt_tokens, completion_tokens, client_ip, origin, stream, safety, \
-         body_enc, key_version, client_request_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         body_enc, key_version, client_request_id, safety_ref) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
     // Consecutive records mostly carry the same checks with the same
-    // outcome: their JSON is printed once per run of equal logs.
-    let mut printed: Option<(&crate::safety::SafetyLog, String)> = None;
+    // outcome: their JSON is printed (and looked up) once per run of equal logs.
+    let mut printed: Option<(&crate::safety::SafetyLog, Stored)> = None;
     for (i, (r, sealed)) in rows.iter().enumerate() {
         // The gateway may have one CPU: a batch of hundreds of rows held it
         // for milliseconds at a stretch, the p99 of every request that
@@ -28,12 +33,11 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
             std::thread::yield_now();
         }
         if printed.as_ref().is_none_or(|(log, _)| **log != r.safety) {
-            printed = Some((
-                &r.safety,
-                serde_json::to_string(&r.safety).unwrap_or_default(),
-            ));
+            printed = Some((&r.safety, Stored::of(c, &r.safety)?));
         }
-        let safety = printed.as_ref().map_or("", |(_, json)| json.as_str());
+        let (text, shared) = printed
+            .as_ref()
+            .map_or(("", None), |(_, s)| (s.text.as_str(), s.shared));
         stmt.execute(params![
             r.id,
             r.at,
@@ -49,18 +53,75 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
             r.client_ip,
             r.origin,
             r.stream,
-            safety,
+            text,
             sealed.as_ref().map(|s| s.0.as_slice()),
             sealed.as_ref().map(|s| s.1),
             r.client_request_id,
+            shared,
         ])?;
     }
     Ok(())
 }
 
-const COLUMNS: &str = "id, at, key_id, model, upstream, status, error_code, latency_ms, ttfb_ms, \
-                       prompt_tokens, completion_tokens, client_ip, origin, stream, safety, body_enc IS NOT NULL, \
-                       client_request_id";
+/// A safety log as a record stores it: its JSON, or a reference to the
+/// shared copy of it with the record's own text left empty.
+struct Stored {
+    text: String,
+    shared: Option<i64>,
+}
+
+impl Stored {
+    fn of(c: &Connection, log: &crate::safety::SafetyLog) -> Result<Stored, StoreError> {
+        let json = serde_json::to_string(log).unwrap_or_default();
+        let shared = if log.is_generic() {
+            shared_safety(c, &json)?
+        } else {
+            None
+        };
+        Ok(match shared {
+            Some(id) => Stored {
+                text: String::new(),
+                shared: Some(id),
+            },
+            None => Stored {
+                text: json,
+                shared: None,
+            },
+        })
+    }
+}
+
+/// The id of the shared copy of `json`, made if there is room.
+fn shared_safety(c: &Connection, json: &str) -> Result<Option<i64>, StoreError> {
+    let found = c
+        .prepare_cached("SELECT id FROM safety_texts WHERE json = ?1")?
+        .query_row([json], |r| r.get(0))
+        .optional()?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    let newest: i64 = c.query_row("SELECT COALESCE(MAX(id), 0) FROM safety_texts", [], |r| {
+        r.get(0)
+    })?;
+    if newest >= SHARED_SAFETY_MAX {
+        return Ok(None);
+    }
+    c.prepare_cached("INSERT INTO safety_texts (json) VALUES (?1)")?
+        .execute([json])?;
+    Ok(Some(c.last_insert_rowid()))
+}
+
+/// A record's safety log, whether shared or its own.
+const SAFETY: &str = "COALESCE((SELECT json FROM safety_texts WHERE id = safety_ref), safety)";
+
+/// The columns `from_row` reads, in its order (the 15th is `SAFETY`).
+fn columns() -> String {
+    format!(
+        "id, at, key_id, model, upstream, status, error_code, latency_ms, ttfb_ms, \
+         prompt_tokens, completion_tokens, client_ip, origin, stream, {SAFETY}, \
+         body_enc IS NOT NULL, client_request_id"
+    )
+}
 
 /// A stored record and whether it has a sealed body.
 pub type Row2 = (Record, bool);
@@ -109,7 +170,7 @@ pub struct Filter {
 
 /// Newest first, paged by keyset so deep pages cost what the first one does.
 pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM request_logs WHERE 1=1");
+    let mut sql = format!("SELECT {} FROM request_logs WHERE 1=1", columns());
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut push = |clause: &str, v: rusqlite::types::Value, sql: &mut String| {
         args.push(v);
@@ -136,7 +197,7 @@ pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
     }
     if let Some(a) = &f.safety_action {
         push(
-            " AND instr(safety, ?) > 0",
+            &format!(" AND instr({SAFETY}, ?) > 0"),
             format!("\"action\":\"{a}\"").into(),
             &mut sql,
         );
@@ -155,13 +216,17 @@ pub fn list(c: &Connection, f: &Filter) -> Result<Vec<Row2>, StoreError> {
 /// The record with this id or, failing that, the newest one the client sent
 /// with it as its `x-request-id` (the id its answer carried).
 pub fn get(c: &Connection, id: &str) -> Result<Option<Row2>, StoreError> {
-    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM request_logs WHERE id = ?1"))?;
+    let mut stmt = c.prepare(&format!(
+        "SELECT {} FROM request_logs WHERE id = ?1",
+        columns()
+    ))?;
     if let Some(row) = stmt.query_row([id], from_row).optional()? {
         return Ok(Some(row));
     }
     let mut stmt = c.prepare(&format!(
-        "SELECT {COLUMNS} FROM request_logs WHERE client_request_id = ?1 \
-         ORDER BY at DESC, id DESC LIMIT 1"
+        "SELECT {} FROM request_logs WHERE client_request_id = ?1 \
+         ORDER BY at DESC, id DESC LIMIT 1",
+        columns()
     ))?;
     Ok(stmt.query_row([id], from_row).optional()?)
 }
@@ -223,4 +288,69 @@ pub fn reseal(c: &Connection, rows: &[(String, Vec<u8>, u32)]) -> Result<(), Sto
         stmt.execute(params![id, body, version])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::Draft;
+    use crate::safety::{Check, SafetyLog};
+
+    fn record(id: &str, safety: SafetyLog) -> (Record, Sealed) {
+        let mut d = Draft::new(id.to_owned(), None, None);
+        d.record.safety = safety;
+        (d.finish(200, None, None), None)
+    }
+
+    /// Shared and inline logs, and rows written before logs were shared,
+    /// all read back whole and answer the action filter.
+    #[test]
+    fn safety_logs_shared_inline_and_older_read_back_the_same() -> Result<(), StoreError> {
+        let mut c = Connection::open_in_memory()?;
+        super::super::migrations::apply(&mut c)?;
+        let generic = SafetyLog {
+            checks: vec![Check::skipped("validation", "input", "schema", "disabled")],
+        };
+        let mut fired = Check::ran("injection", "input", "rules");
+        fired.fired.push("override".into());
+        fired.action = "block".into();
+        let particular = SafetyLog {
+            checks: vec![fired],
+        };
+        let rows = [
+            record("req_a", generic.clone()),
+            record("req_b", generic.clone()),
+            record("req_c", particular.clone()),
+        ];
+        insert_batch(&c, &rows)?;
+        insert_batch(&c, &[record("req_d", generic.clone())])?;
+        // As a build before migration 7 wrote it.
+        c.execute(
+            "INSERT INTO request_logs (id, at, status, latency_ms, stream, safety) \
+             VALUES ('req_old', 1, 200, 0, 0, ?1)",
+            [serde_json::to_string(&particular).unwrap_or_default()],
+        )?;
+        let texts: i64 = c.query_row("SELECT COUNT(*) FROM safety_texts", [], |r| r.get(0))?;
+        assert_eq!(texts, 1);
+        for (id, want) in [
+            ("req_a", &generic),
+            ("req_d", &generic),
+            ("req_c", &particular),
+            ("req_old", &particular),
+        ] {
+            let got = get(&c, id)?.map(|(r, _)| r.safety);
+            assert_eq!(got.as_ref(), Some(want), "{id}");
+        }
+        let blocked = list(
+            &c,
+            &Filter {
+                safety_action: Some("block".into()),
+                limit: 10,
+                ..Filter::default()
+            },
+        )?;
+        let ids: Vec<&str> = blocked.iter().map(|(r, _)| r.id.as_str()).collect();
+        assert_eq!(ids, ["req_c", "req_old"]);
+        Ok(())
+    }
 }
