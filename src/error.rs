@@ -195,6 +195,13 @@ pub enum UpstreamError {
     Failed { upstream: String, status: u16 },
     #[error("The upstream `{0}` sent a response the gateway could not read.")]
     BadResponse(String),
+    /// Every upstream tried was at its own rate limit: a 429, so clients
+    /// back off, with the upstream's `Retry-After` when it gave one.
+    #[error("The upstream `{upstream}` is rate limiting the gateway; retry later.")]
+    RateLimited {
+        upstream: String,
+        retry_after: Option<u64>,
+    },
 }
 
 /// Something inside the gateway went wrong; details go to the log, not the client.
@@ -249,6 +256,9 @@ impl ApiError {
             ApiError::Policy(p) => p
                 .retry_after()
                 .map(|wait| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)),
+            ApiError::Upstream(UpstreamError::RateLimited { retry_after, .. }) => {
+                Some(retry_after.unwrap_or(1).max(1))
+            }
             _ => None,
         }
     }
@@ -300,6 +310,7 @@ impl ApiError {
             }
             ApiError::Safety(_) => StatusCode::BAD_REQUEST,
             ApiError::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Upstream(UpstreamError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Edge(e) => match e {
@@ -384,11 +395,12 @@ impl ApiError {
                 (kind, Some(code), param, e.to_string())
             }
             ApiError::Upstream(e) => {
-                let code = match e {
-                    UpstreamError::Timeout(_) => "upstream_timeout",
-                    _ => "upstream_error",
+                let (kind, code) = match e {
+                    UpstreamError::Timeout(_) => ("api_error", "upstream_timeout"),
+                    UpstreamError::RateLimited { .. } => ("requests", "rate_limit_exceeded"),
+                    _ => ("api_error", "upstream_error"),
                 };
-                ("api_error", Some(code), None, e.to_string())
+                (kind, Some(code), None, e.to_string())
             }
             ApiError::Internal(InternalError::Integrity(m)) => {
                 ("api_error", Some("integrity_error"), None, m.clone())

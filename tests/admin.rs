@@ -7,6 +7,7 @@ mod common;
 use common::{config_with, files_containing, Gateway, MockUpstream};
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_requires_the_token_and_refuses_cross_site() {
@@ -507,6 +508,12 @@ async fn unknown_admin_routes_are_json_404s_and_app_routes_get_the_shell() {
         .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found", "{body}");
+    // An id that is not UTF-8 is refused in the same shape, not plain text.
+    for path in ["/admin/logs/%FF", "/admin/keys/%FF"] {
+        let (status, body) = gw.admin_call(Method::GET, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{path}");
+    }
     let page = gw
         .http
         .get(format!("{}/keys", gw.admin))
@@ -717,6 +724,41 @@ async fn concurrent_edits_never_undo_a_revocation() {
             .unwrap();
         assert_eq!(r.status(), 401, "round {round}");
     }
+}
+
+/// A change whose caller gives up while it waits on the store still takes
+/// effect in full: committed and live, not committed and forgotten.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_whose_caller_leaves_still_applies_live() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (id, key) = gw.create_key(json!({"name": "leaver"})).await;
+    // Hold SQLite's write lock so the revocation waits on its commit.
+    let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let gone = gw
+        .http
+        .post(format!("{}/admin/keys/{id}/revoke", gw.admin))
+        .bearer_auth(&gw.token)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the call should have timed out: {gone:?}");
+    db.execute_batch("COMMIT").unwrap();
+    let models = format!("{}/v1/models", gw.api);
+    let mut status = 0;
+    for _ in 0..50 {
+        let r = gw.http.get(&models).bearer_auth(&key).send().await.unwrap();
+        status = r.status().as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401, "the revoked key still works");
+    let (_, v) = gw
+        .admin_call(Method::GET, &format!("/admin/keys/{id}"), None)
+        .await;
+    assert_eq!(v["status"], "revoked", "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

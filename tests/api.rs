@@ -322,6 +322,35 @@ async fn upstream_failures_map_to_502_and_504_without_details() {
         "only OpenAI's fields pass: {v}"
     );
 
+    // The upstream refusing the gateway's own credential is not the
+    // client's key being wrong: a 502, and nothing of the upstream's key.
+    let r = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "mock-401", "messages": msgs}),
+        )
+        .await;
+    assert_eq!(r.status(), 502);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("sk-proj") && !text.contains("invalid_api_key"),
+        "{text}"
+    );
+
+    // An upstream at its rate limit: a 429 the client backs off from.
+    let r = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "mock-429", "messages": msgs}),
+        )
+        .await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "20");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded", "{v}");
+
     let r = gw
         .post(
             &key,

@@ -60,6 +60,7 @@ async fn usage_rolls_up_per_key_model_and_exports() {
     })
     .await;
     assert_eq!(v["granularity"], "day");
+    assert_eq!(v["truncated"], false);
     let rows = v["data"].as_array().unwrap();
     let row = |k: &str, m: &str| {
         rows.iter()
@@ -171,7 +172,7 @@ async fn the_daily_budget_survives_a_restart() {
         )
         .await;
     assert_eq!(s, 201);
-    let (_, key) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let (key_id, key) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
     let big = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(75)}]});
     let r = gw.post(&key, "/v1/chat/completions", big).await;
     assert_eq!(r.status(), 200);
@@ -181,11 +182,123 @@ async fn the_daily_budget_survives_a_restart() {
     })
     .await;
     gw.terminate();
-    let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
+    // Usage kept an hour: a day that ended two days ago goes, today's is
+    // not over yet and stays (it was deleted by its start time, and the
+    // next start's budget with it).
+    {
+        let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let old_day = now - now % 86_400 - 2 * 86_400;
+        db.execute(
+            "INSERT INTO usage_rollups (granularity, bucket, key_id, model, requests, errors, \
+             prompt_tokens, completion_tokens, latency_sum_ms, latency_hist) \
+             VALUES ('day', ?1, ?2, 'old', 1, 0, 1, 1, 1, x'')",
+            rusqlite::params![old_day, key_id],
+        )
+        .unwrap();
+    }
+    let cfg = config_with(None, "[logs.retention]\nusage = \"1h\"\n");
+    let mut gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    let v = wait_for(&gw, "/admin/usage", |v| {
+        v["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|r| r["model"] != "old"))
+    })
+    .await;
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["model"] == "assisters-echo"),
+        "today's rollup was swept: {v}"
+    );
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
     // 8 prompt + 10 reserved tokens fit in a fresh day's 100, not in what
     // is left of today's after the first request's ~85.
     let r = gw.post(&key, "/v1/chat/completions", small).await;
     assert_eq!(r.status(), 429, "today's usage was remembered");
+}
+
+/// An upstream's token figures are not trusted: absurd ones are capped, and
+/// summing them neither breaks the usage figures nor the next start.
+#[tokio::test(flavor = "multi_thread")]
+async fn absurd_usage_from_an_upstream_is_capped_and_the_gateway_restarts() {
+    let up = MockUpstream::start().await;
+    let mut gw = Gateway::start(&config_with(Some(&up), "")).await;
+    let (_, key) = gw.create_key(json!({"name": "k", "tier": "startup"})).await;
+    // 2^62 + 2^62 tokens: their sum alone overflowed a 64-bit integer.
+    let r = gw
+        .post(&key, "/v1/chat/completions", chat("hi", "mock-huge-usage"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = wait_for(&gw, "/admin/usage", |v| {
+        v["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let cap = 1u64 << 40;
+    assert_eq!(v["data"][0]["prompt_tokens"], cap, "{v}");
+    assert_eq!(v["data"][0]["completion_tokens"], cap, "{v}");
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &config_with(Some(&up), ""), &[]).await;
+    let (s, v) = gw.admin_call(Method::GET, "/admin/usage", None).await;
+    assert_eq!(s, 200, "{v}");
+}
+
+/// A range with more rows than one answer carries says so, and keeps the
+/// newest rows (it had silently dropped them).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_usage_range_too_large_is_flagged_and_keeps_the_newest() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    gw.terminate();
+    {
+        let mut db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let today = now - now % 86_400;
+        let tx = db.transaction().unwrap();
+        {
+            let mut put = tx
+                .prepare(
+                    "INSERT INTO usage_rollups (granularity, bucket, key_id, model, requests, \
+                     errors, prompt_tokens, completion_tokens, latency_sum_ms, latency_hist) \
+                     VALUES ('day', ?1, ?2, ?3, 1, 0, 1, 1, 1, x'')",
+                )
+                .unwrap();
+            for i in 0..100_000 {
+                put.execute(rusqlite::params![today - 86_400, format!("key_{i}"), "old"])
+                    .unwrap();
+            }
+            put.execute(rusqlite::params![today, "key_new", "new"])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
+    let (s, v) = gw.admin_call(Method::GET, "/admin/usage", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["truncated"], true);
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 100_000);
+    assert_eq!(
+        data[data.len() - 1]["model"],
+        "new",
+        "the newest row is kept"
+    );
+    let r = gw
+        .http
+        .get(format!("{}/admin/usage?format=csv", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-assisters-truncated"], "true");
 }
 
 #[tokio::test(flavor = "multi_thread")]

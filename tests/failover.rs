@@ -48,6 +48,23 @@ async fn served_by(gw: &Gateway, key: &str, model: &str, stream: bool) -> (u16, 
     (status, upstream, resp.text().await.unwrap())
 }
 
+/// A stream that ends before its first event has reached the client with
+/// nothing: the next upstream serves it (it was committed to, and the client
+/// got an empty 200).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_without_an_event_fails_over() {
+    let primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    primary.set_hollow_streams(true);
+    let gw = Gateway::start(&config(&primary, &backup, PASSIVE)).await;
+    let key = gw.key().await;
+    let (status, by, body) = served_by(&gw, &key, "mock", true).await;
+    assert_eq!((status, by.as_str()), (200, "backup"), "{body}");
+    let events = sse_data(&body);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{body}");
+    assert_eq!(calls(&primary), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_down_primary_fails_over_before_the_first_byte() {
     let mut primary = MockUpstream::start().await;

@@ -220,6 +220,32 @@ async fn tokens_are_reserved_settled_and_oversized_requests_refused() {
         .contains("tokens per minute"));
 }
 
+/// Token ids are tokens: an embedding of ids reserves them (it reserved
+/// none, and a reservation of none never asked the limiter).
+#[tokio::test(flavor = "multi_thread")]
+async fn token_id_inputs_are_reserved_like_text() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    tier(&gw, "t1000", 100, 1000, json!({})).await;
+    let (_, key) = gw.create_key(json!({"name": "k", "tier": "t1000"})).await;
+    let ids: Vec<u32> = (0..400).collect();
+    let body = json!({"model": "assisters-echo", "input": [ids]});
+    let r = gw.post(&key, "/v1/embeddings", body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let left: u64 = header(&r, "x-ratelimit-remaining-tokens").parse().unwrap();
+    assert!(left <= 600, "400 ids reserved: {left} left");
+    let r = gw
+        .post(
+            &key,
+            "/v1/completions",
+            json!({"model": "assisters-echo", "prompt": [7, 8], "max_tokens": 0}),
+        )
+        .await;
+    let left: u64 = header(&r, "x-ratelimit-remaining-tokens")
+        .parse()
+        .unwrap_or(0);
+    assert!(left < 1000, "status {}: {left} left", r.status());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disconnected_stream_is_still_charged_its_real_usage() {
     let up = MockUpstream::start().await;

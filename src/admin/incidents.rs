@@ -3,13 +3,13 @@
 //! maintenance. Each change is stored with its audit entry in one
 //! transaction; subscribers are notified after.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, AdminJson};
+use super::{Actor, AdminJson, Path};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::status::incidents::Change;

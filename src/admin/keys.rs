@@ -6,13 +6,13 @@
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{double_option, Actor, AdminJson};
+use super::{double_option, Actor, AdminJson, Path};
 use crate::access::origin::{parse_pattern, Pattern};
 use crate::app::AppState;
 use crate::error::ApiError;

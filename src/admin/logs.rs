@@ -2,12 +2,12 @@
 //! the server; a record's body is decrypted only on explicit request, and
 //! that read is audited.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, AdminQuery};
+use super::{Actor, AdminQuery, Path};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::logs::Record;

@@ -35,7 +35,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::AppState;
-use crate::error::{ApiError, AuthError};
+use crate::error::{ApiError, AuthError, InternalError};
 use crate::store::audit::NewAudit;
 
 pub use openapi::ApiDoc;
@@ -129,15 +129,23 @@ async fn guard(
             source,
         });
     }
-    // Changes run one at a time. Each reads what it edits, commits, then
-    // publishes to memory; interleaved, one could write back a stale copy
-    // over another (a rename racing a revocation revived the key).
-    let _change = if changes_state(req.method(), req.uri().path()) {
-        Some(state.admin_changes.lock().await)
+    let mut resp = if changes_state(req.method(), req.uri().path()) {
+        // Changes run one at a time. Each reads what it edits, commits, then
+        // publishes to memory; interleaved, one could write back a stale copy
+        // over another (a rename racing a revocation revived the key). And
+        // each runs to its end in its own task: dropped with a client that
+        // left between its commit and its publish, a change was durable but
+        // not live (a revoked key kept working until a restart).
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _change = state.admin_changes.lock().await;
+            next.run(req).await
+        })
+        .await
+        .map_err(|e| InternalError::Other(format!("admin change task failed: {e}")))?
     } else {
-        None
+        next.run(req).await
     };
-    let mut resp = next.run(req).await;
     if let Some(origin) = webview {
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -261,6 +269,29 @@ where
     ) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(AdminQuery(v)),
+            Err(rej) => Err(ApiError::invalid(rej.body_text(), None)),
+        }
+    }
+}
+
+/// axum's `Path<T>` whose rejections (an id that is not UTF-8, say) answer
+/// in OpenAI's error shape rather than plain text. Named `Path` because the
+/// OpenAPI generator documents path parameters by that name.
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
             Err(rej) => Err(ApiError::invalid(rej.body_text(), None)),
         }
     }

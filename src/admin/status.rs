@@ -3,13 +3,13 @@
 //! and removed with an audit entry; a webhook's signing secret is shown
 //! once). The page's own settings are under `/admin/settings` (`status`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, AdminJson};
+use super::{Actor, AdminJson, Path};
 use crate::app::AppState;
 use crate::error::{ApiError, RequestError};
 use crate::status::model::{day_of, Impact, UptimeDay};

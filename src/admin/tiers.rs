@@ -1,13 +1,13 @@
 //! `/admin/tiers`: the rate-limit tiers keys belong to. Changes apply to the
 //! next request of every key in the tier.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{double_option, Actor, AdminJson};
+use super::{double_option, Actor, AdminJson, Path};
 use crate::app::AppState;
 use crate::error::{ApiError, RequestError};
 use crate::limits::Tier;

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{double_option, Actor, AdminJson};
+use super::{double_option, Actor, AdminJson, Path};
 use crate::app::AppState;
 use crate::error::{ApiError, RequestError};
 use crate::proxy::upstream::{parse_base_url, validate_name, Source, Upstream};
@@ -166,7 +166,7 @@ pub async fn create(
         name: req.name,
         base_url,
         api_key_enc,
-        models: req.models,
+        models: crate::proxy::upstream::distinct(req.models),
         created_at: t,
         updated_at: t,
     };
@@ -240,7 +240,7 @@ pub async fn update(
         };
     }
     if let Some(m) = req.models {
-        row.models = m;
+        row.models = crate::proxy::upstream::distinct(m);
     }
     let t = now();
     row.updated_at = t;

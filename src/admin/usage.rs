@@ -38,7 +38,17 @@ pub struct UsageQuery {
 pub struct UsagePage {
     pub granularity: Granularity,
     pub data: Vec<UsageRow>,
+    /// The range held more than `MAX_ROWS` rows: `data` is its newest
+    /// ones. Narrow the range (or filter by key or model) for the rest.
+    pub truncated: bool,
 }
+
+/// The most rows one answer carries.
+pub const MAX_ROWS: usize = 100_000;
+
+/// Set on a CSV or JSON Lines download that holds only the newest rows.
+const TRUNCATED_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-assisters-truncated");
 
 /// What `format` asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,12 +104,25 @@ impl UsageQuery {
     }
 }
 
-pub async fn rows(state: &AppState, filter: UsageFilter) -> Result<Vec<UsageRow>, ApiError> {
+/// The newest `MAX_ROWS` rows of the range in time order, and whether
+/// there were more.
+pub async fn rows(
+    state: &AppState,
+    filter: UsageFilter,
+) -> Result<(Vec<UsageRow>, bool), ApiError> {
     let rows = state
         .store
-        .read(move |c| crate::store::usage::query(c, &filter))
+        .read(move |c| crate::store::usage::query(c, &filter, MAX_ROWS + 1))
         .await?;
-    Ok(rows.iter().map(|(b, r)| UsageRow::new(*b, r)).collect())
+    let truncated = rows.len() > MAX_ROWS;
+    let skip = rows.len().saturating_sub(MAX_ROWS);
+    Ok((
+        rows[skip..]
+            .iter()
+            .map(|(b, r)| UsageRow::new(*b, r))
+            .collect(),
+        truncated,
+    ))
 }
 
 #[utoipa::path(get, path = "/admin/usage", operation_id = "usage_list", tag = "usage", params(UsageQuery),
@@ -112,23 +135,35 @@ pub async fn usage(
 ) -> Result<Response, ApiError> {
     let (filter, format) = q.resolve()?;
     let granularity = filter.granularity;
-    let data = rows(&state, filter).await?;
+    let (data, truncated) = rows(&state, filter).await?;
     let download = |body: String, ext: &str, mime: &'static str| {
         let name = format!(
             "attachment; filename=\"assisters-usage-{}.{ext}\"",
             granularity.as_str()
         );
-        (
+        let mut resp = (
             [
                 (header::CONTENT_TYPE, mime.to_owned()),
                 (header::CONTENT_DISPOSITION, name),
             ],
             body,
         )
-            .into_response()
+            .into_response();
+        if truncated {
+            resp.headers_mut().insert(
+                TRUNCATED_HEADER,
+                axum::http::HeaderValue::from_static("true"),
+            );
+        }
+        resp
     };
     Ok(match format {
-        Format::Json => Json(UsagePage { granularity, data }).into_response(),
+        Format::Json => Json(UsagePage {
+            granularity,
+            data,
+            truncated,
+        })
+        .into_response(),
         Format::Csv => download(to_csv(&data), "csv", "text/csv; charset=utf-8"),
         Format::Jsonl => download(to_jsonl(&data), "jsonl", "application/x-ndjson"),
     })

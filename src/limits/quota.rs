@@ -4,8 +4,8 @@
 //!
 //! Governor cannot give cells back, so settling goes through the ledger:
 //! an over-reservation becomes credit that later admissions spend before
-//! asking governor, and an under-reservation becomes debt that the next
-//! admission pays on top of its own reservation.
+//! asking governor, and an under-reservation becomes debt, paid a bucket at
+//! a time before anything new is admitted. The two net out.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -215,13 +215,42 @@ impl KeyLimiter {
                 d.used = d.used.saturating_sub(n);
             }
         };
+        let refused = |retry_after: Duration| {
+            give_back();
+            PolicyError::RateLimited {
+                what: "tokens",
+                limit: u64::from(e.tokens_per_min),
+                retry_after,
+            }
+        };
         let remaining = {
             let mut ledger = self.ledger.lock();
             ledger.lapse(e.tokens_per_min);
+            // An answer that used more than it reserved is paid for, a bucket
+            // at a time, before anything new is admitted. (Charged with the
+            // next admission up to one bucket, the rest was forgiven: an
+            // upstream ignoring `max_tokens` made the limit decorative.)
+            if ledger.debt > 0 {
+                let per_min = u64::from(e.tokens_per_min.max(1));
+                let refill =
+                    |tokens: u64| Duration::from_millis(tokens.saturating_mul(60_000) / per_min);
+                let pay = ledger.debt.min(per_min);
+                if let Some(cells) = NonZeroU32::new(u32::try_from(pay).unwrap_or(u32::MAX)) {
+                    match self.tokens.check_n(cells) {
+                        Ok(Ok(_)) => ledger.debt -= pay,
+                        Ok(Err(not_until)) => {
+                            let wait = not_until.wait_time_from(self.clock.now());
+                            return Err(refused(wait + refill(ledger.debt - pay)));
+                        }
+                        Err(_) => return Err(refused(refill(ledger.debt))),
+                    }
+                }
+                if ledger.debt > 0 {
+                    return Err(refused(refill(ledger.debt)));
+                }
+            }
             let from_credit = ledger.credit.min(n);
-            let owed = (n - from_credit)
-                .saturating_add(ledger.debt)
-                .min(u64::from(e.tokens_per_min));
+            let owed = n - from_credit;
             let credit_left = u32::try_from(ledger.credit - from_credit).unwrap_or(u32::MAX);
             let shown = match NonZeroU32::new(u32::try_from(owed).unwrap_or(u32::MAX)) {
                 // Paid from credit alone: the last figure, less what was spent.
@@ -231,12 +260,7 @@ impl KeyLimiter {
                 Some(cells) => match self.tokens.check_n(cells) {
                     Ok(Ok(snap)) => snap.remaining_burst_capacity().saturating_add(credit_left),
                     Ok(Err(not_until)) => {
-                        give_back();
-                        return Err(PolicyError::RateLimited {
-                            what: "tokens",
-                            limit: u64::from(e.tokens_per_min),
-                            retry_after: not_until.wait_time_from(self.clock.now()),
-                        });
+                        return Err(refused(not_until.wait_time_from(self.clock.now())));
                     }
                     Err(_) => {
                         give_back();
@@ -249,7 +273,6 @@ impl KeyLimiter {
                 },
             };
             ledger.credit -= from_credit;
-            ledger.debt = 0;
             let shown = shown.min(e.tokens_per_min);
             self.last_tokens_remaining.store(shown, Ordering::Relaxed);
             shown
@@ -323,10 +346,16 @@ impl Reservation {
             let mut ledger = l.ledger.lock();
             ledger.lapse(l.effective.tokens_per_min);
             if actual < self.reserved {
+                let back = self.reserved - actual;
+                let repaid = back.min(ledger.debt);
+                ledger.debt -= repaid;
                 let cap = u64::from(l.effective.tokens_per_min);
-                ledger.credit = (ledger.credit.saturating_add(self.reserved - actual)).min(cap);
+                ledger.credit = ledger.credit.saturating_add(back - repaid).min(cap);
             } else {
-                ledger.debt = ledger.debt.saturating_add(actual - self.reserved);
+                let over = actual - self.reserved;
+                let covered = over.min(ledger.credit);
+                ledger.credit -= covered;
+                ledger.debt = ledger.debt.saturating_add(over - covered);
             }
         }
         if l.effective.daily_token_budget.is_some() {
@@ -367,5 +396,51 @@ mod tests {
         l.credit = 500;
         l.lapse(1_200);
         assert!(l.credit >= 499);
+    }
+
+    fn limiter(tokens_per_min: u32) -> Arc<KeyLimiter> {
+        let e = Effective {
+            requests_per_min: 1_000,
+            tokens_per_min,
+            max_concurrent_streams: None,
+            daily_token_budget: None,
+            max_concurrent_requests: None,
+        };
+        Arc::new(KeyLimiter::new(e, None, None))
+    }
+
+    /// An answer that used far more than it reserved is paid in full: not
+    /// one bucket's worth with the rest forgiven.
+    #[test]
+    fn debt_beyond_a_bucket_is_kept_and_refuses_until_paid() {
+        let l = limiter(100);
+        let (r, _) = l.reserve(10, 0).unwrap();
+        r.settle(350);
+        // 340 owed: one bucket (90 left after the first 10) pays part of it,
+        // and the request is refused for the rest, as are those after it.
+        for _ in 0..3 {
+            match l.reserve(1, 0) {
+                Err(PolicyError::RateLimited {
+                    what, retry_after, ..
+                }) => {
+                    assert_eq!(what, "tokens");
+                    assert!(retry_after >= Duration::from_secs(30), "{retry_after:?}");
+                }
+                other => panic!("admitted while in debt: {:?}", other.map(|(_, n)| n)),
+            }
+        }
+        assert!(l.ledger.lock().debt >= 250);
+    }
+
+    /// Credit from one answer pays the debt of another.
+    #[test]
+    fn credit_and_debt_net_out() {
+        let l = limiter(1_000);
+        let (a, _) = l.reserve(100, 0).unwrap();
+        let (b, _) = l.reserve(100, 0).unwrap();
+        a.settle(150);
+        b.settle(20);
+        let ledger = l.ledger.lock();
+        assert_eq!((ledger.debt, ledger.credit), (0, 30));
     }
 }

@@ -209,8 +209,12 @@ impl LogSink {
                 return;
             }
         };
-        if self.tx.send_timeout(r, SUBMIT_WAIT).await.is_err() {
-            self.lost();
+        // The wait is dropped with the request when its client leaves: the
+        // record is then lost, and must be counted so (it stayed "queued"
+        // for good, and enough of them made `nearly_full` shed all traffic).
+        let mut unsent = Unsent(Some(self));
+        if self.tx.send_timeout(r, SUBMIT_WAIT).await.is_ok() {
+            unsent.0 = None;
         }
     }
 
@@ -223,6 +227,17 @@ impl LogSink {
         self.counters.queued.fetch_sub(1, Ordering::Relaxed);
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         tracing::error!("request log record dropped: the log writer is stuck");
+    }
+}
+
+/// A record still being submitted; counted lost unless it was sent.
+struct Unsent<'a>(Option<&'a LogSink>);
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0 {
+            sink.lost();
+        }
     }
 }
 

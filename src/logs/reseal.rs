@@ -29,14 +29,25 @@ impl Resealer {
         }
         let state = state.clone();
         tokio::spawn(async move {
-            while state.reseal.again.swap(false, Ordering::SeqCst) {
-                match run_once(&state).await {
-                    Ok(n) if n > 0 => tracing::info!(resealed = n, "request bodies re-encrypted"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "re-encryption pass failed"),
+            loop {
+                while state.reseal.again.swap(false, Ordering::SeqCst) {
+                    match run_once(&state).await {
+                        Ok(n) if n > 0 => {
+                            tracing::info!(resealed = n, "request bodies re-encrypted")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "re-encryption pass failed"),
+                    }
+                }
+                state.reseal.running.store(false, Ordering::SeqCst);
+                // A `start` between the last check and the line above saw
+                // this task running and left its pass to it: take it back.
+                if !state.reseal.again.load(Ordering::SeqCst)
+                    || state.reseal.running.swap(true, Ordering::SeqCst)
+                {
+                    break;
                 }
             }
-            state.reseal.running.store(false, Ordering::SeqCst);
         });
     }
 

@@ -48,12 +48,16 @@ pub async fn run_once(state: &AppState) -> Result<Swept, StoreError> {
     })
     .await?;
 
-    let daily_cutoff = now - retention.usage.as_secs() as i64;
+    // A bucket goes once all of it is past retention: under a day's
+    // retention, comparing its start deleted today's rollup, still growing,
+    // and with it what the daily token budgets are reseeded from at start.
+    let ended_before = |g: Granularity, cutoff: i64| cutoff.saturating_sub(g.seconds() - 1);
+    let daily_cutoff = ended_before(Granularity::Day, now - retention.usage.as_secs() as i64);
     let mut usage_rollups = in_batches(state, move |c| {
         crate::store::usage::delete_older_than(c, Granularity::Day, daily_cutoff, BATCH)
     })
     .await?;
-    let hourly_cutoff = now - HOURLY_KEEP_SECS;
+    let hourly_cutoff = ended_before(Granularity::Hour, now - HOURLY_KEEP_SECS);
     usage_rollups += in_batches(state, move |c| {
         crate::store::usage::delete_older_than(c, Granularity::Hour, hourly_cutoff, BATCH)
     })

@@ -64,11 +64,14 @@ pub struct Rollup {
 
 impl Rollup {
     pub fn add(&mut self, other: &Rollup) {
-        self.requests += other.requests;
-        self.errors += other.errors;
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.latency_sum_ms += other.latency_sum_ms;
+        // Saturating: token counts come from upstreams.
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.latency_sum_ms = self.latency_sum_ms.saturating_add(other.latency_sum_ms);
         self.latency.merge(&other.latency);
     }
 
@@ -77,9 +80,13 @@ impl Rollup {
         if r.status >= 400 || r.error_code.is_some() {
             self.errors += 1;
         }
-        self.prompt_tokens += r.prompt_tokens.unwrap_or(0);
-        self.completion_tokens += r.completion_tokens.unwrap_or(0);
-        self.latency_sum_ms += r.latency_ms;
+        self.prompt_tokens = self
+            .prompt_tokens
+            .saturating_add(r.prompt_tokens.unwrap_or(0));
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(r.completion_tokens.unwrap_or(0));
+        self.latency_sum_ms = self.latency_sum_ms.saturating_add(r.latency_ms);
         self.latency.record(r.latency_ms);
     }
 }

@@ -252,10 +252,8 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint, max_depth: usize) -> Result<Pa
                 .ok_or_else(|| type_error(field, "a non-negative integer")),
         }
     };
-    let max_tokens = match uint("max_completion_tokens")? {
-        Some(m) => Some(m),
-        None => uint("max_tokens")?,
-    };
+    // Both may be sent, and an upstream may read either: reserve for the larger.
+    let max_tokens = uint("max_completion_tokens")?.max(uint("max_tokens")?);
     let n = uint("n")?.unwrap_or(1).max(1);
     Ok(Parsed {
         model,
@@ -275,9 +273,9 @@ impl Parsed {
                 Some(Value::Array(m)) => tok.count_chat(m),
                 _ => 0,
             },
-            Endpoint::Completions => self.doc.get("prompt").map_or(0, |p| tok.count_value(p)),
+            Endpoint::Completions => self.doc.get("prompt").map_or(0, |p| tok.count_input(p)),
             Endpoint::Embeddings | Endpoint::Moderations => {
-                self.doc.get("input").map_or(0, |p| tok.count_value(p))
+                self.doc.get("input").map_or(0, |p| tok.count_input(p))
             }
         };
         count as u64

@@ -36,12 +36,21 @@ pub const UPSTREAM_HEADER: axum::http::HeaderName =
 /// The `usage` object of a completion or embedding.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 pub struct Usage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reported")]
     pub prompt_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reported")]
     pub completion_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reported")]
     pub total_tokens: u64,
+}
+
+/// The most tokens one answer is believed to have used (~10^12). An
+/// upstream's figure is untrusted: one of 2^62 overflowed the day's usage
+/// sums, after which the gateway could not start until the next UTC day.
+pub const MOST_REPORTED_TOKENS: u64 = 1 << 40;
+
+fn reported<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(u64::deserialize(d)?.min(MOST_REPORTED_TOKENS))
 }
 
 impl Usage {
@@ -180,7 +189,26 @@ pub async fn attempt(
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        tracing::warn!(upstream = %name, "upstream is rate limiting the gateway");
+        // Seconds only: an HTTP date is rare from APIs and left out.
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| s.min(3_600));
+        return Err(Failure {
+            error: UpstreamError::RateLimited {
+                upstream: name.clone(),
+                retry_after,
+            }
+            .into(),
+            retry: true,
+            counts: false,
+        });
+    }
+    if status.is_server_error() {
         tracing::warn!(upstream = %name, %status, "upstream answered with an error");
         return Err(Failure {
             error: UpstreamError::Failed {
@@ -189,7 +217,7 @@ pub async fn attempt(
             }
             .into(),
             retry: true,
-            counts: status.is_server_error(),
+            counts: true,
         });
     }
     let is_sse = is_sse(resp.headers());
@@ -221,18 +249,32 @@ pub async fn attempt(
     }
 }
 
-/// The first data frame of a stream (`None` if it ended without one).
+/// A stream's bytes up to and including its first event. A stream that
+/// ends or breaks before one (empty, or only comments) is a failed attempt
+/// the next upstream may retry: nothing has reached the client yet. (Taken
+/// on its first bytes, such a stream was committed to and the client got
+/// an empty answer, charged in full.)
 async fn first_data(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, &'static str> {
+    let mut parser = super::sse::Parser::new(super::relay::MAX_EVENT_BYTES);
+    let mut seen = BytesMut::new();
+    let mut events = Vec::new();
     loop {
         match tokio::time::timeout_at(by, body.frame()).await {
             Err(_) => return Err("timed out"),
-            Ok(None) => return Ok(None),
+            Ok(None) => return Err("the stream ended before its first event"),
             Ok(Some(Err(_))) => return Err("the stream broke"),
             Ok(Some(Ok(f))) => {
-                if let Ok(d) = f.into_data() {
-                    if !d.is_empty() {
-                        return Ok(Some(d));
-                    }
+                let Ok(d) = f.into_data() else { continue };
+                parser
+                    .feed(&d, &mut events)
+                    .map_err(|_| "its first event is too long")?;
+                // One frame is the usual case: no copy.
+                if !events.is_empty() && seen.is_empty() {
+                    return Ok(Some(d));
+                }
+                seen.extend_from_slice(&d);
+                if !events.is_empty() {
+                    return Ok(Some(seen.freeze()));
                 }
             }
         }
@@ -319,9 +361,12 @@ async fn read_bounded(
     }
 }
 
-/// A 4xx with an OpenAI-shaped body keeps its status and message (the client
-/// made the mistake and should see it); anything else becomes a 502 that
-/// reveals nothing of the upstream's internals.
+/// A 4xx that is the client's mistake (400, 404, 409, 413, 415, 422) with an
+/// OpenAI-shaped body keeps its status and message, so the client sees it;
+/// anything else becomes a 502 that reveals nothing of the upstream's
+/// internals. A 401 or 403 is the gateway's own upstream credential being
+/// refused: passed on, it told the client its valid `ask_` key was wrong,
+/// and showed part of the upstream's key.
 fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Result<Response<Body>, ApiError> {
     #[derive(serde::Deserialize, serde::Serialize)]
     struct Shape {
@@ -337,7 +382,8 @@ fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Result<Respons
         #[serde(default)]
         code: Option<serde_json::Value>,
     }
-    if status.is_client_error() {
+    let clients_mistake = matches!(status.as_u16(), 400 | 404 | 409 | 413 | 415 | 422);
+    if clients_mistake {
         if let Ok(shape) = serde_json::from_slice::<Shape>(body) {
             let mut r = Response::new(Body::from(serde_json::to_vec(&shape).unwrap_or_default()));
             *r.status_mut() = status;

@@ -273,9 +273,12 @@ async fn serve(
             .unwrap_or(u64::from(settings.limits.default_max_tokens))
             .saturating_mul(req.n),
     };
+    // At least one token: a reservation of none never asked the limiter,
+    // so such requests were admitted without limit however many ran.
     let reserve = req
         .prompt_tokens(endpoint, &state.tokenizer)
-        .saturating_add(completion);
+        .saturating_add(completion)
+        .max(1);
     let (reservation, tokens_left) = limiter.reserve(reserve, crate::store::now())?;
     adm.tokens_remaining = tokens_left;
     let mut finish = forward::Finish {

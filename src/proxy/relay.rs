@@ -24,7 +24,7 @@ use super::sse::{self, Event};
 use crate::error::{ApiError, UpstreamError};
 use crate::safety::stream::Verdict;
 
-const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 const CHANNEL_CHUNKS: usize = 16;
 
 pub struct StreamPlan {

@@ -98,8 +98,13 @@ impl Parser {
                 Ok(v) => out.push(Event::Json(Bytes::from(v.to_string()))),
                 Err(_) => tracing::warn!("dropped a non-JSON event from an upstream stream"),
             }
-        } else if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() {
-            // Validated without building a tree: one line of JSON passes as is.
+        } else if std::str::from_utf8(&data).is_ok()
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok()
+        {
+            // Validated without building a tree: one line of JSON passes as
+            // is. (serde_json does not check the UTF-8 of strings it skips:
+            // raw bytes reached clients, and the stream's moderation, which
+            // could not read them, let their text through.)
             out.push(Event::Json(Bytes::from(data)));
         } else {
             tracing::warn!("dropped a non-JSON event from an upstream stream");
@@ -158,6 +163,15 @@ mod tests {
         let mut out = BytesMut::new();
         write_event(&mut out, &evs[0]);
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 2);
+    }
+
+    #[test]
+    fn events_that_are_not_utf8_are_dropped() {
+        let evs = parse_all(&[b"data: {\"t\":\"kill \xff\"}\n\ndata: {\"t\":\"ok\"}\n\n"]);
+        assert_eq!(
+            evs,
+            vec![Event::Json(Bytes::from_static(b"{\"t\":\"ok\"}"))]
+        );
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl Upstream {
         }
         let list: List = serde_json::from_slice(&body)
             .map_err(|e| format!("GET /models returned an unexpected body: {e}"))?;
-        Ok(list.data.into_iter().map(|i| i.id).collect())
+        Ok(distinct(list.data.into_iter().map(|i| i.id).collect()))
     }
 }
 
@@ -361,6 +361,13 @@ pub fn parse_base_url(raw: &str) -> Result<String, String> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// Model names in their first order, each once: a list may name one twice.
+pub fn distinct(mut models: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    models.retain(|m| seen.insert(m.clone()));
+    models
 }
 
 #[cfg(test)]

@@ -307,6 +307,16 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
         tool_calls: Option<Vec<Value>>,
     }
     let Ok(c) = serde_json::from_slice::<Chunk>(json) else {
+        // Not a chunk's shape (an index past u32, a number for content),
+        // yet relayed all the same: its strings are checked as the first
+        // choice's text rather than passed unread.
+        if let Ok(v) = serde_json::from_slice::<Value>(json) {
+            let mut texts = Vec::new();
+            crate::tokens::collect_strings(&v, &mut texts);
+            for t in texts {
+                add(0, t);
+            }
+        }
         return;
     };
     for ch in c.choices {
@@ -354,5 +364,21 @@ fn strings_in<'a>(v: &'a Value, loc: Loc, out: &mut Vec<Text<'a>>) {
         Value::Array(a) => a.iter().for_each(|x| strings_in(x, loc, out)),
         Value::Object(o) => o.values().for_each(|x| strings_in(x, loc, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_of_another_shape_are_read_not_skipped() {
+        let mut seen = Vec::new();
+        super::deltas(
+            br#"{"choices":[{"index":4294967296,"delta":{"content":"kill them"}}]}"#,
+            |i, t| seen.push((i, t.to_owned())),
+        );
+        assert!(
+            seen.iter().any(|(i, t)| *i == 0 && t == "kill them"),
+            "{seen:?}"
+        );
     }
 }

@@ -18,12 +18,16 @@ pub fn add(c: &Connection, rollups: &[(Slot, Rollup)]) -> Result<(), StoreError>
          prompt_tokens, completion_tokens, latency_sum_ms, latency_hist) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (granularity, bucket, key_id, model) DO UPDATE SET \
-           requests = requests + excluded.requests, errors = errors + excluded.errors, \
-           prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-           completion_tokens = completion_tokens + excluded.completion_tokens, \
-           latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, \
+           requests = MIN(requests + excluded.requests, ?11), \
+           errors = MIN(errors + excluded.errors, ?11), \
+           prompt_tokens = MIN(prompt_tokens + excluded.prompt_tokens, ?11), \
+           completion_tokens = MIN(completion_tokens + excluded.completion_tokens, ?11), \
+           latency_sum_ms = MIN(latency_sum_ms + excluded.latency_sum_ms, ?11), \
            latency_hist = excluded.latency_hist",
     )?;
+    // SQLite turns an integer sum that overflows into a REAL, which no
+    // later read takes as an integer: sums stop at i64::MAX instead.
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     for ((g, bucket, key_id, model), r) in rollups {
         let mut hist = r.latency.clone();
         let mut rows = get.query(params![g.as_str(), bucket, key_id, model])?;
@@ -36,12 +40,13 @@ pub fn add(c: &Connection, rollups: &[(Slot, Rollup)]) -> Result<(), StoreError>
             bucket,
             key_id,
             model,
-            r.requests as i64,
-            r.errors as i64,
-            r.prompt_tokens as i64,
-            r.completion_tokens as i64,
-            r.latency_sum_ms as i64,
+            int(r.requests),
+            int(r.errors),
+            int(r.prompt_tokens),
+            int(r.completion_tokens),
+            int(r.latency_sum_ms),
             hist.to_bytes(),
+            i64::MAX,
         ])?;
     }
     Ok(())
@@ -58,17 +63,28 @@ pub struct UsageFilter {
     pub model: Option<String>,
 }
 
-/// Rows in time order, then key and model.
-pub fn query(c: &Connection, f: &UsageFilter) -> Result<Vec<(i64, Rollup)>, StoreError> {
+/// The newest `limit` rows, in time order, then key and model.
+pub fn query(
+    c: &Connection,
+    f: &UsageFilter,
+    limit: usize,
+) -> Result<Vec<(i64, Rollup)>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT bucket, key_id, model, requests, errors, prompt_tokens, completion_tokens, \
          latency_sum_ms, latency_hist FROM usage_rollups \
          WHERE granularity = ?1 AND bucket >= ?2 AND bucket < ?3 \
            AND (?4 IS NULL OR key_id = ?4) AND (?5 IS NULL OR model = ?5) \
-         ORDER BY bucket, key_id, model LIMIT 100000",
+         ORDER BY bucket DESC, key_id DESC, model DESC LIMIT ?6",
     )?;
     let rows = stmt.query_map(
-        params![f.granularity.as_str(), f.since, f.until, f.key_id, f.model],
+        params![
+            f.granularity.as_str(),
+            f.since,
+            f.until,
+            f.key_id,
+            f.model,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
         |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -85,13 +101,16 @@ pub fn query(c: &Connection, f: &UsageFilter) -> Result<Vec<(i64, Rollup)>, Stor
             ))
         },
     )?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
+    rows.reverse();
+    Ok(rows)
 }
 
 /// Tokens each key used in the UTC day starting at `day_start` (unix s).
 pub fn tokens_on_day(c: &Connection, day_start: i64) -> Result<Vec<(String, u64)>, StoreError> {
     let mut stmt = c.prepare(
-        "SELECT key_id, SUM(prompt_tokens + completion_tokens) FROM usage_rollups \
+        "SELECT key_id, CAST(MIN(total(prompt_tokens) + total(completion_tokens), 9e18) AS INTEGER) \
+         FROM usage_rollups \
          WHERE granularity = 'day' AND bucket = ?1 AND key_id != '' GROUP BY key_id",
     )?;
     let rows = stmt.query_map([day_start], |r| {
@@ -100,7 +119,7 @@ pub fn tokens_on_day(c: &Connection, day_start: i64) -> Result<Vec<(String, u64)
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Deletes up to `limit` rollups of `g` older than `cutoff` (unix s).
+/// Deletes up to `limit` rollups of `g` whose bucket starts before `cutoff` (unix s).
 pub fn delete_older_than(
     c: &Connection,
     g: Granularity,

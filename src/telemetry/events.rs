@@ -88,7 +88,11 @@ impl LiveHub {
             if r.status >= 400 || r.error_code.is_some() {
                 w.errors += 1;
             }
-            w.tokens += r.prompt_tokens.unwrap_or(0) + r.completion_tokens.unwrap_or(0);
+            // Saturating: token counts come from upstreams.
+            w.tokens = w
+                .tokens
+                .saturating_add(r.prompt_tokens.unwrap_or(0))
+                .saturating_add(r.completion_tokens.unwrap_or(0));
             w.latency.record(r.latency_ms);
         }
         // Nobody watching: skip the serialisation.

@@ -46,6 +46,18 @@ impl Tokenizer {
         texts.iter().map(|t| self.count(t)).sum()
     }
 
+    /// Tokens of a completion prompt or an embedding input: text, token ids
+    /// (integers, a token each; counted as none, such requests reserved
+    /// nothing), or lists of either.
+    pub fn count_input(&self, v: &Value) -> usize {
+        match v {
+            Value::String(s) => self.count(s),
+            Value::Number(_) => 1,
+            Value::Array(a) => a.iter().map(|x| self.count_input(x)).sum(),
+            other => self.count_value(other),
+        }
+    }
+
     /// Prompt tokens of a chat `messages` array, counting every string the
     /// model reads (content parts, names, tool call arguments).
     pub fn count_chat(&self, messages: &[Value]) -> usize {
@@ -79,6 +91,9 @@ mod tests {
         let msgs = vec![serde_json::json!({"role": "user", "content": "hello world"})];
         // 3 priming + 3 framing + "user" (1) + "hello world" (2)
         assert_eq!(t.count_chat(&msgs), 9);
+        // Token ids count one each, beside text.
+        let input = serde_json::json!([[1, 2, 3], "hello world", [4]]);
+        assert_eq!(t.count_input(&input), 6);
     }
 
     /// The same counts as `bpe-openai` (itself checked against tiktoken) on

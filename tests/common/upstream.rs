@@ -12,6 +12,9 @@
 //!   splitting the flagged phrase across chunks sent apart.
 //! - `mock-unsafe-json`: answers `mock-unsafe`'s JSON even to a stream request.
 //! - `mock-harmless-split`: streams "kill a pro" + "cess" (harmless, split).
+//! - `mock-401`: refuses with OpenAI's 401 for a wrong upstream key.
+//! - `mock-429`: refuses with a 429 and `Retry-After: 20`.
+//! - `mock-huge-usage`: answers like `mock`, reporting 2^62 tokens of each kind.
 //! - `mock-guard`: a Llama-Guard-style judge: `unsafe\nS10` when the
 //!   conversation contains `EXTERNAL-FLAG`, else `safe`.
 //! - `POST /v1/moderations`: an OpenAI-style moderator flagging `hate` for
@@ -47,6 +50,8 @@ pub struct Recorded {
 struct Shared {
     /// Every call answers 500 (an upstream that is up but broken).
     failing: std::sync::atomic::AtomicBool,
+    /// Stream requests get a 200 stream holding only a comment.
+    hollow: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<Recorded>>,
     gate: Notify,
     /// Set when a streaming response's body was dropped before it ended.
@@ -92,6 +97,14 @@ impl MockUpstream {
         self.shared
             .failing
             .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Up, but answering stream requests with a 200 stream that holds no
+    /// event (one comment, then the end).
+    pub fn set_hollow_streams(&self, hollow: bool) {
+        self.shared
+            .hollow
+            .store(hollow, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn base_url(&self) -> String {
@@ -188,6 +201,9 @@ async fn models() -> Json<Value> {
         "mock-unsafe-json",
         "mock-harmless-split",
         "mock-guard",
+        "mock-huge-usage",
+        "mock-401",
+        "mock-429",
     ];
     Json(json!({
         "object": "list",
@@ -216,13 +232,40 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("").to_owned();
     let stream = req["stream"].as_bool().unwrap_or(false);
-    let usage = json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10});
+    if stream && s.hollow.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+            ": keep-alive\n\n",
+        )
+            .into_response();
+    }
+    let usage = if model == "mock-huge-usage" {
+        let huge = 1u64 << 62;
+        json!({"prompt_tokens": huge, "completion_tokens": huge, "total_tokens": huge})
+    } else {
+        json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})
+    };
     match model.as_str() {
         "mock-slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
         "mock-500" => {
             return (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL).into_response();
+        }
+        "mock-401" => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": {"message": "Incorrect API key provided: sk-proj-****abcd.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})),
+            )
+                .into_response();
+        }
+        "mock-429" => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "20")],
+                Json(json!({"error": {"message": "Rate limit reached", "type": "requests", "param": null, "code": "rate_limit_exceeded"}})),
+            )
+                .into_response();
         }
         "mock-400" => {
             return (

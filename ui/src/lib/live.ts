@@ -266,6 +266,14 @@ export function statusTone(status: number): 'success' | 'warning' | 'danger' | '
   return 'neutral';
 }
 
+/**
+ * Did the request fail? As the gateway counts errors: a status of 400 or
+ * more, or an error code on a 200 (a stream that broke after it started).
+ */
+export function isFailure(r: { status: number; error_code?: string | null }): boolean {
+  return r.status >= 400 || r.error_code != null;
+}
+
 /** Prompt + completion tokens, or null when neither is known. */
 export function totalTokens(r: { prompt_tokens?: number | null; completion_tokens?: number | null }): number | null {
   if (r.prompt_tokens == null && r.completion_tokens == null) return null;

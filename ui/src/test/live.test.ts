@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SseParser, backoffMs } from '../lib/sse';
-import { RecentBuffer, TickHistory, TopCounter, safetyOutcome, statusTone, totalTokens } from '../lib/live';
+import { RecentBuffer, TickHistory, TopCounter, isFailure, safetyOutcome, statusTone, totalTokens } from '../lib/live';
 import { LiveStore } from '../lib/stores/live.svelte';
 import {
   CursorStack,
@@ -136,6 +136,12 @@ describe('formatting of records', () => {
     expect(statusTone(502)).toBe('danger');
     expect(totalTokens({ prompt_tokens: 3, completion_tokens: null })).toBe(3);
     expect(totalTokens({})).toBeNull();
+  });
+
+  it('counts failures as the gateway does', () => {
+    expect(isFailure({ status: 502, error_code: 'upstream_error' })).toBe(true);
+    expect(isFailure({ status: 200, error_code: 'upstream_error' })).toBe(true);
+    expect(isFailure({ status: 200, error_code: null })).toBe(false);
   });
 });
 

@@ -1647,6 +1647,11 @@ export interface components {
         UsagePage: {
             data: components["schemas"]["UsageRow"][];
             granularity: components["schemas"]["Granularity"];
+            /**
+             * @description The range held more than `MAX_ROWS` rows: `data` is its newest
+             *     ones. Narrow the range (or filter by key or model) for the rest.
+             */
+            truncated: boolean;
         };
         /** @description A rollup as the admin API and exports show it. */
         UsageRow: {

@@ -10,6 +10,7 @@ import {
   TickHistory,
   TopCounter,
   totalTokens,
+  isFailure,
   type RequestEvent,
   type TickEvent,
   type TopEntry,
@@ -88,7 +89,7 @@ export class LiveStore {
         return;
       }
       this.#recent.push(r);
-      const isError = r.status >= 400;
+      const isError = isFailure(r);
       const tokens = totalTokens(r) ?? 0;
       this.#keys.add(r.at, r.key_id ?? '', isError, tokens);
       if (r.model) this.#models.add(r.at, r.model, isError, tokens);

@@ -23,7 +23,16 @@ class StatusStore {
   /** Over the last 90 days, by component id. */
   uptime = $state<Record<string, number | null>>({});
 
-  incidents = new Collection<Incident>(async () => unwrap(await api.GET('/admin/incidents', { params: { query: { limit: 50 } } })).data, (i) => i.id);
+  // The open incidents are asked for on their own: the 50 newest can all be
+  // resolved ones, and an open incident must never drop off this page.
+  incidents = new Collection<Incident>(async () => {
+    const [open, recent] = await Promise.all([
+      api.GET('/admin/incidents', { params: { query: { open: true, limit: 500 } } }),
+      api.GET('/admin/incidents', { params: { query: { limit: 50 } } }),
+    ]);
+    const seen = new Set<string>();
+    return [...unwrap(open).data, ...unwrap(recent).data].filter((i) => !seen.has(i.id) && seen.add(i.id) !== undefined);
+  }, (i) => i.id);
   maintenances = new Collection<Maintenance>(async () => unwrap(await api.GET('/admin/maintenances')).data, (m) => m.id);
   subscribers = new Collection<Subscriber>(async () => unwrap(await api.GET('/admin/status/subscribers')).data, (s) => s.id);
 
