@@ -173,6 +173,11 @@ pub struct EdgeConfig {
     /// Longest silence while a request body arrives (408, close).
     #[serde(with = "duration_str")]
     pub body_idle_timeout: Duration,
+    /// Longest a whole request body may take to arrive (408, close): a byte
+    /// every few seconds passed the idle timeout for ever, holding one of
+    /// `max_in_flight` places.
+    #[serde(with = "duration_str")]
+    pub body_read_timeout: Duration,
     /// Open connections on the gateway listener, in all.
     pub max_connections: u32,
     /// Open connections from one client address.
@@ -197,6 +202,7 @@ impl Default for EdgeConfig {
         EdgeConfig {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(120),
             max_connections: 4096,
             max_connections_per_ip: 256,
             max_in_flight: 1024,
@@ -373,7 +379,10 @@ impl Config {
         self.validation.check().map_err(ConfigError::Invalid)?;
         self.safety.check().map_err(ConfigError::Invalid)?;
         let e = &self.edge;
-        if e.header_read_timeout.is_zero() || e.body_idle_timeout.is_zero() {
+        if e.header_read_timeout.is_zero()
+            || e.body_idle_timeout.is_zero()
+            || e.body_read_timeout.is_zero()
+        {
             return bad("edge timeouts must be greater than 0".into());
         }
         if e.max_connections == 0 || e.max_connections_per_ip == 0 || e.max_in_flight == 0 {

@@ -397,7 +397,9 @@ impl ApiError {
             ApiError::Upstream(e) => {
                 let (kind, code) = match e {
                     UpstreamError::Timeout(_) => ("api_error", "upstream_timeout"),
-                    UpstreamError::RateLimited { .. } => ("requests", "rate_limit_exceeded"),
+                    // Its own code: not the key's limits, which clients and
+                    // the limiter metrics tell apart from the upstream's.
+                    UpstreamError::RateLimited { .. } => ("requests", "upstream_rate_limited"),
                     _ => ("api_error", "upstream_error"),
                 };
                 (kind, Some(code), None, e.to_string())

@@ -349,7 +349,7 @@ async fn upstream_failures_map_to_502_and_504_without_details() {
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "20");
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "rate_limit_exceeded", "{v}");
+    assert_eq!(v["error"]["code"], "upstream_rate_limited", "{v}");
 
     let r = gw
         .post(
@@ -414,6 +414,30 @@ async fn unreachable_upstream_is_502() {
         .as_str()
         .unwrap()
         .contains("could not be reached"));
+}
+
+/// Before its first event a stream may keep itself open with comments (a
+/// model thinking), but not send without bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_start_kept_open_by_comments_and_bounded() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(
+        Some(&up),
+        "[upstream_defaults]\nstream_idle_timeout = \"1s\"\n",
+    ))
+    .await;
+    let key = gw.key().await;
+    let chat = |model: &str| json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw
+        .post(&key, "/v1/chat/completions", chat("mock-pings"))
+        .await;
+    assert_eq!(r.status(), 200, "1.5 s of pings, none more than 1 s apart");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("thought"), "{body}");
+    let r = gw
+        .post(&key, "/v1/chat/completions", chat("mock-chatter"))
+        .await;
+    assert_eq!(r.status(), 502);
 }
 
 #[tokio::test(flavor = "multi_thread")]

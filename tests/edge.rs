@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const EDGE: &str = "[edge]\nheader_read_timeout = \"1s\"\nbody_idle_timeout = \"1s\"\n";
+const EDGE: &str = "[edge]\nheader_read_timeout = \"1s\"\nbody_idle_timeout = \"1s\"\nbody_read_timeout = \"2s\"\n";
 
 fn addr(gw: &Gateway) -> String {
     gw.api.trim_start_matches("http://").to_owned()
@@ -108,6 +108,37 @@ async fn slow_loris_heads_and_bodies_get_408_while_others_are_served() {
     assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
     assert!(raw.to_ascii_lowercase().contains("connection: close"));
     assert_eq!(error_of(&raw)["error"]["code"], "request_timeout");
+
+    // A body that trickles in, a byte within each idle second, still has
+    // to arrive whole within `body_read_timeout`.
+    let mut trickle = TcpStream::connect(addr(&gw)).await.unwrap();
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    );
+    trickle.write_all(req.as_bytes()).await.unwrap();
+    let t = Instant::now();
+    let mut raw = String::new();
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if trickle.write_all(b" ").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(1), trickle.read(&mut buf)).await
+        {
+            raw.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if n == 0 || raw.contains("\r\n\r\n") {
+                break;
+            }
+        }
+    }
+    if !raw.contains("408") {
+        raw.push_str(&read_all(&mut trickle).await);
+    }
+    assert!(raw.starts_with("HTTP/1.1 408"), "{raw}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 
     // A connection that never sends a whole request is closed quietly
     // (without a 408) within twice the head timeout: one that sends
@@ -285,6 +316,17 @@ async fn per_key_concurrency_is_capped() {
 async fn hostile_headers_and_urls_are_refused() {
     let gw = Gateway::start(&config_with(None, "")).await;
     let key = gw.key().await;
+    // A model name that is not UTF-8: an OpenAI-shaped 400, not plain text.
+    let r = gw
+        .http
+        .get(format!("{}/v1/models/%FF", gw.api))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "model", "{v}");
     // A key in the query string: refused, named, never echoed.
     let r = gw
         .http

@@ -114,6 +114,10 @@ async fn validation_refuses_with_the_field_named() {
         ),
         (json!({"model": "assisters-echo"}), "body"),
         (json!({"model": "e", "prompt": 5}), "prompt"),
+        (
+            json!({"model": "e", "prompt": "hi", "best_of": 100000}),
+            "best_of",
+        ),
     ];
     for (i, (body, param)) in cases.iter().enumerate() {
         let path = if body.get("prompt").is_some() {
@@ -131,11 +135,29 @@ async fn validation_refuses_with_the_field_named() {
         assert_eq!(e["param"], want, "case {i}: {e}");
         assert!(e["message"].as_str().unwrap().len() > 20, "case {i}: {e}");
     }
-    // Multi-byte text is counted in characters, not bytes: 45 "é" pass.
+    // Multi-byte text is counted in characters, not bytes: 45 "é" pass,
+    // and so do 36 in each of three messages (120 characters in all with
+    // the roles, 228 bytes).
     let r = gw
         .post(&key, "/v1/chat/completions", chat(&"é".repeat(45)))
         .await;
     assert_eq!(r.status(), 200);
+    let e36 = "é".repeat(36);
+    let three = json!({"model": "assisters-echo", "messages": [
+        {"role": "user", "content": e36}, {"role": "user", "content": e36}, {"role": "user", "content": e36}]});
+    assert_eq!(
+        gw.post(&key, "/v1/chat/completions", three).await.status(),
+        200
+    );
+    // An image or audio part is not text: a data URL past every text
+    // limit passes, and `user` may be null as the SDKs send it.
+    let data_url = format!("data:image/png;base64,{}", "A".repeat(4000));
+    let image = json!({"model": "assisters-echo", "user": null, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": data_url}},
+        {"type": "input_audio", "input_audio": {"data": "A".repeat(4000), "format": "wav"}}]}]});
+    let r = gw.post(&key, "/v1/chat/completions", image).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
 
     // Malformed JSON of every kind is a clean 400, never a 5xx.
     let (s, e) = raw(

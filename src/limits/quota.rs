@@ -4,8 +4,9 @@
 //!
 //! Governor cannot give cells back, so settling goes through the ledger:
 //! an over-reservation becomes credit that later admissions spend before
-//! asking governor, and an under-reservation becomes debt, paid a bucket at
-//! a time before anything new is admitted. The two net out.
+//! asking governor, and an under-reservation becomes debt that the next
+//! admission pays; what one bucket cannot hold runs down at the refill rate,
+//! the key refused meanwhile. The two net out.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,21 +28,29 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformati
 struct Ledger {
     credit: u64,
     debt: u64,
-    /// When `credit` was last brought up to date.
+    /// When `credit` and `debt` were last brought up to date (at most one
+    /// of them is above zero: settling nets them).
     credit_at: Option<Instant>,
 }
 
+/// The most debt kept: a day of the key's tokens/min. (An upstream may
+/// report up to 2^40 tokens for one answer; that would be years.)
+const MOST_DEBT_MINUTES: u64 = 24 * 60;
+
 impl Ledger {
-    /// Credit stands for cells given back to a bucket that governor keeps
-    /// refilling on its own, so it lapses at the refill rate: credit and
+    /// Both run down at the refill rate. Credit stands for cells given back
+    /// to a bucket that governor keeps refilling on its own: credit and
     /// refill together never exceed what one full bucket would hold. (Kept
-    /// forever, a minute-old refund doubled the next minute's tokens.)
+    /// forever, a minute-old refund doubled the next minute's tokens.) Debt
+    /// is tokens used beyond the bucket: the key waits while the rate pays
+    /// them off, as if the bucket had been that much deeper.
     fn lapse(&mut self, per_min: u32) {
         let now = Instant::now();
-        if let Some(at) = self.credit_at.filter(|_| self.credit > 0) {
+        if let Some(at) = self.credit_at.filter(|_| self.credit > 0 || self.debt > 0) {
             let ms = u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX);
             let refilled = u64::from(per_min).saturating_mul(ms) / 60_000;
             self.credit = self.credit.saturating_sub(refilled);
+            self.debt = self.debt.saturating_sub(refilled);
         }
         self.credit_at = Some(now);
     }
@@ -169,8 +178,8 @@ impl KeyLimiter {
         }
     }
 
-    /// Reserves `n` tokens atomically: credit first, then governor (with any
-    /// debt owed), then the daily budget.
+    /// Reserves `n` tokens atomically: the daily budget, then (refused while
+    /// debt is owed) credit first and governor for the rest.
     pub fn reserve(self: &Arc<Self>, n: u64, now: i64) -> Result<(Reservation, u32), PolicyError> {
         let e = self.effective;
         if n > u64::from(e.tokens_per_min) {
@@ -226,31 +235,19 @@ impl KeyLimiter {
         let remaining = {
             let mut ledger = self.ledger.lock();
             ledger.lapse(e.tokens_per_min);
-            // An answer that used more than it reserved is paid for, a bucket
-            // at a time, before anything new is admitted. (Charged with the
-            // next admission up to one bucket, the rest was forgiven: an
-            // upstream ignoring `max_tokens` made the limit decorative.)
-            if ledger.debt > 0 {
-                let per_min = u64::from(e.tokens_per_min.max(1));
-                let refill =
-                    |tokens: u64| Duration::from_millis(tokens.saturating_mul(60_000) / per_min);
-                let pay = ledger.debt.min(per_min);
-                if let Some(cells) = NonZeroU32::new(u32::try_from(pay).unwrap_or(u32::MAX)) {
-                    match self.tokens.check_n(cells) {
-                        Ok(Ok(_)) => ledger.debt -= pay,
-                        Ok(Err(not_until)) => {
-                            let wait = not_until.wait_time_from(self.clock.now());
-                            return Err(refused(wait + refill(ledger.debt - pay)));
-                        }
-                        Err(_) => return Err(refused(refill(ledger.debt))),
-                    }
-                }
-                if ledger.debt > 0 {
-                    return Err(refused(refill(ledger.debt)));
-                }
+            // An answer that used more than it reserved is paid with the
+            // next admission, and what one bucket cannot hold waits for the
+            // rate to run it down. (Capped at one bucket, the rest was
+            // forgiven: an upstream ignoring `max_tokens` made the limit
+            // decorative.)
+            let per_min = u64::from(e.tokens_per_min.max(1));
+            let beyond = n.saturating_add(ledger.debt).saturating_sub(per_min);
+            if ledger.debt > 0 && beyond > 0 {
+                let ms = beyond.saturating_mul(60_000).div_ceil(per_min);
+                return Err(refused(Duration::from_millis(ms)));
             }
             let from_credit = ledger.credit.min(n);
-            let owed = n - from_credit;
+            let owed = (n - from_credit).saturating_add(ledger.debt);
             let credit_left = u32::try_from(ledger.credit - from_credit).unwrap_or(u32::MAX);
             let shown = match NonZeroU32::new(u32::try_from(owed).unwrap_or(u32::MAX)) {
                 // Paid from credit alone: the last figure, less what was spent.
@@ -273,6 +270,7 @@ impl KeyLimiter {
                 },
             };
             ledger.credit -= from_credit;
+            ledger.debt = 0;
             let shown = shown.min(e.tokens_per_min);
             self.last_tokens_remaining.store(shown, Ordering::Relaxed);
             shown
@@ -355,7 +353,8 @@ impl Reservation {
                 let over = actual - self.reserved;
                 let covered = over.min(ledger.credit);
                 ledger.credit -= covered;
-                ledger.debt = ledger.debt.saturating_add(over - covered);
+                let most = u64::from(l.effective.tokens_per_min).saturating_mul(MOST_DEBT_MINUTES);
+                ledger.debt = ledger.debt.saturating_add(over - covered).min(most);
             }
         }
         if l.effective.daily_token_budget.is_some() {
@@ -429,7 +428,23 @@ mod tests {
                 other => panic!("admitted while in debt: {:?}", other.map(|(_, n)| n)),
             }
         }
-        assert!(l.ledger.lock().debt >= 250);
+        assert!(l.ledger.lock().debt >= 330);
+    }
+
+    /// Debt runs down with time: the key is served again once the rate has
+    /// paid it, without having to be asked in between.
+    #[test]
+    fn debt_runs_down_at_the_refill_rate() {
+        let l = limiter(100);
+        {
+            let mut ledger = l.ledger.lock();
+            ledger.debt = 150;
+            ledger.credit_at = Instant::now().checked_sub(Duration::from_secs(91));
+        }
+        assert!(
+            l.reserve(1, 0).is_ok(),
+            "150 tokens at 100 a minute: paid in 90 s"
+        );
     }
 
     /// Credit from one answer pays the debt of another.

@@ -254,7 +254,8 @@ pub fn parse_for(body: &[u8], endpoint: Endpoint, max_depth: usize) -> Result<Pa
     };
     // Both may be sent, and an upstream may read either: reserve for the larger.
     let max_tokens = uint("max_completion_tokens")?.max(uint("max_tokens")?);
-    let n = uint("n")?.unwrap_or(1).max(1);
+    // `best_of` candidates are generated (and billed) like choices.
+    let n = uint("n")?.max(uint("best_of")?).unwrap_or(1).max(1);
     Ok(Parsed {
         model,
         stream,

@@ -223,8 +223,7 @@ pub async fn attempt(
     let is_sse = is_sse(resp.headers());
     if status.is_success() && stream && is_sse {
         let mut body = resp.into_body();
-        let first_by = (Instant::now() + budget.stream_idle).min(deadline);
-        return match first_data(&mut body, first_by).await {
+        return match first_data(&mut body, budget.stream_idle, deadline).await {
             Err(e) => {
                 tracing::warn!(upstream = %name, error = %e, "upstream stream failed before its first event");
                 Err(Failure::retry(if e == "timed out" {
@@ -249,33 +248,50 @@ pub async fn attempt(
     }
 }
 
-/// A stream's bytes up to and including its first event. A stream that
-/// ends or breaks before one (empty, or only comments) is a failed attempt
-/// the next upstream may retry: nothing has reached the client yet. (Taken
-/// on its first bytes, such a stream was committed to and the client got
-/// an empty answer, charged in full.)
-async fn first_data(body: &mut Incoming, by: Instant) -> Result<Option<Bytes>, &'static str> {
-    let mut parser = super::sse::Parser::new(super::relay::MAX_EVENT_BYTES);
+/// A stream's bytes up to and including its first answer event. A stream
+/// that ends or breaks before one (empty, only comments, only `[DONE]`) is
+/// a failed attempt the next upstream may retry: nothing has reached the
+/// client yet. (Taken on its first bytes, such a stream was committed to
+/// and the client got an empty answer, charged in full.) Each frame gives
+/// the upstream another `idle` to go on, as the relay does, so keep-alive
+/// comments hold a slow start open; what may come before the first event is
+/// bounded like one event.
+async fn first_data(
+    body: &mut Incoming,
+    idle: Duration,
+    deadline: Instant,
+) -> Result<Option<Bytes>, &'static str> {
+    let max = super::relay::MAX_EVENT_BYTES;
+    let mut parser = super::sse::Parser::new(max);
     let mut seen = BytesMut::new();
     let mut events = Vec::new();
     loop {
+        let by = (Instant::now() + idle).min(deadline);
         match tokio::time::timeout_at(by, body.frame()).await {
             Err(_) => return Err("timed out"),
-            Ok(None) => return Err("the stream ended before its first event"),
+            Ok(None) => return Err("the stream ended before its first answer"),
             Ok(Some(Err(_))) => return Err("the stream broke"),
             Ok(Some(Ok(f))) => {
                 let Ok(d) = f.into_data() else { continue };
+                if seen.len() + d.len() > max {
+                    return Err("too much came before its first event");
+                }
                 parser
                     .feed(&d, &mut events)
                     .map_err(|_| "its first event is too long")?;
-                // One frame is the usual case: no copy.
-                if !events.is_empty() && seen.is_empty() {
-                    return Ok(Some(d));
+                match events.first() {
+                    None => {}
+                    Some(super::sse::Event::Done) => {
+                        return Err("the stream ended before its first answer")
+                    }
+                    // One frame is the usual case: no copy.
+                    Some(_) if seen.is_empty() => return Ok(Some(d)),
+                    Some(_) => {
+                        seen.extend_from_slice(&d);
+                        return Ok(Some(seen.freeze()));
+                    }
                 }
                 seen.extend_from_slice(&d);
-                if !events.is_empty() {
-                    return Ok(Some(seen.freeze()));
-                }
             }
         }
     }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::access::origin;
 use crate::app::AppState;
-use crate::error::{ApiError, RequestError};
+use crate::error::{ApiError, RequestError, UpstreamError};
 use crate::keys::auth::AuthedKey;
 use crate::limits::{self, Admission, KeyLimiter};
 use crate::logs;
@@ -189,13 +189,19 @@ async fn serve(
         place,
     } = call;
     let settings = state.settings();
-    let bytes = body::read_json(
+    let edge = &state.edge.config;
+    let read = body::read_json(
         headers,
         body,
         settings.limits.max_body_bytes,
-        state.edge.config.body_idle_timeout,
-    )
-    .await?;
+        edge.body_idle_timeout,
+    );
+    let bytes = tokio::time::timeout(edge.body_read_timeout, read)
+        .await
+        .map_err(|_| crate::error::EdgeError::RequestTimeout {
+            part: "body",
+            after: edge.body_read_timeout,
+        })??;
     let key = &auth.key;
     if let Some(d) = draft.as_mut() {
         if settings.logs.store_bodies && key.overrides.log_bodies != Some(false) {
@@ -423,7 +429,19 @@ async fn moderate_answer(
         let texts: Vec<&str> = choices.iter().map(|(_, t)| t.as_str()).collect();
         safety::check_output_text(state, settings, policy, &texts, log).await?
     } else {
-        safety::check_output(state, settings, policy, &bytes, log).await?
+        // An answer that is not JSON names the upstream that sent it.
+        let name = parts
+            .headers
+            .get(forward::UPSTREAM_HEADER)
+            .and_then(|v| v.to_str().ok());
+        safety::check_output(state, settings, policy, &bytes, log)
+            .await
+            .map_err(|e| match (e, name) {
+                (ApiError::Upstream(UpstreamError::BadResponse(_)), Some(n)) => {
+                    UpstreamError::BadResponse(n.to_owned()).into()
+                }
+                (e, _) => e,
+            })?
     };
     Ok(mark_flagged(
         Response::from_parts(parts, Body::from(bytes)),
@@ -515,9 +533,11 @@ async fn get_model(
     auth: AuthedKey,
     State(s): State<AppState>,
     headers: HeaderMap,
-    Path(model): Path<String>,
+    // A name that is not UTF-8 is refused in OpenAI's shape, not axum's text.
+    model: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response<Body> {
     simple(&s, &auth, &headers, || {
+        let Path(model) = model.map_err(|e| ApiError::invalid(e.body_text(), Some("model")))?;
         visible_models(&s, &auth.key)
             .into_iter()
             .find(|m| m.id == model)

@@ -112,7 +112,9 @@ impl Upstream {
             name,
             base_url,
             auth,
-            models,
+            // Named twice (in a config file, a row stored before names were
+            // made distinct), a model was tried twice on one upstream.
+            models: distinct(models),
             discovered: RwLock::new(Vec::new()),
             source,
             uris,

@@ -107,10 +107,7 @@ pub async fn respond(
         .collect();
     // The endpoint reports; it never refuses what it was asked to judge.
     check.action = "log".into();
-    check.reason = Some(format!(
-        "{flagged_inputs} of {} inputs flagged",
-        inputs.len()
-    ));
+    check.reason = Some(format!("{flagged_inputs} of {} inputs flagged", inputs.len()).into());
     note(safety, check);
     let model = doc
         .get("model")

@@ -42,13 +42,17 @@ pub struct SafetyLog {
 
 impl SafetyLog {
     /// Nothing in it is particular to one request (no score above zero,
-    /// nothing fired), so it repeats from record to record.
+    /// nothing fired, no reason but a fixed one), so it repeats from record
+    /// to record and the variety of such logs is bounded by the settings.
     pub fn is_generic(&self) -> bool {
         self.checks.iter().all(|c| {
             c.fired.is_empty()
                 && c.scores.is_empty()
                 && c.param.is_none()
                 && c.score.is_none_or(|s| s == 0.0)
+                && c.reason
+                    .as_ref()
+                    .is_none_or(|r| matches!(r, Word::Borrowed(_)))
         })
     }
 }
@@ -71,8 +75,12 @@ pub struct Check {
     /// `ran` or `skipped`: a skipped check never counts as passed.
     #[schema(value_type = String)]
     pub status: Word,
+    /// Why it was skipped. Borrowed when it is one of the gateway's fixed
+    /// reasons, owned when it carries something of this request (a count,
+    /// a moderator's error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<Word>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     /// Non-zero scores by category or family.
@@ -110,7 +118,7 @@ impl Check {
         check: &'static str,
         stage: &'static str,
         engine: impl Into<String>,
-        reason: impl Into<String>,
+        reason: impl Into<Word>,
     ) -> Check {
         Check {
             status: "skipped".into(),
@@ -305,7 +313,7 @@ pub async fn check_input(
     Ok(flagged)
 }
 
-fn note_injection_skipped(safety: &mut SafetyLog, reason: &str) {
+fn note_injection_skipped(safety: &mut SafetyLog, reason: &'static str) {
     note(
         safety,
         Check::skipped("injection", "input", "rules", reason),
@@ -365,7 +373,10 @@ pub async fn check_output(
         return Ok(false);
     }
     let mut text = String::new();
-    texts::response(body, &mut text);
+    if !texts::response(body, &mut text) {
+        // Not JSON: nothing can be read, so nothing is let through unread.
+        return Err(crate::error::UpstreamError::BadResponse("upstream".into()).into());
+    }
     check_output_text(state, settings, policy, &[&text], safety).await
 }
 
@@ -416,4 +427,26 @@ pub async fn check_output_text(
         flagged |= external::moderate(state, settings, policy, "output", texts, safety).await?;
     }
     Ok(flagged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_with_a_reason_of_its_own_is_not_generic() {
+        let fixed = SafetyLog {
+            checks: vec![Check::skipped("moderation", "input", "builtin", "disabled")],
+        };
+        assert!(fixed.is_generic());
+        let own = SafetyLog {
+            checks: vec![Check::skipped(
+                "moderation",
+                "input",
+                "x",
+                format!("{} of 7", 3),
+            )],
+        };
+        assert!(!own.is_generic());
+    }
 }

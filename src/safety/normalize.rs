@@ -30,11 +30,18 @@ impl Signs {
     }
 }
 
+/// Unicode's `Default_Ignorable_Code_Point` set (DerivedCoreProperties,
+/// Unicode 15), whole, and the format characters that draw nothing
+/// (interlinear annotation, Egyptian hieroglyph controls). A character
+/// missed here became a word break: `k\u{3164}ill` passed where
+/// `k\u{1160}ill` did not.
 fn invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}')
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Cyrillic and Greek letters that look like Latin ones.
@@ -305,6 +312,16 @@ mod tests {
         assert_eq!(n("Ïgnörê prévïous"), "ignore previous");
         assert_eq!(n("k1ll y0urs3lf"), "kill yourself");
         assert_eq!(n("ig\u{200B}nore"), "ignore");
+        for blank in [
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{FFF9}',
+            '\u{13437}',
+            '\u{1D173}',
+            '\u{1BCA0}',
+        ] {
+            assert_eq!(n(&format!("k{blank}ill")), "kill", "U+{:04X}", blank as u32);
+        }
         assert_eq!(n("k i l l me"), "kill me");
         assert_eq!(n("k.i.l.l"), "kill");
         assert_eq!(n("іgnоrе"), "ignore"); // Cyrillic і, о, е

@@ -89,6 +89,9 @@ impl StreamGuard {
         for lane in &mut self.lanes {
             window.clear();
             window.push_str(&lane.tail);
+            if !lane.tail.is_empty() {
+                window.push(' ');
+            }
             window.push_str(&lane.held_text);
             let scores = self.moderator.scan_with(&window, &mut self.norm);
             self.worst.merge(&scores);
@@ -150,7 +153,17 @@ impl StreamGuard {
                 continue;
             }
             let cut = floor_boundary(&lane.held_text, released);
-            lane.tail.push_str(&lane.held_text[..cut]);
+            // The tail is kept normalised: padding the normaliser drops
+            // (zero-width characters, runs of spaces or punctuation) takes
+            // no room in it. Kept raw and cut by bytes, 100 zero-width
+            // spaces pushed a phrase's first word out before its last came.
+            super::normalize::normalize(&lane.held_text[..cut], &mut self.norm);
+            if !self.norm.is_empty() {
+                if !lane.tail.is_empty() {
+                    lane.tail.push(' ');
+                }
+                lane.tail.push_str(&self.norm);
+            }
             lane.held_text.replace_range(..cut, "");
             if lane.tail.len() > self.max_hold {
                 let from = floor_boundary(&lane.tail, lane.tail.len() - self.max_hold);
@@ -291,6 +304,19 @@ mod tests {
         assert!(cut, "choice 0 says a threat");
         let text = sent(&released);
         assert!(!text.iter().any(|(_, t)| t.contains("kill")), "{text:?}");
+    }
+
+    /// Padding the normaliser drops cannot push a phrase's start out of
+    /// what the next chunk is read with.
+    #[test]
+    fn padding_between_words_does_not_split_a_phrase() {
+        for pad in ["\u{200B}", " ", "!"] {
+            let mut g = guard();
+            let first = format!("I will kill{}", pad.repeat(300));
+            let _ = g.push(vec![chunk(0, &first)]);
+            let cut = matches!(g.push(vec![chunk(0, " you now")]), Verdict::Cut(_));
+            assert!(cut, "padded with {} x {pad:?}", 300);
+        }
     }
 
     #[test]

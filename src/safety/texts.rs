@@ -227,10 +227,23 @@ pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
     out
 }
 
+/// Message fields besides `content` that carry what the model said, each a
+/// string at this pointer: checked like the content (left out, a refusal,
+/// reasoning, a legacy function call or a spoken answer went unread).
+const SAID: [&str; 5] = [
+    "/refusal",
+    "/reasoning_content",
+    "/reasoning",
+    "/function_call/arguments",
+    "/audio/transcript",
+];
+
 /// What the model said in a non-streamed answer (the body as the upstream
-/// sent it): message contents, tool call arguments, completion texts.
-/// Only `choices` is read into values; everything else is skipped unbuilt.
-pub fn response(body: &[u8], out: &mut String) {
+/// sent it): message contents and the `SAID` fields, tool call arguments,
+/// completion texts. Only `choices` is read into values; everything else
+/// is skipped unbuilt. JSON of another shape gives all its strings; `false`
+/// when the body is not JSON at all.
+pub fn response(body: &[u8], out: &mut String) -> bool {
     #[derive(serde::Deserialize)]
     struct Answer {
         #[serde(default)]
@@ -242,43 +255,49 @@ pub fn response(body: &[u8], out: &mut String) {
         #[serde(default)]
         text: Value,
         #[serde(default)]
-        message: Option<Message>,
+        message: Value,
     }
-    #[derive(serde::Deserialize)]
-    struct Message {
-        #[serde(default)]
-        content: Value,
-        #[serde(default)]
-        tool_calls: Value,
-    }
-    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
-        return;
-    };
     let mut push = |s: &str| {
         if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(s);
     };
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return false;
+        };
+        let mut texts = Vec::new();
+        crate::tokens::collect_strings(&v, &mut texts);
+        texts.into_iter().for_each(push);
+        return true;
+    };
     for c in &answer.choices {
         if let Some(t) = c.text.as_str() {
             push(t);
         }
-        let Some(m) = &c.message else { continue };
-        match &m.content {
-            Value::String(s) => push(s),
-            Value::Array(parts) => parts
+        let m = &c.message;
+        match m.get("content") {
+            Some(Value::String(s)) => push(s),
+            Some(Value::Array(parts)) => parts
                 .iter()
                 .filter_map(|p| p.get("text").and_then(Value::as_str))
                 .for_each(&mut push),
             _ => {}
         }
-        for call in m.tool_calls.as_array().into_iter().flatten() {
+        for at in SAID {
+            if let Some(s) = m.pointer(at).and_then(Value::as_str) {
+                push(s);
+            }
+        }
+        let calls = m.get("tool_calls").and_then(Value::as_array);
+        for call in calls.into_iter().flatten() {
             if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
                 push(a);
             }
         }
     }
+    true
 }
 
 /// The text each choice of a stream chunk adds (content, legacy text, tool
@@ -305,6 +324,17 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
         content: Option<String>,
         #[serde(default)]
         tool_calls: Option<Vec<Value>>,
+        // The `SAID` fields (no `flatten`: it buffers every chunk).
+        #[serde(default)]
+        refusal: Value,
+        #[serde(default)]
+        reasoning_content: Value,
+        #[serde(default)]
+        reasoning: Value,
+        #[serde(default)]
+        function_call: Value,
+        #[serde(default)]
+        audio: Value,
     }
     let Ok(c) = serde_json::from_slice::<Chunk>(json) else {
         // Not a chunk's shape (an index past u32, a number for content),
@@ -331,6 +361,18 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
                 if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
                     add(ch.index, a);
                 }
+            }
+            let said = [
+                d.refusal.as_str(),
+                d.reasoning_content.as_str(),
+                d.reasoning.as_str(),
+                d.function_call
+                    .pointer("/arguments")
+                    .and_then(Value::as_str),
+                d.audio.pointer("/transcript").and_then(Value::as_str),
+            ];
+            for s in said.into_iter().flatten() {
+                add(ch.index, s);
             }
         }
     }
@@ -369,6 +411,26 @@ fn strings_in<'a>(v: &'a Value, loc: Loc, out: &mut Vec<Text<'a>>) {
 
 #[cfg(test)]
 mod tests {
+    /// Every field a model speaks through is read, and a body that is not
+    /// JSON is reported as unreadable rather than passed as "no text".
+    #[test]
+    fn answers_are_read_from_every_field_that_speaks() {
+        let body = br#"{"choices":[{"message":{"content":null,"refusal":"r1",
+            "reasoning_content":"r2","function_call":{"name":"f","arguments":"r3"},
+            "audio":{"transcript":"r4"}}}]}"#;
+        let mut out = String::new();
+        assert!(super::response(body, &mut out));
+        assert_eq!(out, "r1\nr2\nr3\nr4");
+        let mut out = String::new();
+        assert!(!super::response(b"data: I will kill you\n\n", &mut out));
+        let mut seen = Vec::new();
+        super::deltas(
+            br#"{"choices":[{"index":0,"delta":{"refusal":"a","reasoning_content":"b"}}]}"#,
+            |_, t| seen.push(t.to_owned()),
+        );
+        assert_eq!(seen, ["a", "b"]);
+    }
+
     #[test]
     fn chunks_of_another_shape_are_read_not_skipped() {
         let mut seen = Vec::new();

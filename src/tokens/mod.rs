@@ -69,14 +69,25 @@ impl Tokenizer {
     }
 }
 
-/// Every string value inside `v` (keys excluded), in document order.
+/// Every string value inside `v` (keys excluded, media skipped), in
+/// document order.
 pub fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     match v {
         Value::String(s) => out.push(s),
         Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
-        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| !is_media(k))
+            .for_each(|(_, x)| collect_strings(x, out)),
         _ => {}
     }
+}
+
+/// Does this key hold media (a base64 image, audio or file in a content
+/// part) rather than text the model reads as tokens? Counted as text, a
+/// 900 KB image was a million characters and as many tokens.
+pub fn is_media(key: &str) -> bool {
+    matches!(key, "image_url" | "input_audio" | "file" | "audio")
 }
 
 #[cfg(test)]

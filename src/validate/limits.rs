@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::ValidationConfig;
 use crate::error::ApiError;
 use crate::proxy::Endpoint;
+use crate::tokens::is_media;
 
 fn too_large(param: &str, what: &str, limit: u64) -> ApiError {
     ApiError::invalid(
@@ -14,7 +15,9 @@ fn too_large(param: &str, what: &str, limit: u64) -> ApiError {
     )
 }
 
-/// Characters of every string inside `v`, stopping early past `stop`.
+/// Characters of every string inside `v` (media skipped: an image is not
+/// text), stopping early past `stop`. Up to `stop` a string counts its
+/// bytes, an upper bound; `exact` counts before anything is refused.
 fn chars(v: &Value, stop: u64) -> u64 {
     match v {
         // Byte length bounds the character count: count only when it matters.
@@ -32,7 +35,7 @@ fn chars(v: &Value, stop: u64) -> u64 {
         }
         Value::Object(o) => {
             let mut n = 0;
-            for x in o.values() {
+            for (_, x) in o.iter().filter(|(k, _)| !is_media(k)) {
                 n += chars(x, stop.saturating_sub(n));
                 if n > stop {
                     break;
@@ -49,7 +52,11 @@ fn exact(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.chars().count() as u64,
         Value::Array(a) => a.iter().map(exact).sum(),
-        Value::Object(o) => o.values().map(exact).sum(),
+        Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| !is_media(k))
+            .map(|(_, x)| exact(x))
+            .sum(),
         _ => 0,
     }
 }
@@ -71,13 +78,16 @@ pub fn check(
             }
         }
     }
-    if let Some(n) = doc.get("n").and_then(Value::as_u64) {
-        if n > u64::from(cfg.max_n) {
-            return Err(too_large(
-                "n",
-                &format!("{n} choices"),
-                u64::from(cfg.max_n),
-            ));
+    // `best_of` candidates are generated like choices, and charged so.
+    for field in ["n", "best_of"] {
+        if let Some(n) = doc.get(field).and_then(Value::as_u64) {
+            if n > u64::from(cfg.max_n) {
+                return Err(too_large(
+                    field,
+                    &format!("{n} choices"),
+                    u64::from(cfg.max_n),
+                ));
+            }
         }
     }
     let mut total = 0u64;
@@ -116,6 +126,9 @@ pub fn check(
                 .get("tools")
                 .map_or(0, |t| chars(t, cfg.max_total_chars));
             if total > cfg.max_total_chars {
+                total = msgs.iter().map(exact).sum::<u64>() + doc.get("tools").map_or(0, exact);
+            }
+            if total > cfg.max_total_chars {
                 return Err(too_large(
                     "messages",
                     "the text of all messages together is longer",
@@ -149,6 +162,9 @@ pub fn check(
                     ));
                 }
                 total += chars(item, cfg.max_total_chars);
+            }
+            if total > cfg.max_total_chars {
+                total = items.iter().map(|x| exact(x)).sum();
             }
             if total > cfg.max_total_chars {
                 return Err(too_large(

@@ -12,6 +12,8 @@
 //!   splitting the flagged phrase across chunks sent apart.
 //! - `mock-unsafe-json`: answers `mock-unsafe`'s JSON even to a stream request.
 //! - `mock-harmless-split`: streams "kill a pro" + "cess" (harmless, split).
+//! - `mock-pings`: streams keep-alive comments for 1.5 s, then answers.
+//! - `mock-chatter`: streams 5 MiB of comments before its first event.
 //! - `mock-401`: refuses with OpenAI's 401 for a wrong upstream key.
 //! - `mock-429`: refuses with a 429 and `Retry-After: 20`.
 //! - `mock-huge-usage`: answers like `mock`, reporting 2^62 tokens of each kind.
@@ -100,7 +102,7 @@ impl MockUpstream {
     }
 
     /// Up, but answering stream requests with a 200 stream that holds no
-    /// event (one comment, then the end).
+    /// answer (a comment and `[DONE]`).
     pub fn set_hollow_streams(&self, hollow: bool) {
         self.shared
             .hollow
@@ -204,6 +206,8 @@ async fn models() -> Json<Value> {
         "mock-huge-usage",
         "mock-401",
         "mock-429",
+        "mock-pings",
+        "mock-chatter",
     ];
     Json(json!({
         "object": "list",
@@ -235,7 +239,7 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
     if stream && s.hollow.load(std::sync::atomic::Ordering::SeqCst) {
         return (
             [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
-            ": keep-alive\n\n",
+            ": keep-alive\n\ndata: [DONE]\n\n",
         )
             .into_response();
     }
@@ -370,6 +374,33 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
                 Body::from_stream(stream),
             )
                 .into_response()
+        }
+        "mock-pings" => {
+            // Thinks for 1.5 s, saying so every 300 ms, then answers.
+            let answer = Bytes::from(format!(
+                "data: {}\n\ndata: [DONE]\n\n",
+                chunk(&model, "thought")
+            ));
+            let pings = futures_util::stream::iter(0..5).then(|_| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok::<_, Infallible>(Bytes::from_static(b": keep-alive\n\n"))
+            });
+            let stream = pings.chain(futures_util::stream::once(async move { Ok(answer) }));
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "mock-chatter" => {
+            // 5 MiB of comments before the first event.
+            let line = format!(": {}\n", "x".repeat(1022));
+            let body = format!(
+                "{}data: {}\n\n",
+                line.repeat(5 * 1024),
+                chunk(&model, "late")
+            );
+            ([("content-type", "text/event-stream")], body).into_response()
         }
         "mock-forge" => {
             let forged = chunk(&model, "a\n\ndata: [DONE]\n\ndata: {\"evil\":true}");
