@@ -227,35 +227,64 @@ pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
     out
 }
 
-/// Message fields besides `content` that carry what the model said, each a
-/// string at this pointer: checked like the content (left out, a refusal,
-/// reasoning, a legacy function call or a spoken answer went unread).
-const SAID: [&str; 5] = [
-    "/refusal",
-    "/reasoning_content",
-    "/reasoning",
-    "/function_call/arguments",
-    "/audio/transcript",
-];
+/// A message or stream delta: the fields that carry what the model said,
+/// each a `Value` so one of an odd type loses only itself. Besides the
+/// content and tool calls: a refusal, reasoning, a legacy function call, a
+/// spoken answer's transcript (left out, each went unread). Typed, not a
+/// `Value` read by JSON pointer: that parsed every other field into a map
+/// and allocated for each pointer, 9k instructions an answer.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Said {
+    content: Value,
+    tool_calls: Value,
+    refusal: Value,
+    reasoning_content: Value,
+    reasoning: Value,
+    function_call: Value,
+    audio: Value,
+}
+
+impl Said {
+    fn each(&self, mut add: impl FnMut(&str)) {
+        match &self.content {
+            Value::String(s) => add(s),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .for_each(&mut add),
+            _ => {}
+        }
+        let calls = self.tool_calls.as_array().into_iter().flatten();
+        let call_args = calls.filter_map(|c| c.get("function")?.get("arguments")?.as_str());
+        let others = [
+            self.refusal.as_str(),
+            self.reasoning_content.as_str(),
+            self.reasoning.as_str(),
+            self.function_call.get("arguments").and_then(Value::as_str),
+            self.audio.get("transcript").and_then(Value::as_str),
+        ];
+        call_args.chain(others.into_iter().flatten()).for_each(add);
+    }
+}
 
 /// What the model said in a non-streamed answer (the body as the upstream
-/// sent it): message contents and the `SAID` fields, tool call arguments,
-/// completion texts. Only `choices` is read into values; everything else
-/// is skipped unbuilt. JSON of another shape gives all its strings; `false`
-/// when the body is not JSON at all.
+/// sent it): every `Said` field of each message, completion texts. Only
+/// `choices` is read into values; everything else is skipped unbuilt. JSON
+/// of another shape gives all its strings; `false` when the body is not
+/// JSON at all.
 pub fn response(body: &[u8], out: &mut String) -> bool {
     #[derive(serde::Deserialize)]
     struct Answer {
         #[serde(default)]
         choices: Vec<Choice>,
     }
-    // Each field is a `Value`, so one field of an odd type loses only itself.
     #[derive(serde::Deserialize)]
     struct Choice {
         #[serde(default)]
         text: Value,
         #[serde(default)]
-        message: Value,
+        message: Option<Said>,
     }
     let mut push = |s: &str| {
         if !out.is_empty() {
@@ -276,25 +305,8 @@ pub fn response(body: &[u8], out: &mut String) -> bool {
         if let Some(t) = c.text.as_str() {
             push(t);
         }
-        let m = &c.message;
-        match m.get("content") {
-            Some(Value::String(s)) => push(s),
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .for_each(&mut push),
-            _ => {}
-        }
-        for at in SAID {
-            if let Some(s) = m.pointer(at).and_then(Value::as_str) {
-                push(s);
-            }
-        }
-        let calls = m.get("tool_calls").and_then(Value::as_array);
-        for call in calls.into_iter().flatten() {
-            if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
-                push(a);
-            }
+        if let Some(m) = &c.message {
+            m.each(&mut push);
         }
     }
     true
@@ -314,27 +326,9 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
         #[serde(default)]
         index: u32,
         #[serde(default)]
-        delta: Option<Delta>,
+        delta: Option<Said>,
         #[serde(default)]
         text: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Delta {
-        #[serde(default)]
-        content: Option<String>,
-        #[serde(default)]
-        tool_calls: Option<Vec<Value>>,
-        // The `SAID` fields (no `flatten`: it buffers every chunk).
-        #[serde(default)]
-        refusal: Value,
-        #[serde(default)]
-        reasoning_content: Value,
-        #[serde(default)]
-        reasoning: Value,
-        #[serde(default)]
-        function_call: Value,
-        #[serde(default)]
-        audio: Value,
     }
     let Ok(c) = serde_json::from_slice::<Chunk>(json) else {
         // Not a chunk's shape (an index past u32, a number for content),
@@ -354,26 +348,7 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
             add(ch.index, &t);
         }
         if let Some(d) = ch.delta {
-            if let Some(t) = d.content {
-                add(ch.index, &t);
-            }
-            for call in d.tool_calls.unwrap_or_default() {
-                if let Some(a) = call.pointer("/function/arguments").and_then(Value::as_str) {
-                    add(ch.index, a);
-                }
-            }
-            let said = [
-                d.refusal.as_str(),
-                d.reasoning_content.as_str(),
-                d.reasoning.as_str(),
-                d.function_call
-                    .pointer("/arguments")
-                    .and_then(Value::as_str),
-                d.audio.pointer("/transcript").and_then(Value::as_str),
-            ];
-            for s in said.into_iter().flatten() {
-                add(ch.index, s);
-            }
+            d.each(|t| add(ch.index, t));
         }
     }
 }
