@@ -75,9 +75,10 @@ pub struct Check {
     /// `ran` or `skipped`: a skipped check never counts as passed.
     #[schema(value_type = String)]
     pub status: Word,
-    /// Why it was skipped. Borrowed when it is one of the gateway's fixed
-    /// reasons, owned when it carries something of this request (a count,
-    /// a moderator's error).
+    /// Why it was skipped, or what the check reported.
+    // Borrowed when it is one of the gateway's fixed reasons, owned when it
+    // carries something of this request (a count, a moderator's error):
+    // `SafetyLog::is_generic` tells them apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub reason: Option<Word>,

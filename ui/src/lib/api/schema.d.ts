@@ -704,6 +704,7 @@ export interface components {
             /** @description What fired: categories or rule families. */
             fired: string[];
             param?: string | null;
+            /** @description Why it was skipped, or what the check reported. */
             reason?: string | null;
             /** Format: float */
             score?: number | null;
