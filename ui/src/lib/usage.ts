@@ -20,6 +20,8 @@ export interface UsageRow {
 export interface UsageResponse {
   granularity: 'day' | 'hour';
   data: UsageRow[];
+  /** The range held more rows than one answer carries: `data` is the newest. */
+  truncated?: boolean;
 }
 
 export const USAGE_RANGES = [7, 30, 90] as const;
