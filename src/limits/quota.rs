@@ -415,8 +415,8 @@ mod tests {
         let l = limiter(100);
         let (r, _) = l.reserve(10, 0).unwrap();
         r.settle(350);
-        // 340 owed: one bucket (90 left after the first 10) pays part of it,
-        // and the request is refused for the rest, as are those after it.
+        // 340 owed, more than a bucket holds: this request and those after
+        // it are refused until the rate has run the excess down.
         for _ in 0..3 {
             match l.reserve(1, 0) {
                 Err(PolicyError::RateLimited {

@@ -135,7 +135,8 @@ pub enum Answer {
     },
     Stream {
         body: Incoming,
-        first: Option<Bytes>,
+        /// The bytes read up to and including the first event.
+        first: Bytes,
     },
 }
 
@@ -260,7 +261,7 @@ async fn first_data(
     body: &mut Incoming,
     idle: Duration,
     deadline: Instant,
-) -> Result<Option<Bytes>, &'static str> {
+) -> Result<Bytes, &'static str> {
     let max = super::relay::MAX_EVENT_BYTES;
     let mut parser = super::sse::Parser::new(max);
     let mut seen = BytesMut::new();
@@ -285,10 +286,10 @@ async fn first_data(
                         return Err("the stream ended before its first answer")
                     }
                     // One frame is the usual case: no copy.
-                    Some(_) if seen.is_empty() => return Ok(Some(d)),
+                    Some(_) if seen.is_empty() => return Ok(d),
                     Some(_) => {
                         seen.extend_from_slice(&d);
-                        return Ok(Some(seen.freeze()));
+                        return Ok(seen.freeze());
                     }
                 }
                 seen.extend_from_slice(&d);

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::access::origin;
 use crate::app::AppState;
-use crate::error::{ApiError, RequestError, UpstreamError};
+use crate::error::{ApiError, RequestError};
 use crate::keys::auth::AuthedKey;
 use crate::limits::{self, Admission, KeyLimiter};
 use crate::logs;
@@ -429,19 +429,13 @@ async fn moderate_answer(
         let texts: Vec<&str> = choices.iter().map(|(_, t)| t.as_str()).collect();
         safety::check_output_text(state, settings, policy, &texts, log).await?
     } else {
-        // An answer that is not JSON names the upstream that sent it.
-        let name = parts
+        // An answer that is not JSON is refused naming who sent it.
+        let upstream = parts
             .headers
             .get(forward::UPSTREAM_HEADER)
-            .and_then(|v| v.to_str().ok());
-        safety::check_output(state, settings, policy, &bytes, log)
-            .await
-            .map_err(|e| match (e, name) {
-                (ApiError::Upstream(UpstreamError::BadResponse(_)), Some(n)) => {
-                    UpstreamError::BadResponse(n.to_owned()).into()
-                }
-                (e, _) => e,
-            })?
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("upstream");
+        safety::check_output(state, settings, policy, &bytes, upstream, log).await?
     };
     Ok(mark_flagged(
         Response::from_parts(parts, Body::from(bytes)),

@@ -358,12 +358,13 @@ fn judge_injection(
     }
 }
 
-/// Moderation of a non-streamed answer (`body` as the upstream sent it).
+/// Moderation of a non-streamed answer (`body` as `upstream` sent it).
 pub async fn check_output(
     state: &AppState,
     settings: &Settings,
     policy: &Policy,
     body: &[u8],
+    upstream: &str,
     safety: &mut SafetyLog,
 ) -> Result<Flagged, ApiError> {
     if !policy.output_moderation {
@@ -376,7 +377,7 @@ pub async fn check_output(
     let mut text = String::new();
     if !texts::response(body, &mut text) {
         // Not JSON: nothing can be read, so nothing is let through unread.
-        return Err(crate::error::UpstreamError::BadResponse("upstream".into()).into());
+        return Err(crate::error::UpstreamError::BadResponse(upstream.to_owned()).into());
     }
     check_output_text(state, settings, policy, &[&text], safety).await
 }

@@ -268,6 +268,18 @@ impl Said {
     }
 }
 
+/// Every string of a JSON document of a shape other than expected, so its
+/// text is read rather than passed unread; `false` when it is not JSON.
+fn all_strings(json: &[u8], add: impl FnMut(&str)) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(json) else {
+        return false;
+    };
+    let mut texts = Vec::new();
+    crate::tokens::collect_strings(&v, &mut texts);
+    texts.into_iter().for_each(add);
+    true
+}
+
 /// What the model said in a non-streamed answer (the body as the upstream
 /// sent it): every `Said` field of each message, completion texts. Only
 /// `choices` is read into values; everything else is skipped unbuilt. JSON
@@ -293,13 +305,7 @@ pub fn response(body: &[u8], out: &mut String) -> bool {
         out.push_str(s);
     };
     let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
-        let Ok(v) = serde_json::from_slice::<Value>(body) else {
-            return false;
-        };
-        let mut texts = Vec::new();
-        crate::tokens::collect_strings(&v, &mut texts);
-        texts.into_iter().for_each(push);
-        return true;
+        return all_strings(body, push);
     };
     for c in &answer.choices {
         if let Some(t) = c.text.as_str() {
@@ -334,13 +340,7 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
         // Not a chunk's shape (an index past u32, a number for content),
         // yet relayed all the same: its strings are checked as the first
         // choice's text rather than passed unread.
-        if let Ok(v) = serde_json::from_slice::<Value>(json) {
-            let mut texts = Vec::new();
-            crate::tokens::collect_strings(&v, &mut texts);
-            for t in texts {
-                add(0, t);
-            }
-        }
+        all_strings(json, |t| add(0, t));
         return;
     };
     for ch in c.choices {

@@ -49,16 +49,9 @@ fn chars(v: &Value, stop: u64) -> u64 {
 
 /// Exact count, for a string over its limit by bytes (multi-byte text).
 fn exact(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.chars().count() as u64,
-        Value::Array(a) => a.iter().map(exact).sum(),
-        Value::Object(o) => o
-            .iter()
-            .filter(|(k, _)| !is_media(k))
-            .map(|(_, x)| exact(x))
-            .sum(),
-        _ => 0,
-    }
+    let mut texts = Vec::new();
+    crate::tokens::collect_strings(v, &mut texts);
+    texts.iter().map(|s| s.chars().count() as u64).sum()
 }
 
 fn over(v: &Value, limit: u64) -> Option<u64> {

@@ -30,8 +30,9 @@ class StatusStore {
       api.GET('/admin/incidents', { params: { query: { open: true, limit: 500 } } }),
       api.GET('/admin/incidents', { params: { query: { limit: 50 } } }),
     ]);
-    const seen = new Set<string>();
-    return [...unwrap(open).data, ...unwrap(recent).data].filter((i) => !seen.has(i.id) && seen.add(i.id) !== undefined);
+    const byId = new Map<string, Incident>();
+    for (const i of [...unwrap(open).data, ...unwrap(recent).data]) if (!byId.has(i.id)) byId.set(i.id, i);
+    return [...byId.values()];
   }, (i) => i.id);
   maintenances = new Collection<Maintenance>(async () => unwrap(await api.GET('/admin/maintenances')).data, (m) => m.id);
   subscribers = new Collection<Subscriber>(async () => unwrap(await api.GET('/admin/status/subscribers')).data, (s) => s.id);
