@@ -80,6 +80,29 @@ async fn stream_is_relayed_chunk_by_chunk() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_stream_request_reaches_the_upstream_as_written_but_for_stream_options() {
+    let (up, gw, key) = setup().await;
+    // Structured outputs follow the schema's property order, and integers
+    // may exceed 64 bits: the gateway's own member is the only change.
+    let raw = r#"{"model":"mock","stream":true,"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":{"type":"object","properties":{"reasoning":{"type":"string"},"answer":{"type":"string"}}}}},"seed":123456789012345678901234}"#;
+    let resp = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.api))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    up.release();
+    resp.text().await.unwrap();
+    let sent = String::from_utf8(up.last().body.to_vec()).unwrap();
+    let want = raw.replacen('{', r#"{"stream_options":{"include_usage":true},"#, 1);
+    assert_eq!(sent, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn stream_with_usage_and_completions_and_embeddings() {
     let (up, gw, key) = setup().await;
     let resp = gw
@@ -187,6 +210,133 @@ async fn models_lists_only_what_the_key_may_use() {
         denied.json::<Value>().await.unwrap()["error"]["code"],
         "model_not_found"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn model_lookups_are_logged_and_carry_a_request_id() {
+    let (_up, gw, key) = setup().await;
+    for (path, status) in [("/v1/models", 200), ("/v1/models/nope", 404)] {
+        let resp = gw
+            .http
+            .get(format!("{}{path}", gw.api))
+            .bearer_auth(&key)
+            .header("x-request-id", format!("mine{status}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status);
+        assert_eq!(
+            resp.headers()["x-request-id"],
+            format!("mine{status}").as_str()
+        );
+    }
+    // The records are written off the request's path: wait for them.
+    for _ in 0..100 {
+        let (_, v) = gw
+            .admin_call(reqwest::Method::GET, "/admin/logs?request_id=mine404", None)
+            .await;
+        if let Some(r) = v["data"].as_array().and_then(|d| d.first()) {
+            assert_eq!(r["status"], 404);
+            assert_eq!(r["error_code"], "model_not_found");
+            let (_, ok) = gw
+                .admin_call(reqwest::Method::GET, "/admin/logs?request_id=mine200", None)
+                .await;
+            assert_eq!(ok["data"][0]["status"], 200, "{ok}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no record for the model lookup");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_model_answers_n_choices_every_prompt_and_token_ids() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    let msgs = json!([{"role": "user", "content": "one two"}]);
+    let v: Value = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "assisters-echo", "messages": msgs, "n": 3}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let choices = v["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 3);
+    assert_eq!(choices[2]["index"], 2);
+    assert_eq!(v["usage"]["completion_tokens"], 3 * 2);
+    let text = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "assisters-echo", "messages": msgs, "n": 2, "stream": true}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let second: String = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|c| c["choices"][0]["index"] == 1)
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(second, "one two");
+
+    let completions = |prompt: Value| {
+        let gw = &gw;
+        let key = &key;
+        async move {
+            let c: Value = gw
+                .post(
+                    key,
+                    "/v1/completions",
+                    json!({"model": "assisters-echo", "prompt": prompt, "n": 2}),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            let texts: Vec<String> = c["choices"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{c}"))
+                .iter()
+                .map(|c| c["text"].as_str().unwrap().to_owned())
+                .collect();
+            (texts, c["usage"]["prompt_tokens"].clone())
+        }
+    };
+    let (texts, prompt_tokens) = completions(json!(["a b", "c"])).await;
+    assert_eq!(texts, ["a b", "a b", "c", "c"]);
+    assert_eq!(prompt_tokens, 2 + 1);
+    // "hello" and " world" are cl100k tokens 15339 and 1917.
+    let (texts, prompt_tokens) = completions(json!([[15339, 1917], [15339]])).await;
+    assert_eq!(texts, ["hello world", "hello world", "hello", "hello"]);
+    assert_eq!(prompt_tokens, 3);
+
+    let e: Value = gw
+        .post(
+            &key,
+            "/v1/embeddings",
+            json!({"model": "assisters-echo", "input": [15339, 1917, 0]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        e["data"].as_array().unwrap().len(),
+        1,
+        "one input of token ids"
+    );
+    assert_eq!(e["usage"]["prompt_tokens"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

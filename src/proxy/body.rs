@@ -282,21 +282,92 @@ impl Parsed {
         count as u64
     }
 
-    /// The body with `stream_options.include_usage` set, so the upstream
-    /// reports the usage the gateway must charge.
-    pub fn with_usage_requested(&mut self) -> Bytes {
-        let opts = self
-            .doc
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !opts.is_object() {
-            *opts = Value::Object(Map::new());
+    /// `body` (the bytes this was parsed from) with
+    /// `stream_options.include_usage` set, so the upstream reports the usage
+    /// the gateway must charge. Only that one member is rewritten: the rest
+    /// goes as the client wrote it. (Printing the parsed map sorted every
+    /// object's keys, and structured outputs follow a schema's property
+    /// order, so a model asked to reason before it answers answered first;
+    /// integers past 64 bits became floats.)
+    pub fn with_usage_requested(&self, body: &[u8]) -> Bytes {
+        let options = match self.doc.get("stream_options") {
+            Some(Value::Object(o)) => {
+                let mut o = o.clone();
+                o.insert("include_usage".into(), Value::Bool(true));
+                Value::Object(o)
+            }
+            _ => serde_json::json!({"include_usage": true}),
+        };
+        let options = serde_json::to_vec(&options).unwrap_or_default();
+        let mut out = Vec::with_capacity(body.len() + options.len() + 20);
+        match member_value_span(body, "stream_options") {
+            Some((start, end)) => {
+                out.extend_from_slice(&body[..start]);
+                out.extend_from_slice(&options);
+                out.extend_from_slice(&body[end..]);
+            }
+            None => {
+                // The body is an object (parsed above): add the member first.
+                let open = body.iter().position(|&b| b == b'{').unwrap_or(0);
+                let empty = body[open + 1..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_none_or(|&b| b == b'}');
+                out.extend_from_slice(&body[..=open]);
+                out.extend_from_slice(b"\"stream_options\":");
+                out.extend_from_slice(&options);
+                if !empty {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&body[open + 1..]);
+            }
         }
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".into(), Value::Bool(true));
-        }
-        Bytes::from(serde_json::to_vec(&self.doc).unwrap_or_default())
+        Bytes::from(out)
     }
+}
+
+/// Where the value of the top-level member `name` lies in `body`, a JSON
+/// object already read strictly (well formed, no duplicate keys). Keys are
+/// compared decoded, so an escaped spelling of `name` is found too.
+fn member_value_span(body: &[u8], name: &str) -> Option<(usize, usize)> {
+    let mut at = skip_ws(body, 0);
+    if body.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    loop {
+        at = skip_ws(body, at);
+        match body.get(at)? {
+            b'}' => return None,
+            b',' => at = skip_ws(body, at + 1),
+            _ => {}
+        }
+        let (key, end) = next_value::<std::borrow::Cow<str>>(body, at)?;
+        at = skip_ws(body, end);
+        if body.get(at) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(body, at + 1);
+        let (_, end) = next_value::<serde::de::IgnoredAny>(body, start)?;
+        if key == name {
+            return Some((start, end));
+        }
+        at = end;
+    }
+}
+
+/// The JSON value at `at` and the offset just past it.
+fn next_value<'a, T: serde::Deserialize<'a>>(body: &'a [u8], at: usize) -> Option<(T, usize)> {
+    let mut values = serde_json::Deserializer::from_slice(body.get(at..)?).into_iter::<T>();
+    let v = values.next()?.ok()?;
+    Some((v, at + values.byte_offset()))
+}
+
+fn skip_ws(body: &[u8], mut at: usize) -> usize {
+    while body.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -324,13 +395,49 @@ mod tests {
 
     #[test]
     fn usage_is_requested_without_losing_fields() {
-        let mut p =
-            parse(br#"{"model":"m","stream":true,"stream_options":{"x":1},"y":2}"#).unwrap();
-        let v: Value = serde_json::from_slice(&p.with_usage_requested()).unwrap();
+        let body = br#"{"model":"m","stream":true,"stream_options":{"x":1},"y":2}"#;
+        let p = parse(body).unwrap();
+        let v: Value = serde_json::from_slice(&p.with_usage_requested(body)).unwrap();
         assert_eq!(
             v["stream_options"],
             serde_json::json!({"x": 1, "include_usage": true})
         );
         assert_eq!(v["y"], 2);
+    }
+
+    #[test]
+    fn usage_is_requested_without_touching_the_rest() {
+        let cases: [(&[u8], &str); 5] = [
+            (
+                br#" {"model":"m", "zeta":1,"alpha":2.50,"seed":123456789012345678901234}"#,
+                r#" {"stream_options":{"include_usage":true},"model":"m", "zeta":1,"alpha":2.50,"seed":123456789012345678901234}"#,
+            ),
+            (
+                br#"{"b":[1,{"s":"}\"{"}], "stream_options" : null ,"a":1}"#,
+                r#"{"b":[1,{"s":"}\"{"}], "stream_options" : {"include_usage":true} ,"a":1}"#,
+            ),
+            (
+                br#"{"model":"m","stream_options":{"include_usage":false,"z":[]}}"#,
+                r#"{"model":"m","stream_options":{"include_usage":true,"z":[]}}"#,
+            ),
+            (
+                br#"{"model":"m","stream_options":7}"#,
+                r#"{"model":"m","stream_options":{"include_usage":true}}"#,
+            ),
+            (b"{ }", r#"{"stream_options":{"include_usage":true} }"#),
+        ];
+        for (body, want) in cases {
+            let doc = crate::validate::json::parse_object(body, 8).unwrap();
+            let p = Parsed {
+                model: "m".into(),
+                stream: true,
+                include_usage: false,
+                max_tokens: None,
+                n: 1,
+                doc,
+            };
+            let out = p.with_usage_requested(body);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+        }
     }
 }

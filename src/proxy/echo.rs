@@ -36,56 +36,110 @@ pub fn respond(
                     ApiError::invalid("'messages' must be an array of messages.", Some("messages"))
                 })?;
             let reply = last_user_text(messages);
-            let usage = usage(tok.count_chat(messages), tok.count(&reply));
+            let n = choices(req);
+            let usage = usage(tok.count_chat(messages), n * tok.count(&reply));
             let id = format!("chatcmpl-{}", crate::keys::new_id("echo"));
             let resp = if stream {
                 sse_body(chat_chunks(
                     &id,
                     created,
                     &reply,
+                    n,
                     include_usage.then_some(&usage),
                 ))
             } else {
+                let choices: Vec<Value> = (0..n)
+                    .map(|i| json!({"index": i, "message": {"role": "assistant", "content": reply, "refusal": null},
+                                    "logprobs": null, "finish_reason": "stop"}))
+                    .collect();
                 json_body(&json!({
                     "id": id, "object": "chat.completion", "created": created, "model": MODEL,
-                    "system_fingerprint": null,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "refusal": null},
-                                 "logprobs": null, "finish_reason": "stop"}],
-                    "usage": usage_json(&usage),
+                    "system_fingerprint": null, "choices": choices, "usage": usage_json(&usage),
                 }))
             };
             Ok((resp, usage))
         }
         Endpoint::Completions => {
-            let prompt = match req.get("prompt") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or("").to_owned(),
-                _ => {
-                    return Err(ApiError::invalid(
-                        "'prompt' must be a string or an array of strings.",
-                        Some("prompt"),
-                    ))
-                }
-            };
-            let usage = usage(tok.count(&prompt), tok.count(&prompt));
+            let prompts = texts(req.get("prompt"), tok).ok_or_else(|| {
+                ApiError::invalid(
+                    "'prompt' must be a string, an array of strings, or token ids.",
+                    Some("prompt"),
+                )
+            })?;
+            let n = choices(req);
+            // One choice per prompt and `n`, in OpenAI's order.
+            let answers: Vec<&str> = prompts
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p.text.as_str(), n))
+                .collect();
+            let prompt_tokens = prompts.iter().map(|p| p.tokens).sum();
+            let usage = usage(prompt_tokens, answers.iter().map(|a| tok.count(a)).sum());
             let id = format!("cmpl-{}", crate::keys::new_id("echo"));
             let resp = if stream {
                 sse_body(completion_chunks(
                     &id,
                     created,
-                    &prompt,
+                    &answers,
                     include_usage.then_some(&usage),
                 ))
             } else {
+                let choices: Vec<Value> = answers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| json!({"index": i, "text": t, "logprobs": null, "finish_reason": "stop"}))
+                    .collect();
                 json_body(&json!({
                     "id": id, "object": "text_completion", "created": created, "model": MODEL,
-                    "choices": [{"index": 0, "text": prompt, "logprobs": null, "finish_reason": "stop"}],
-                    "usage": usage_json(&usage),
+                    "choices": choices, "usage": usage_json(&usage),
                 }))
             };
             Ok((resp, usage))
         }
         Endpoint::Embeddings | Endpoint::Moderations => embeddings(req, tok),
+    }
+}
+
+/// Choices asked for (`n`), bounded: the demo model does not need many.
+fn choices(req: &Value) -> usize {
+    req.get("n")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .clamp(1, 16) as usize
+}
+
+/// One prompt or embedding input, and its prompt tokens.
+struct Text {
+    text: String,
+    tokens: usize,
+}
+
+/// The inputs of a prompt or `input` field: a string, token ids, or an
+/// array of either (token ids decoded to their text; each id is a token).
+fn texts(v: Option<&Value>, tok: &Tokenizer) -> Option<Vec<Text>> {
+    let ids = |a: &[Value]| -> Option<Text> {
+        let ids: Option<Vec<u64>> = a.iter().map(Value::as_u64).collect();
+        let ids = ids?;
+        Some(Text {
+            tokens: ids.len(),
+            text: tok.decode(ids),
+        })
+    };
+    let text = |s: &str| Text {
+        tokens: tok.count(s),
+        text: s.to_owned(),
+    };
+    match v? {
+        Value::String(s) => Some(vec![text(s)]),
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_number) => Some(vec![ids(a)?]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => Some(text(s)),
+                Value::Array(inner) => ids(inner),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
     }
 }
 
@@ -126,29 +180,33 @@ fn pieces(text: &str) -> Vec<&str> {
     text.split_inclusive(' ').collect()
 }
 
-fn chat_chunks(id: &str, created: i64, reply: &str, usage: Option<&Usage>) -> Vec<Value> {
+fn chat_chunks(id: &str, created: i64, reply: &str, n: usize, usage: Option<&Usage>) -> Vec<Value> {
     let with_usage = usage.is_some();
-    let chunk = |delta: Value, finish: Value| {
+    let chunk = |index: usize, delta: Value, finish: Value| {
         let mut c = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
             "system_fingerprint": null,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
         });
         if with_usage {
             c["usage"] = Value::Null;
         }
         c
     };
-    let mut out = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    out.extend(
-        pieces(reply)
-            .into_iter()
-            .map(|p| chunk(json!({"content": p}), Value::Null)),
-    );
-    out.push(chunk(json!({}), json!("stop")));
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(chunk(
+            i,
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        ));
+        out.extend(
+            pieces(reply)
+                .into_iter()
+                .map(|p| chunk(i, json!({"content": p}), Value::Null)),
+        );
+        out.push(chunk(i, json!({}), json!("stop")));
+    }
     if let Some(u) = usage {
         out.push(json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": MODEL,
@@ -158,18 +216,23 @@ fn chat_chunks(id: &str, created: i64, reply: &str, usage: Option<&Usage>) -> Ve
     out
 }
 
-fn completion_chunks(id: &str, created: i64, text: &str, usage: Option<&Usage>) -> Vec<Value> {
-    let chunk = |t: &str, finish: Value| {
+fn completion_chunks(
+    id: &str,
+    created: i64,
+    answers: &[&str],
+    usage: Option<&Usage>,
+) -> Vec<Value> {
+    let chunk = |index: usize, t: &str, finish: Value| {
         json!({
             "id": id, "object": "text_completion", "created": created, "model": MODEL,
-            "choices": [{"index": 0, "text": t, "logprobs": null, "finish_reason": finish}],
+            "choices": [{"index": index, "text": t, "logprobs": null, "finish_reason": finish}],
         })
     };
-    let mut out: Vec<Value> = pieces(text)
-        .into_iter()
-        .map(|p| chunk(p, Value::Null))
-        .collect();
-    out.push(chunk("", json!("stop")));
+    let mut out = Vec::new();
+    for (i, text) in answers.iter().enumerate() {
+        out.extend(pieces(text).into_iter().map(|p| chunk(i, p, Value::Null)));
+        out.push(chunk(i, "", json!("stop")));
+    }
     if let Some(u) = usage {
         out.push(json!({
             "id": id, "object": "text_completion", "created": created, "model": MODEL,
@@ -180,21 +243,12 @@ fn completion_chunks(id: &str, created: i64, text: &str, usage: Option<&Usage>) 
 }
 
 fn embeddings(req: &Value, tok: &Tokenizer) -> Result<(Response<Body>, Usage), ApiError> {
-    let inputs: Vec<String> = match req.get("input") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::Array(a)) => a.iter().map(|v| v.to_string()).collect(),
-        _ => {
-            return Err(ApiError::invalid(
-                "'input' must be a string or an array.",
-                Some("input"),
-            ))
-        }
-    };
+    let inputs = texts(req.get("input"), tok).ok_or_else(|| {
+        ApiError::invalid(
+            "'input' must be a string, an array of strings, or token ids.",
+            Some("input"),
+        )
+    })?;
     let dims = req
         .get("dimensions")
         .and_then(Value::as_u64)
@@ -204,9 +258,9 @@ fn embeddings(req: &Value, tok: &Tokenizer) -> Result<(Response<Body>, Usage), A
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            tokens += tok.count(text);
-            let v = vector(text, dims);
+        .map(|(i, input)| {
+            tokens += input.tokens;
+            let v = vector(&input.text, dims);
             let embedding = if base64 {
                 use base64::Engine;
                 let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();

@@ -309,7 +309,7 @@ async fn serve(
     };
     let out = if stream && !req.include_usage {
         finish.strip_usage = true;
-        req.with_usage_requested()
+        req.with_usage_requested(&bytes)
     } else {
         bytes
     };
@@ -493,19 +493,29 @@ fn visible_models(state: &AppState, key: &crate::keys::ApiKey) -> Vec<ModelObjec
     out
 }
 
-/// A request with no body to count: admission, then `f`, then the headers.
-fn simple(
+/// A request with no body to count: admission, then `f`, then the headers;
+/// logged and given its `x-request-id` like every other `/v1` request.
+async fn simple(
     state: &AppState,
     auth: &AuthedKey,
     headers: &HeaderMap,
     f: impl FnOnce() -> Result<Response<Body>, ApiError>,
 ) -> Response<Body> {
+    let mut pending = logs::Pending::new(auth.draft(headers), &state.logs);
     let limiter = state.limits.limiter(&auth.key);
-    let (mut resp, adm) = match limiter.admit() {
-        Err((e, adm)) => (ApiError::from(e).into_response(), adm),
-        Ok(adm) => (f().unwrap_or_else(IntoResponse::into_response), adm),
+    let (answer, adm) = match limiter.admit() {
+        Err((e, adm)) => (Err(ApiError::from(e)), adm),
+        Ok(adm) => (f(), adm),
     };
+    let code = answer.as_ref().err().and_then(|e| e.body().error.code);
+    let mut resp = answer.unwrap_or_else(IntoResponse::into_response);
     finish_headers(&mut resp, &adm, auth, headers);
+    if let Some(d) = pending.draft.take() {
+        if let Ok(v) = HeaderValue::from_str(d.answer_id()) {
+            resp.headers_mut().insert(logs::REQUEST_ID_HEADER, v);
+        }
+        state.logs.submit(finish_log(d, &resp, code)).await;
+    }
     resp
 }
 
@@ -521,6 +531,7 @@ async fn list_models(
         })
         .into_response())
     })
+    .await
 }
 
 async fn get_model(
@@ -538,4 +549,5 @@ async fn get_model(
             .map(|m| Json(m).into_response())
             .ok_or_else(|| RequestError::ModelNotFound(model).into())
     })
+    .await
 }

@@ -27,6 +27,11 @@ pub struct Parser {
     data: Vec<u8>,
     has_data: bool,
     max_event: usize,
+    /// The last line ended in '\r': a '\n' opening the next chunk is that
+    /// line's ending, not an empty line.
+    after_cr: bool,
+    /// Nothing fed yet: a byte-order mark there is not part of the stream.
+    at_start: bool,
 }
 
 impl Parser {
@@ -36,21 +41,42 @@ impl Parser {
             data: Vec::new(),
             has_data: false,
             max_event,
+            after_cr: false,
+            at_start: true,
         }
     }
 
     /// Appends `chunk` and pushes every event it completes onto `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
-        self.buf.extend_from_slice(chunk);
-        while let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buf) {
-            // A lone '\r' at the end might be the first half of "\r\n".
-            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
-                break;
-            }
-            let skip = if self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n') {
-                2
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
+        if std::mem::take(&mut self.after_cr) {
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
             } else {
-                1
+                self.after_cr = chunk.is_empty();
+            }
+        }
+        self.buf.extend_from_slice(chunk);
+        if self.at_start && !self.buf.is_empty() {
+            const BOM: &[u8] = "\u{feff}".as_bytes();
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return Ok(()); // maybe a mark split across chunks
+            }
+            if self.buf.starts_with(BOM) {
+                let _ = self.buf.split_to(BOM.len());
+            }
+            self.at_start = false;
+        }
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buf) {
+            // A '\r' ends its line at once (a stream may end its lines with
+            // '\r' alone); a '\n' after it, here or in the next chunk, is
+            // the same line ending.
+            let skip = match (self.buf[end], self.buf.get(end + 1)) {
+                (b'\r', Some(b'\n')) => 2,
+                (b'\r', None) => {
+                    self.after_cr = true;
+                    1
+                }
+                _ => 1,
             };
             let line = self.buf.split_to(end + skip);
             self.line(&line[..end], out);
@@ -147,6 +173,34 @@ mod tests {
         assert_eq!(
             evs,
             vec![Event::Json(Bytes::from_static(b"{\"a\":1}")), Event::Done]
+        );
+    }
+
+    #[test]
+    fn carriage_returns_alone_end_lines_at_once() {
+        let mut p = Parser::new(1 << 20);
+        let mut out = Vec::new();
+        // The event is whole at its second '\r': it must not wait for more.
+        p.feed(b"data: {\"a\":1}\r\r", &mut out).unwrap();
+        assert_eq!(out, vec![Event::Json(Bytes::from_static(b"{\"a\":1}"))]);
+        p.feed(b"data: [DONE]\r\r", &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1], Event::Done);
+        // "\r" then "\n" across chunks is one line ending, not two.
+        let evs = parse_all(&[b"data: {\"b\":2}\r", b"\n", b"\r", b"\ndata: [DONE]\n\n"]);
+        assert_eq!(evs.len(), 2, "{evs:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_event() {
+        let want = vec![Event::Json(Bytes::from_static(b"{}")), Event::Done];
+        assert_eq!(
+            parse_all(&["\u{feff}data: {}\n\ndata: [DONE]\n\n".as_bytes()]),
+            want
+        );
+        assert_eq!(
+            parse_all(&[b"\xef", b"\xbb", b"\xbfdata: {}\n\n", b"data: [DONE]\n\n"]),
+            want
         );
     }
 

@@ -118,6 +118,17 @@ impl Bpe {
         token(&self.arena, &self.starts, id)
     }
 
+    /// The bytes of these token ids; ids outside the vocabulary are skipped.
+    pub fn decode(&self, ids: impl IntoIterator<Item = u64>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for id in ids {
+            if id + 1 < self.starts.len() as u64 {
+                out.extend_from_slice(self.token(id as u32));
+            }
+        }
+        out
+    }
+
     fn rank(&self, bytes: &[u8]) -> Option<u32> {
         // Without this, merging a long run (a megabyte of one letter or of
         // spaces) hashed ever longer candidates: seconds instead of ms.

@@ -26,13 +26,26 @@ const TOKENS_PER_MESSAGE: usize = 3;
 const REPLY_PRIMING: usize = 3;
 
 impl Tokenizer {
+    fn bpe(&self) -> Option<&Bpe> {
+        self.bpe
+            .get_or_init(|| {
+                Bpe::cl100k()
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "token counting falls back to bytes"),
+                    )
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The text of a prompt given as token ids (lossy where ids split a character).
+    pub fn decode(&self, ids: impl IntoIterator<Item = u64>) -> String {
+        let bytes = self.bpe().map(|b| b.decode(ids)).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     pub fn count(&self, text: &str) -> usize {
-        let bpe = self.bpe.get_or_init(|| {
-            Bpe::cl100k()
-                .inspect_err(|e| tracing::error!(error = %e, "token counting falls back to bytes"))
-                .ok()
-        });
-        match bpe {
+        match self.bpe() {
             Some(b) => b.count(text),
             // Never under-counts: every token is at least one byte.
             None => text.len(),
