@@ -206,6 +206,7 @@ impl AppState {
 
     pub fn set_settings(&self, s: Settings) {
         *self.access_nets.write() = Arc::new(AccessNets::from_settings(&s));
+        self.throttle.set_limit(s.access.auth_failures_per_min);
         if !self.safety.is_built() && safety_used(&s, &self.keys) {
             self.warm_safety();
         }

@@ -23,6 +23,34 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Makes `path` a file only its owner may read: created empty with mode
+/// 0600 if missing, narrowed to 0600 if others could read it. (A data dir
+/// made beforehand, e.g. 0755, left SQLite to create the store with the
+/// umask: 0644. SQLite gives its `-wal` and `-shm` files the store's mode.)
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Creates the data directory (mode 0700 on Unix) if it does not exist.
 pub fn ensure_private_dir(path: &Path) -> std::io::Result<()> {
     if path.exists() {

@@ -639,3 +639,24 @@ async fn retention_deletes_and_the_file_shrinks() {
     let after = std::fs::metadata(&db).unwrap().len();
     assert!(after * 4 < before, "the file shrank: {before} -> {after}");
 }
+
+/// A data dir made beforehand and readable by others still gets a store
+/// only its owner can read (SQLite had created it with the umask, 0644).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_is_private_in_a_data_dir_made_beforehand() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gw = Gateway::start_in(dir, &config_with(None, ""), &[]).await;
+    let key = gw.key().await;
+    gw.post(&key, "/v1/chat/completions", chat("hi", "assisters-echo"))
+        .await;
+    for name in ["gateway.db", "gateway.db-wal", "gateway.db-shm"] {
+        let mode = std::fs::metadata(gw.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+}

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::upstream::Failure;
 use common::{sse_data, Gateway, MockUpstream};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -152,6 +153,68 @@ async fn server_errors_fail_over_and_open_the_circuit() {
         metrics.contains("assisters_upstream_up{upstream=\"backup\"} 1"),
         "{metrics}"
     );
+}
+
+/// A revoked upstream credential (401/403) and a 200 nobody can read are
+/// failed attempts like a 500: the backup serves, and the breaker learns.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_credentials_and_unreadable_answers_fail_over() {
+    for failure in [Failure::Unauthorized, Failure::Garbled] {
+        let primary = MockUpstream::start().await;
+        let backup = MockUpstream::start().await;
+        // Output moderation off: the answer's check must not depend on it.
+        let cfg = config(&primary, &backup, PASSIVE) + "[safety.moderation]\noutput = false\n";
+        let gw = Gateway::start(&cfg).await;
+        let key = gw.key().await;
+        primary.fail_with(failure);
+        for stream in [false, true, false] {
+            let (status, by, body) = served_by(&gw, &key, "mock", stream).await;
+            assert_eq!((status, by.as_str()), (200, "backup"), "{body}");
+            assert!(
+                !body.contains("not json") && !body.contains("sk-up"),
+                "{body}"
+            );
+        }
+        assert_eq!(calls(&primary), 2, "two failures opened the circuit");
+        backup.fail_with(failure);
+        let (status, _, body) = served_by(&gw, &key, "mock", false).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(
+            body.contains("backup"),
+            "the refusal names who failed: {body}"
+        );
+    }
+}
+
+/// Upstreams added through the admin API one after the other keep that
+/// order for failover, whatever their names (they were sorted by name
+/// within the second they were created in).
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_added_back_to_back_keep_their_order() {
+    let first = MockUpstream::start().await;
+    let second = MockUpstream::start().await;
+    let gw = Gateway::start("listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n").await;
+    for (name, up) in [("zz-first", &first), ("aa-second", &second)] {
+        let (s, v) = gw
+            .admin_call(
+                Method::POST,
+                "/admin/upstreams",
+                Some(json!({"name": name, "base_url": up.base_url(), "models": ["mock"]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let key = gw.key().await;
+    let (status, by, _) = served_by(&gw, &key, "mock", false).await;
+    assert_eq!((status, by.as_str()), (200, "zz-first"));
+    let (_, list) = gw.admin_call(Method::GET, "/admin/upstreams", None).await;
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["zz-first", "aa-second"], "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -693,6 +693,29 @@ async fn failed_authentication_is_throttled_per_address() {
     );
 }
 
+/// The allowed failures are a runtime setting: a change applies to the
+/// next failure (the throttle had kept the limit it started with).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_throttle_follows_its_setting() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (s, v) = gw
+        .patch_settings(json!({"access": {"auth_failures_per_min": 2}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let r = gw
+            .post(
+                &format!("ask_{}", format!("{i}").repeat(40)),
+                "/v1/chat/completions",
+                echo(None),
+            )
+            .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_a_key_with_requests_in_flight() {
     let up = MockUpstream::start().await;

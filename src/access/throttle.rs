@@ -13,25 +13,36 @@ use governor::{Quota, RateLimiter};
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
+type Limiter =
+    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+
 pub struct AuthThrottle {
-    failures: RateLimiter<
-        IpAddr,
-        DefaultKeyedStateStore<IpAddr>,
-        DefaultClock,
-        StateInformationMiddleware,
-    >,
+    /// The failures allowed per minute, and their limiter (replaced when
+    /// the setting changes).
+    failures: RwLock<(u32, Limiter)>,
     blocked: RwLock<FxHashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
+fn limiter(failures_per_min: u32) -> Limiter {
+    let q = Quota::per_minute(NonZeroU32::new(failures_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
+    RateLimiter::keyed(q).with_middleware::<StateInformationMiddleware>()
+}
+
 impl AuthThrottle {
     pub fn new(failures_per_min: u32) -> AuthThrottle {
-        let q =
-            Quota::per_minute(NonZeroU32::new(failures_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
         AuthThrottle {
-            failures: RateLimiter::keyed(q).with_middleware::<StateInformationMiddleware>(),
+            failures: RwLock::new((failures_per_min, limiter(failures_per_min))),
             blocked: RwLock::new(FxHashMap::default()),
             clock: DefaultClock::default(),
+        }
+    }
+
+    /// Applies a changed setting from the next failure on. Counts start
+    /// afresh; addresses blocked meanwhile stay blocked until their time.
+    pub fn set_limit(&self, failures_per_min: u32) {
+        if self.failures.read().0 != failures_per_min {
+            *self.failures.write() = (failures_per_min, limiter(failures_per_min));
         }
     }
 
@@ -48,7 +59,7 @@ impl AuthThrottle {
     /// Records a failed attempt; the attempt that spends the last allowed
     /// failure blocks the address until one more would be allowed.
     pub fn failed(&self, ip: IpAddr) {
-        let wait = match self.failures.check_key(&ip) {
+        let wait = match self.failures.read().1.check_key(&ip) {
             Ok(snap) if snap.remaining_burst_capacity() > 0 => return,
             Ok(snap) => snap.quota().replenish_interval(),
             Err(not_until) => not_until.wait_time_from(self.clock.now()),
@@ -59,7 +70,7 @@ impl AuthThrottle {
 
     /// Forgets expired state; run periodically.
     pub fn prune(&self) {
-        self.failures.retain_recent();
+        self.failures.read().1.retain_recent();
         let now = Instant::now();
         self.blocked.write().retain(|_, until| *until > now);
     }

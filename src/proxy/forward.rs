@@ -209,7 +209,10 @@ pub async fn attempt(
             counts: false,
         });
     }
-    if status.is_server_error() {
+    // A 401 or 403 refuses the gateway's own credential for that upstream
+    // (revoked, expired): another upstream may still serve the model, and
+    // the breaker should learn that this one cannot.
+    if status.is_server_error() || matches!(status.as_u16(), 401 | 403) {
         tracing::warn!(upstream = %name, %status, "upstream answered with an error");
         return Err(Failure {
             error: UpstreamError::Failed {
@@ -238,6 +241,12 @@ pub async fn attempt(
     }
     let remaining = deadline.saturating_duration_since(Instant::now());
     match read_bounded(resp.into_body(), budget.max_response_bytes, remaining, name).await {
+        // A success the client could not read is a failed attempt, whatever
+        // checks run after it: another upstream may answer properly.
+        Ok(body) if status.is_success() && !is_json(&body) => {
+            tracing::warn!(upstream = %name, "upstream answered with a body that is not JSON");
+            Err(Failure::retry(UpstreamError::BadResponse(name.clone())))
+        }
         Ok(body) => Ok(Answer::Json { status, body }),
         // The time is spent; another upstream would start with none left.
         Err(e @ ApiError::Upstream(UpstreamError::Timeout(_))) => Err(Failure {
@@ -354,6 +363,13 @@ pub async fn deliver(
     // A refused call used no tokens.
     finish.settle(Some(Usage::default()));
     upstream_error(status, &body, name)
+}
+
+/// Whether `body` is one JSON text (strings checked to be UTF-8, which
+/// serde_json does not do for what it skips).
+fn is_json(body: &[u8]) -> bool {
+    std::str::from_utf8(body).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// The top-level `usage` of a JSON answer.

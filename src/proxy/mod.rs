@@ -341,13 +341,14 @@ async fn serve(
         d.record.upstream = name.clone();
     }
     let mut resp = result?;
+    // Named before moderation, which names it in a refusal.
+    if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        resp.headers_mut().insert(forward::UPSTREAM_HEADER, v);
+    }
     // Only a relayed stream is moderated on its way (by its guard); a stream
     // request can get a JSON answer from an upstream that ignores `stream`.
     if !(stream && forward::is_sse(resp.headers())) {
         resp = moderate_answer(state, &settings, &policy, resp, false, draft).await?;
-    }
-    if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
-        resp.headers_mut().insert(forward::UPSTREAM_HEADER, v);
     }
     Ok(mark_flagged(resp, flagged))
 }

@@ -35,6 +35,8 @@ pub enum StoreError {
     Join(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 const READERS: usize = 4;
@@ -54,6 +56,13 @@ impl Store {
     /// Opens (creating if needed) `gateway.db` in `dir` and applies migrations.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("gateway.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.join(format!("gateway.db{suffix}"));
+            if suffix.is_empty() || file.exists() {
+                crate::fsutil::private_file(&file)
+                    .map_err(|e| StoreError::Io(format!("{}: {e}", file.display())))?;
+            }
+        }
         let mut writer = Connection::open(&path)?;
         // auto_vacuum must be chosen before the first table exists.
         writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;

@@ -33,7 +33,7 @@ fn from_row(r: &Row<'_>) -> Result<UpstreamRow, StoreError> {
 
 pub fn all(c: &Connection) -> Result<Vec<UpstreamRow>, StoreError> {
     let mut stmt = c.prepare(&format!(
-        "SELECT {COLUMNS} FROM upstreams ORDER BY created_at, name"
+        "SELECT {COLUMNS} FROM upstreams ORDER BY created_at, rowid"
     ))?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();

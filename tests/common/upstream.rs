@@ -48,10 +48,22 @@ pub struct Recorded {
     pub authorization: Option<String>,
 }
 
+/// How a broken upstream answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    None = 0,
+    /// 500 with internal details in the body.
+    ServerError = 1,
+    /// 401: the gateway's credential for it was revoked.
+    Unauthorized = 2,
+    /// 200 whose body is not JSON.
+    Garbled = 3,
+}
+
 #[derive(Default)]
 struct Shared {
-    /// Every call answers 500 (an upstream that is up but broken).
-    failing: std::sync::atomic::AtomicBool,
+    /// How every call fails, if it does (a `Failure` as a number).
+    failing: std::sync::atomic::AtomicU8,
     /// Stream requests get a 200 stream holding only a comment.
     hollow: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<Recorded>>,
@@ -96,9 +108,18 @@ impl MockUpstream {
 
     /// Up, but answering 500 to everything (including `/models`).
     pub fn set_failing(&self, failing: bool) {
+        self.fail_with(if failing {
+            Failure::ServerError
+        } else {
+            Failure::None
+        });
+    }
+
+    /// Up, but answering every call the way `f` says.
+    pub fn fail_with(&self, f: Failure) {
         self.shared
             .failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
+            .store(f as u8, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Up, but answering stream requests with a 200 stream that holds no
@@ -171,12 +192,20 @@ async fn failing(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if s.failing.load(std::sync::atomic::Ordering::SeqCst) {
-        let path = req.uri().path().to_owned();
-        record(&s, &path, req.headers(), &Bytes::new());
-        return (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL).into_response();
-    }
-    next.run(req).await
+    let answer = match s.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        1 => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL),
+        2 => (StatusCode::UNAUTHORIZED, "{\"error\":{\"message\":\"Incorrect API key provided: sk-up***\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}"),
+        3 => (StatusCode::OK, "{\"id\": \"x\", \"choices\": [ this is not json"),
+        _ => return next.run(req).await,
+    };
+    let path = req.uri().path().to_owned();
+    record(&s, &path, req.headers(), &Bytes::new());
+    let mut resp = answer.into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn record(s: &Shared, path: &str, headers: &HeaderMap, body: &Bytes) {
