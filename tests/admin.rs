@@ -487,6 +487,8 @@ async fn one_time_login_link_becomes_a_strict_session_cookie() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    let (_, audit) = gw.admin_call(Method::GET, "/admin/audit", None).await;
+    assert!(actions_of(&audit).contains(&"session.logout"), "{audit}");
 
     let page = no_redirect
         .get(format!("{}/", gw.admin))
@@ -799,4 +801,67 @@ async fn out_of_range_times_and_domains_are_refused_not_stored() {
         (200, Some("9999-12-31T23:59:59Z")),
         "{v}"
     );
+}
+
+/// A client that stalls in the middle of a change's body does not hold up
+/// other changes (it held the one-at-a-time lock while its body trickled).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_admin_body_does_not_block_other_changes() {
+    use tokio::io::AsyncWriteExt;
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let addr = gw.admin.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /admin/tiers HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
+        gw.token
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let created = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        gw.create_key(json!({"name": "while-another-stalls"})),
+    )
+    .await;
+    assert!(
+        created.is_ok(),
+        "a key was created while another change stalled"
+    );
+    drop(stalled);
+}
+
+/// Opened from another machine (`admin_allow_remote`), the dashboard's own
+/// origin is the address it was opened at: its changes are not refused as
+/// cross-site, another site's still are, and a sign-in link names an
+/// address a browser can open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_dashboard_is_its_own_origin() {
+    let gw = Gateway::start(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"0.0.0.0:0\"\nadmin_allow_remote = true\n",
+    )
+    .await;
+    let port = gw.admin.rsplit(':').next().unwrap().to_owned();
+    let at = format!("192.0.2.2:{port}");
+    let call = |origin: String| {
+        gw.http
+            .post(format!("{}/admin/login-links", gw.admin))
+            .bearer_auth(&gw.token)
+            .header("host", &at)
+            .header("origin", origin)
+            .send()
+    };
+    let r = call(format!("http://{at}")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://127.0.0.1:{port}/login?code=")),
+        "{v}"
+    );
+    let r = call(format!("http://attacker.example:{port}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }

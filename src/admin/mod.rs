@@ -136,6 +136,32 @@ async fn guard(
         // each runs to its end in its own task: dropped with a client that
         // left between its commit and its publish, a change was durable but
         // not live (a revoked key kept working until a restart).
+        // The body is read first, bounded in size and time: a client that
+        // stalls mid-body held the lock, and every other change (a
+        // revocation too) waited on it for good.
+        let (parts, body) = req.into_parts();
+        let bytes = match tokio::time::timeout(
+            ADMIN_BODY_WITHIN,
+            axum::body::to_bytes(body, ADMIN_BODY_MAX),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(crate::error::EdgeError::RequestTimeout {
+                    part: "body",
+                    after: ADMIN_BODY_WITHIN,
+                }
+                .into())
+            }
+            Ok(Err(_)) => {
+                return Err(crate::error::RequestError::TooLarge {
+                    limit: ADMIN_BODY_MAX as u64,
+                }
+                .into())
+            }
+            Ok(Ok(b)) => b,
+        };
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let state = state.clone();
         tokio::spawn(async move {
             let _change = state.admin_changes.lock().await;
@@ -153,6 +179,11 @@ async fn guard(
     }
     Ok(resp)
 }
+
+/// An admin change's body: axum's default limit for JSON, and time enough
+/// for any honest client.
+const ADMIN_BODY_MAX: usize = 2 << 20;
+const ADMIN_BODY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Whether a call may change something. Testing an upstream and a safety
 /// dry run are POSTs that change nothing and may wait seconds on the
@@ -226,13 +257,25 @@ fn same_site(state: &AppState, headers: &HeaderMap) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    let port = state.bound().map(|b| b.admin_listen.port());
-    let own = port.is_some_and(|p| {
-        origin == format!("http://127.0.0.1:{p}")
-            || origin == format!("http://localhost:{p}")
-            || origin == format!("http://[::1]:{p}")
-    });
-    own
+    let Some(listen) = state.bound().map(|b| b.admin_listen) else {
+        return false;
+    };
+    let p = listen.port();
+    if origin == format!("http://127.0.0.1:{p}")
+        || origin == format!("http://localhost:{p}")
+        || origin == format!("http://[::1]:{p}")
+    {
+        return true;
+    }
+    // Reachable from other machines (`admin_allow_remote`): the dashboard's
+    // own origin is the address it was opened at, which the browser also
+    // sends as `Host`. (A rebound DNS name passes this too, but its page
+    // gets neither the session cookie nor the token.)
+    !listen.ip().is_loopback()
+        && headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|host| origin.strip_prefix("http://") == Some(host))
 }
 
 /// `Json<T>` whose rejections answer in OpenAI's error shape.

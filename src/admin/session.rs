@@ -117,10 +117,17 @@ pub fn routes() -> Router<AppState> {
 
 /// The login URL for a fresh code on this admin listener.
 pub fn login_url(state: &AppState) -> Option<String> {
-    let bound = state.bound()?;
+    let mut at = state.bound()?.admin_listen;
+    // Bound to every address: the link is for a browser on this machine.
+    if at.ip().is_unspecified() {
+        at.set_ip(if at.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
     Some(format!(
-        "http://{}/login?code={}",
-        bound.admin_listen,
+        "http://{at}/login?code={}",
         state.sessions.new_code()
     ))
 }
@@ -208,9 +215,22 @@ pub async fn new_link(
 }
 
 #[utoipa::path(operation_id = "session_logout", post, path = "/admin/logout", tag = "session", responses((status = 204)))]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(t) = cookie_token(&headers) {
         state.sessions.end(t);
+        let entry = actor.audit("session.logout", "dashboard", None, None);
+        let t = crate::store::now();
+        if let Err(e) = state
+            .store
+            .write(move |tx| crate::store::audit::append(tx, entry, t).map(|_| ()))
+            .await
+        {
+            return ApiError::from(e).into_response();
+        }
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(

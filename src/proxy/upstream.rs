@@ -343,6 +343,21 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 /// Checks an `http(s)://host[:port][/path]` base URL and drops a trailing slash.
 pub fn parse_base_url(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim().trim_end_matches('/');
+    // Credentials in the URL were stored and listed in the clear, and never
+    // sent. Refused without echoing the URL, which holds them.
+    let authority = trimmed
+        .split_once("://")
+        .map_or(trimmed, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if authority.contains('@') {
+        return Err(
+            "invalid base URL: credentials in the URL are not supported; \
+                    give the upstream's key as its API key, which is stored sealed"
+                .into(),
+        );
+    }
     let uri: Uri = trimmed
         .parse()
         .map_err(|e| format!("invalid base URL {raw:?}: {e}"))?;
@@ -385,6 +400,13 @@ mod tests {
         assert!(parse_base_url("ftp://x/v1").is_err());
         assert!(parse_base_url("not a url").is_err());
         assert!(parse_base_url("http://x/v1?a=b").is_err());
+        let e = parse_base_url("http://user:PASSWORD@127.0.0.1:1/v1").unwrap_err();
+        assert!(!e.contains("PASSWORD"), "{e}");
+        assert!(parse_base_url("https://tok@host/v1").is_err());
+        assert!(
+            parse_base_url("http://host/v1/me@x").is_ok(),
+            "an @ in the path is not userinfo"
+        );
     }
 
     #[test]
