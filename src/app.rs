@@ -73,6 +73,11 @@ pub struct Inner {
     pub sessions: crate::admin::session::Sessions,
     /// Held by every admin change from its read to its commit and publish.
     pub admin_changes: tokio::sync::Mutex<()>,
+    /// The SSE relay tasks, which outlive their requests: shutdown waits
+    /// for them (bounded) before the log writer stops.
+    pub relays: tokio_util::task::TaskTracker,
+    /// Cancelled when shutdown cuts the streams still running.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// HTTPS on the gateway listener, when configured.
     pub tls: Option<crate::tls::Tls>,
     /// Component states, incidents, maintenance, the page's view, notifications.
@@ -188,6 +193,8 @@ impl AppState {
             admin,
             sessions: Default::default(),
             admin_changes: tokio::sync::Mutex::new(()),
+            relays: Default::default(),
+            stopping: Default::default(),
             tls,
             status: Default::default(),
             settings: RwLock::new(Arc::new(settings.clone())),

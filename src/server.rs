@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -161,6 +163,21 @@ impl Server {
         }
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Streams whose clients are gone may still be reading the usage to
+        // charge (`usage_drain_timeout`); their records come at their end.
+        let relays = &self.state.relays;
+        relays.close();
+        if tokio::time::timeout(self.state.config.shutdown_grace, relays.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                streams = relays.len(),
+                "shutdown grace period over; cutting the remaining streams"
+            );
+            self.state.stopping.cancel();
+            relays.wait().await;
+        }
         let _ = self.log_stop.send(true);
         if let Some(w) = self.log_writer.take() {
             let _ = w.await;
@@ -259,6 +276,11 @@ async fn accept_loop(
     (edge, gate): (EdgeConfig, Option<Arc<ConnGate>>),
 ) {
     let graceful = GracefulShutdown::new();
+    // Connections still open when the grace period ends are cut, and waited
+    // for: their requests' records are then written as cut (dropped with
+    // the runtime instead, they were lost).
+    let conns = TaskTracker::new();
+    let cut = CancellationToken::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -319,7 +341,8 @@ async fn accept_loop(
                 let Some(acceptor) = tls.clone() else {
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                     let watched = graceful.watch(conn);
-                    tokio::spawn(async move {
+                    let cut = cut.clone();
+                    conns.spawn(async move {
                         let _permit = permit;
                         tokio::select! {
                             ended = watched => if let Err(e) = ended {
@@ -331,6 +354,7 @@ async fn accept_loop(
                             () = crate::edge::conn::no_request_within(first, first_by) => {
                                 tracing::debug!(%peer, "no request in time; connection closed");
                             }
+                            () = cut.cancelled() => {}
                         }
                     });
                     continue;
@@ -342,7 +366,8 @@ async fn accept_loop(
                 drop(spare);
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                let cut = cut.clone();
+                conns.spawn(async move {
                     let _permit = permit;
                     let stream = match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
@@ -360,6 +385,7 @@ async fn accept_loop(
                         () = crate::edge::conn::no_request_within(first, first_by) => {
                             tracing::debug!(%peer, "no request in time; connection closed");
                         }
+                        () = cut.cancelled() => {}
                     }
                 });
             }
@@ -373,6 +399,9 @@ async fn accept_loop(
     {
         tracing::warn!("shutdown grace period over; closing the remaining connections");
     }
+    cut.cancel();
+    conns.close();
+    conns.wait().await;
 }
 
 async fn flush_last_used(state: AppState, mut stop: watch::Receiver<bool>) {

@@ -402,3 +402,65 @@ async fn streams_that_never_start_and_clients_that_leave_are_recorded() {
     }
     assert_eq!(records_of(&gw, &key_id, 4).await.len(), 4);
 }
+
+/// A shutdown writes the record of every request, those it had to cut
+/// included: a stream whose client left while its relay still waited for
+/// the usage, and a request whose upstream had not answered when the grace
+/// period ran out. (Both were lost, and not counted as lost.)
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_writes_the_records_of_the_requests_it_cuts() {
+    let up = MockUpstream::start().await;
+    let cfg =
+        config_with(Some(&up), "").replace("shutdown_grace = \"10s\"", "shutdown_grace = \"1s\"");
+    let mut gw = Gateway::start(&cfg).await;
+    let key = gw.key().await;
+    let stream = gw
+        .post(
+            &key,
+            "/v1/chat/completions",
+            json!({"model": "mock-gated", "stream": true, "messages": []}),
+        )
+        .await;
+    let mut body = stream.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    let (http, url, k) = (
+        gw.http.clone(),
+        format!("{}/v1/chat/completions", gw.api),
+        key.clone(),
+    );
+    let slow = tokio::spawn(async move {
+        http.post(url)
+            .bearer_auth(k)
+            .json(&json!({"model": "mock-slow", "messages": []}))
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.terminate().code(), Some(0));
+    assert!(slow.await.unwrap().is_err(), "the slow request was cut");
+    let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+    let mut rows: Vec<(String, i64, Option<String>)> = db
+        .prepare("SELECT model, status, error_code FROM request_logs ORDER BY model")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            (
+                "mock-gated".to_owned(),
+                200,
+                Some("server_shutdown".to_owned())
+            ),
+            (
+                "mock-slow".to_owned(),
+                499,
+                Some("client_disconnected".to_owned())
+            ),
+        ]
+    );
+}

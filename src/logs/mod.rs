@@ -166,10 +166,9 @@ impl Drop for Pending<'_> {
         } else {
             draft.finish(499, Some("client_disconnected"), None)
         };
-        let sink = self.sink.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { sink.submit(record).await });
-        }
+        // Queued at once: a task spawned for it never ran when the request
+        // was dropped with the runtime (a shutdown that ran out of grace).
+        self.sink.submit_now(record);
     }
 }
 
@@ -218,6 +217,16 @@ impl LogSink {
         }
     }
 
+    /// Queues the record without waiting (from a `Drop`, which cannot): a
+    /// full queue loses it, counted.
+    pub fn submit_now(&self, r: Record) {
+        self.telemetry.observe(&r);
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(r).is_err() {
+            self.lost();
+        }
+    }
+
     /// The writer is falling behind: 90 % of the queue is taken.
     pub fn nearly_full(&self) -> bool {
         self.counters.queued.load(Ordering::Relaxed) as usize >= QUEUE / 10 * 9
@@ -226,7 +235,7 @@ impl LogSink {
     fn lost(&self) {
         self.counters.queued.fetch_sub(1, Ordering::Relaxed);
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("request log record dropped: the log writer is stuck");
+        tracing::error!("request log record dropped: the log writer is stuck or stopped");
     }
 }
 
@@ -294,7 +303,9 @@ impl LogWriter {
             }
             self.write(store, keyring, batch).await;
         }
-        // Clean shutdown: nothing queued is lost.
+        // Clean shutdown: nothing queued is lost, and what comes later is
+        // refused (and counted) rather than queued for nobody.
+        self.rx.close();
         let mut rest = Vec::new();
         while let Ok(r) = self.rx.try_recv() {
             rest.push(r);

@@ -91,6 +91,18 @@ pub struct Finish {
     pub guard: Option<crate::safety::stream::StreamGuard>,
 }
 
+/// A stream cut before its end (shutdown ran out of grace) still leaves
+/// its record.
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Some((draft, state)) = self.log.take() {
+            state
+                .logs
+                .submit_now(draft.finish(200, Some("server_shutdown"), None));
+        }
+    }
+}
+
 impl Finish {
     /// Settles against the reported usage; without a report the
     /// reservation stands as spent.

@@ -40,7 +40,21 @@ pub struct StreamPlan {
 /// `first` is the data `forward::attempt` already read to judge the stream.
 pub async fn sse_response(body: Incoming, first: Bytes, plan: StreamPlan) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    tokio::spawn(relay(body, Some(first), tx, plan));
+    match plan.finish.log.as_ref().map(|(_, s)| s.clone()) {
+        Some(state) => {
+            let cut = state.stopping.clone();
+            state.relays.spawn(async move {
+                // Cut at shutdown: the plan's `Finish` writes the record as it drops.
+                tokio::select! {
+                    () = relay(body, Some(first), tx, plan) => {}
+                    () = cut.cancelled() => {}
+                }
+            });
+        }
+        None => {
+            tokio::spawn(relay(body, Some(first), tx, plan));
+        }
+    }
     // One turn for the relay before the response goes out: the events
     // `forward` already read are then waiting in the channel, so hyper sends
     // the head with them (and, for a short answer, the end) in one write
