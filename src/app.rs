@@ -78,6 +78,8 @@ pub struct Inner {
     pub relays: tokio_util::task::TaskTracker,
     /// Cancelled when shutdown cuts the streams still running.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Held while this process serves the data dir.
+    _lock: std::fs::File,
     /// HTTPS on the gateway listener, when configured.
     pub tls: Option<crate::tls::Tls>,
     /// Component states, incidents, maintenance, the page's view, notifications.
@@ -116,6 +118,29 @@ pub struct Embedding {
     pub secret_store: Option<Arc<dyn crate::crypto::SecretStore>>,
 }
 
+/// One gateway per data dir: a second one took over `runtime.json`, so
+/// the CLI's changes (a revocation) went to it while the first one went on
+/// serving the key; and it removed the file when it stopped. The lock is
+/// the OS's, so it goes with the process however that ends.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StartError::DataDir(dir.to_path_buf(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Other(format!(
+            "another assisters is already serving the data directory {}; stop it first, \
+             or give this one its own --data-dir",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartError::DataDir(dir.to_path_buf(), e)),
+    }
+}
+
 impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -135,6 +160,7 @@ impl AppState {
         let data_dir = config.data_dir();
         crate::fsutil::ensure_private_dir(&data_dir)
             .map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
+        let lock = lock_data_dir(&data_dir)?;
         let store = Store::open(&data_dir)?;
         let env_key = std::env::var("ASSISTERS_MASTER_KEY").ok();
         let keyring = match embedding.secret_store {
@@ -150,11 +176,6 @@ impl AppState {
             today,
             store.read_now(|c| crate::store::usage::tokens_on_day(c, today * 86_400))?,
         );
-        let client = upstream::build_client(
-            &config.upstream_defaults,
-            config.tls.upstream_ca_file.as_deref(),
-        )
-        .map_err(StartError::Other)?;
         let tls = crate::tls::Tls::load(&config.tls, &data_dir)
             .map_err(|e| StartError::Other(format!("TLS: {e}")))?;
 
@@ -164,6 +185,13 @@ impl AppState {
             let patch = serde_json::Value::Object(stored.into_iter().collect());
             settings = settings.patched(&patch).map_err(StartError::Other)?;
         }
+        // From the settings in force, stored ones included: the pool's
+        // connect timeout and idle size apply from the next start.
+        let client = upstream::build_client(
+            &settings.upstream_defaults,
+            config.tls.upstream_ca_file.as_deref(),
+        )
+        .map_err(StartError::Other)?;
 
         let safety =
             crate::safety::Safety::new(safety_used(&settings, &keys)).map_err(StartError::Other)?;
@@ -195,6 +223,7 @@ impl AppState {
             admin_changes: tokio::sync::Mutex::new(()),
             relays: Default::default(),
             stopping: Default::default(),
+            _lock: lock,
             tls,
             status: Default::default(),
             settings: RwLock::new(Arc::new(settings.clone())),
@@ -312,7 +341,7 @@ impl AppState {
 
     /// Asks every upstream without declared models which models it serves.
     pub async fn discover_models(&self) {
-        let timeout = self.config.upstream_defaults.connect_timeout * 2;
+        let timeout = self.settings().upstream_defaults.connect_timeout * 2;
         let pending: Vec<_> = self
             .upstreams
             .list()

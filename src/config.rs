@@ -463,7 +463,7 @@ pub mod duration_str {
             return humantime::format_duration(d).to_string();
         }
         for (unit, name) in [(86_400, "days"), (3_600, "h"), (60, "m")] {
-            if secs % unit == 0 {
+            if secs.is_multiple_of(unit) {
                 return format!("{}{name}", secs / unit);
             }
         }

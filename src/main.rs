@@ -55,6 +55,14 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(assisters::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`assisters logs list | head`): not an error.
+        Err(e)
+            if e.root_cause()
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE

@@ -6,6 +6,7 @@ mod common;
 
 use common::{bin, config_with, Gateway, MockUpstream};
 use futures_util::StreamExt;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 fn stdout(o: &std::process::Output) -> String {
@@ -357,6 +358,15 @@ async fn tiers_and_key_policy_commands() {
     );
     assert_eq!(created["allowed_ips"], json!(["127.0.0.1/32"]));
     let id = created["id"].as_str().unwrap().to_owned();
+    // Overrides the CLI has no flags for survive its --rpm.
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/keys/{id}"),
+            Some(json!({"overrides": {"tokens_per_min": 7000, "log_bodies": false}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
     let updated: Value = serde_json::from_str(&stdout(&gw.cli(
         &[
             "keys",
@@ -374,7 +384,16 @@ async fn tiers_and_key_policy_commands() {
     .unwrap();
     assert_eq!(updated["allowed_domains"], json!([]));
     assert_eq!(updated["overrides"]["requests_per_min"], 5);
+    assert_eq!(updated["overrides"]["tokens_per_min"], 7000);
+    assert_eq!(updated["overrides"]["log_bodies"], false);
     assert_eq!(updated["name"], "web2");
+    let got: Value =
+        serde_json::from_str(&stdout(&gw.cli(&["keys", "get", &id, "--json"], &[]))).unwrap();
+    assert_eq!(
+        got["id"],
+        id.as_str(),
+        "one object, as the API answers: {got}"
+    );
     let del = gw.cli(&["tiers", "delete", "team"], &[]);
     assert!(!del.status.success());
     assert!(String::from_utf8_lossy(&del.stderr).contains(&id));
@@ -383,5 +402,43 @@ async fn tiers_and_key_policy_commands() {
     assert!(
         rotated.contains("ask_") && rotated.contains("keeps working until"),
         "{rotated}"
+    );
+}
+
+/// A second `serve` on a data dir in use is refused: it took over
+/// `runtime.json`, so the CLI's changes went to it and not to the gateway
+/// serving the keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let mut second = tokio::process::Command::new(bin())
+        .arg("--data-dir")
+        .arg(gw.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), second.wait())
+        .await
+        .expect("the second server exits at once")
+        .unwrap();
+    assert!(!status.success());
+    let mut err = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut second.stderr.take().unwrap(), &mut err)
+        .await
+        .unwrap();
+    assert!(err.contains("already serving"), "{err}");
+    let listed = gw.cli(&["keys", "list"], &[]);
+    assert!(
+        listed.status.success(),
+        "the first one still answers the CLI"
     );
 }

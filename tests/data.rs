@@ -370,6 +370,26 @@ async fn live_events_carry_requests_and_ticks() {
         .unwrap();
     let first = resp.bytes_stream().next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).starts_with("event: tick"));
+
+    // A rotated token ends the stream it opened (it kept streaming every
+    // request's details after the token stopped working elsewhere).
+    let resp = gw
+        .http
+        .get(format!("{}/admin/events?history=0", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let (s, _) = gw
+        .admin_call(Method::POST, "/admin/token/rotate", None)
+        .await;
+    assert_eq!(s, 200);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended with its token");
 }
 
 #[tokio::test(flavor = "multi_thread")]

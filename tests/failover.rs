@@ -293,3 +293,48 @@ async fn declared_routes_set_the_order_and_everything_down_is_a_502() {
     let (status, by, _) = served_by(&gw, &key, "mock", false).await;
     assert_eq!((status, by.as_str()), (200, "backup"));
 }
+
+/// The pool's connect timeout set through the settings applies from the
+/// next start (the client was built from the config file's value alone).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_connect_timeout_applies_after_a_restart() {
+    // A listener whose queue is full: connecting to it hangs.
+    let hole = tokio::net::TcpSocket::new_v4().unwrap();
+    hole.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let hole = hole.listen(0).unwrap();
+    let addr = hole.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(c);
+        }
+    }
+    let cfg = format!(
+        "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         [upstream_defaults]\nconnect_timeout = \"20s\"\n\
+         [health]\n{PASSIVE}\n\
+         [[upstreams]]\nname = \"hole\"\nbase_url = \"http://{addr}/v1\"\nmodels = [\"m\"]\n"
+    );
+    let mut gw = Gateway::start(&cfg).await;
+    let (s, v) = gw
+        .patch_settings(json!({"upstream_defaults": {"connect_timeout": "1s"}}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    let key = gw.key().await;
+    let started = Instant::now();
+    let (status, _, body) = served_by(&gw, &key, "m", false).await;
+    assert!(status == 502 || status == 504, "{status} {body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    drop(fillers);
+}

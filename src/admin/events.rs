@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -17,6 +17,9 @@ use super::AdminQuery;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::telemetry::events::HISTORY_SECS;
+
+/// How often an open event stream's credential is checked again.
+const RECHECK: Duration = Duration::from_secs(1);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -41,6 +44,7 @@ pub struct EventsQuery {
 pub async fn events(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<EventsQuery>,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let history = q.history.unwrap_or(300).min(HISTORY_SECS as u32);
     let since = crate::store::now() - i64::from(history);
@@ -58,9 +62,17 @@ pub async fn events(
         .filter_map(|t| serde_json::to_string(&t).ok())
         .map(|d| Ok(Event::default().event("tick").data(d)))
         .collect();
-    let stream = stream::iter(past)
-        .chain(live)
-        .take_until(state.telemetry.live.closed());
+    // The stream lasts as long as what opened it: a rotated token or an
+    // ended session had kept receiving every request's details.
+    let st = state.clone();
+    let revoked = async move {
+        while super::authorize(&st, &headers).is_some() {
+            tokio::time::sleep(RECHECK).await;
+        }
+    };
+    let end =
+        futures_util::future::select(Box::pin(state.telemetry.live.closed()), Box::pin(revoked));
+    let stream = stream::iter(past).chain(live).take_until(end);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

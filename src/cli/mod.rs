@@ -404,7 +404,7 @@ async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
                 "name": name, "tier": tier, "environment": environment,
                 "expires_in": expires_in, "models": models,
                 "allowed_domains": allowed_domains, "allowed_ips": allowed_ips,
-                "overrides": overrides(rpm, tpm),
+                "overrides": overrides(&Value::Null, rpm, tpm),
             });
             let v = c.call(Method::POST, "/admin/keys", Some(body)).await?;
             output::created_key(&v, json)
@@ -450,7 +450,13 @@ async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
                 set("allowed_ips", json!(allowed_ips));
             }
             if rpm.is_some() || tpm.is_some() {
-                set("overrides", overrides(rpm, tpm));
+                // The API's `overrides` replaces them all: the key's others
+                // (its body logging and safety switches among them) are
+                // sent back with the two changed.
+                let key = c
+                    .call(Method::GET, &format!("/admin/keys/{id}"), None)
+                    .await?;
+                set("overrides", overrides(&key["overrides"], rpm, tpm));
             }
             let v = c
                 .call(
@@ -486,7 +492,10 @@ async fn keys(c: &AdminClient, cmd: KeysCmd) -> anyhow::Result<()> {
             let v = c
                 .call(Method::GET, &format!("/admin/keys/{id}"), None)
                 .await?;
-            output::keys(&Value::Array(vec![v]), json)
+            if json {
+                return output::line_or_json(&v, true, "");
+            }
+            output::keys(&Value::Array(vec![v]), false)
         }
         KeysCmd::Revoke { id, json } => {
             let v = c
@@ -546,8 +555,9 @@ fn encode(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
-fn overrides(rpm: Option<u32>, tpm: Option<u32>) -> Value {
-    let mut o = serde_json::Map::new();
+/// `current` (a key's overrides) with requests/min and tokens/min set.
+fn overrides(current: &Value, rpm: Option<u32>, tpm: Option<u32>) -> Value {
+    let mut o = current.as_object().cloned().unwrap_or_default();
     if let Some(v) = rpm {
         o.insert("requests_per_min".into(), json!(v));
     }

@@ -174,7 +174,8 @@ impl UsageRow {
 }
 
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // OWASP's formula triggers, tab and carriage return included.
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -195,6 +196,8 @@ mod tests {
         assert_eq!(csv_field("gpt-4o"), "gpt-4o");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("\t=1+1"), "'\t=1+1");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
