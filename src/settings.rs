@@ -114,10 +114,16 @@ impl Settings {
     }
 }
 
+/// RFC 7396: `null` removes a member (a map's entry, such as one
+/// moderation category's action; a setting then takes its default).
 fn merge(doc: &mut serde_json::Value, patch: &serde_json::Value) {
     match (doc, patch) {
         (serde_json::Value::Object(d), serde_json::Value::Object(p)) => {
             for (k, v) in p {
+                if v.is_null() {
+                    d.remove(k);
+                    continue;
+                }
                 match d.get_mut(k) {
                     Some(slot) if v.is_object() => merge(slot, v),
                     _ => {
@@ -133,6 +139,36 @@ fn merge(doc: &mut serde_json::Value, patch: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_removes_a_map_entry_and_resets_a_setting() {
+        let s = Settings::from_config(&Config::default());
+        let s = s
+            .patched(
+                &serde_json::json!({"safety": {"moderation": {"actions": {"harassment": "flag"}}},
+                                         "limits": {"max_body_bytes": 1000}}),
+            )
+            .unwrap();
+        let v = serde_json::to_value(&s.safety).unwrap();
+        assert_eq!(v["moderation"]["actions"]["harassment"], "flag");
+        let s = s
+            .patched(
+                &serde_json::json!({"safety": {"moderation": {"actions": {"harassment": null}}},
+                                         "limits": {"max_body_bytes": null}}),
+            )
+            .unwrap();
+        let v = serde_json::to_value(&s.safety).unwrap();
+        assert!(
+            v["moderation"]["actions"].get("harassment").is_none(),
+            "{v}"
+        );
+        assert_eq!(
+            s.limits.max_body_bytes,
+            Settings::from_config(&Config::default())
+                .limits
+                .max_body_bytes
+        );
+    }
 
     #[test]
     fn patch_merges_and_validates() {

@@ -201,6 +201,41 @@ async fn upstreams_are_managed_live_and_their_keys_encrypted() {
         "the route table follows the change at once"
     );
 
+    // Another server for the stored key needs the key again.
+    let elsewhere = "http://127.0.0.1:9/v1";
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/upstreams/{id}"),
+            Some(json!({"base_url": elsewhere})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["param"].as_str()),
+        (400, Some("api_key")),
+        "{v}"
+    );
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/upstreams/{id}"),
+            Some(json!({"base_url": format!("{}/", up.base_url())})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["has_api_key"].as_bool()),
+        (200, Some(true)),
+        "same server: {v}"
+    );
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/upstreams/{id}"),
+            Some(json!({"base_url": elsewhere, "api_key": null})),
+        )
+        .await;
+    assert_eq!((s, v["has_api_key"].as_bool()), (200, Some(false)), "{v}");
+
     let (s, _) = gw
         .admin_call(
             Method::POST,

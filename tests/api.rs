@@ -465,7 +465,10 @@ async fn upstream_failures_map_to_502_and_504_without_details() {
         .await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["message"], "temperature is out of range");
+    assert_eq!(
+        v["error"]["message"], "temperature is out of range (key [redacted])",
+        "the gateway's own upstream key is never passed on"
+    );
     assert_eq!(v["error"]["param"], "temperature");
     assert!(
         v["error"].get("internal").is_none(),

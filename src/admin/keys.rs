@@ -25,7 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/keys", get(list).post(create))
         .route(
             "/admin/keys/{id}",
-            get(get_key).patch(update).delete(revoke),
+            get(get_key).patch(update).delete(delete),
         )
         .route("/admin/keys/{id}/revoke", post(revoke))
         .route("/admin/keys/{id}/rotate", post(rotate))
@@ -383,6 +383,18 @@ pub async fn update(
     })
     .await?;
     Ok(Json(view))
+}
+
+/// `DELETE /admin/keys/{id}`: the same as `POST /admin/keys/{id}/revoke`
+/// (a key is revoked, never erased: its records and audit entries name it).
+#[utoipa::path(operation_id = "keys_delete", delete, path = "/admin/keys/{id}", tag = "keys",
+    responses((status = 200, body = KeyView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    id: Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    revoke(state, actor, id).await
 }
 
 #[utoipa::path(operation_id = "keys_revoke", post, path = "/admin/keys/{id}/revoke", tag = "keys",

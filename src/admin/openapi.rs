@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "Assisters Gateway admin API", description = "Manage keys, upstreams, settings, safety, TLS and the status page. Authenticate with `Authorization: Bearer <admin token>` (the token is in `admin-token` in the data directory)."),
     paths(
-        super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::revoke, super::keys::rotate,
+        super::keys::create, super::keys::list, super::keys::get_key, super::keys::update, super::keys::delete, super::keys::revoke, super::keys::rotate,
         super::tiers::list, super::tiers::get_one, super::tiers::create, super::tiers::update, super::tiers::delete,
         super::upstreams::create, super::upstreams::list, super::upstreams::get_one, super::upstreams::update,
         super::upstreams::delete, super::upstreams::test,

@@ -222,6 +222,19 @@ pub async fn update(
     if let Some(b) = req.base_url {
         row.base_url = parse_base_url(&b).map_err(|e| ApiError::invalid(e, Some("base_url")))?;
     }
+    // The stored key would go with every request (and the next health
+    // probe) to whatever server the new URL names: moving it to another
+    // server takes the key again, or its removal.
+    if row.api_key_enc.is_some()
+        && req.api_key.is_none()
+        && origin(&row.base_url) != origin(&old.base_url)
+    {
+        return Err(ApiError::invalid(
+            "The base URL now names another server: give its api_key again (or null to \
+             store none), so the stored key is not sent to a server it was not meant for.",
+            Some("api_key"),
+        ));
+    }
     if let Some(k) = req.api_key {
         row.api_key_enc = match k {
             Some(k) => {
@@ -316,4 +329,10 @@ pub async fn test(
             error: Some(e),
         },
     }))
+}
+
+/// `scheme://host:port` of a base URL (the server it names).
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    url[after..].find('/').map_or(url, |j| &url[..after + j])
 }

@@ -374,7 +374,7 @@ pub async fn deliver(
     }
     // A refused call used no tokens.
     finish.settle(Some(Usage::default()));
-    upstream_error(status, &body, name)
+    upstream_error(status, &body, upstream)
 }
 
 /// Whether `body` is one JSON text (strings checked to be UTF-8, which
@@ -412,7 +412,12 @@ async fn read_bounded(
 /// internals. A 401 or 403 is the gateway's own upstream credential being
 /// refused: passed on, it told the client its valid `ask_` key was wrong,
 /// and showed part of the upstream's key.
-fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Result<Response<Body>, ApiError> {
+fn upstream_error(
+    status: StatusCode,
+    body: &[u8],
+    upstream: &Upstream,
+) -> Result<Response<Body>, ApiError> {
+    let name = &upstream.name;
     #[derive(serde::Deserialize, serde::Serialize)]
     struct Shape {
         error: Detail,
@@ -429,7 +434,8 @@ fn upstream_error(status: StatusCode, body: &[u8], name: &str) -> Result<Respons
     }
     let clients_mistake = matches!(status.as_u16(), 400 | 404 | 409 | 413 | 415 | 422);
     if clients_mistake {
-        if let Ok(shape) = serde_json::from_slice::<Shape>(body) {
+        if let Ok(mut shape) = serde_json::from_slice::<Shape>(body) {
+            shape.error.message = upstream.redact(&shape.error.message).into_owned();
             let mut r = Response::new(Body::from(serde_json::to_vec(&shape).unwrap_or_default()));
             *r.status_mut() = status;
             r.headers_mut().insert(

@@ -79,6 +79,21 @@ const PATHS: [&str; 4] = [
 ];
 
 impl Upstream {
+    /// `text` without this upstream's own API key, should the upstream
+    /// quote it back (an error message passed on to the client).
+    pub fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        let key = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.to_str().ok())
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .filter(|k| k.len() >= 8);
+        match key {
+            Some(k) if text.contains(k) => text.replace(k, "[redacted]").into(),
+            _ => text.into(),
+        }
+    }
+
     pub fn new(
         id: String,
         name: String,

@@ -17,9 +17,11 @@ pub struct AuditEntry {
     pub source: String,
     pub action: String,
     pub target: String,
-    #[schema(value_type = Object)]
+    /// `null` when there was nothing before (a creation).
+    #[schema(value_type = Option<Object>)]
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    /// `null` when nothing is left after (a deletion).
+    #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
 }
 

@@ -303,7 +303,8 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
         "mock-400" => {
             return (
                 StatusCode::BAD_REQUEST,
-                Json(json!({"error": {"message": "temperature is out of range", "type": "invalid_request_error", "param": "temperature", "code": null, "internal": INTERNAL_DETAIL}})),
+                // Some upstreams quote the credential they were given.
+                Json(json!({"error": {"message": format!("temperature is out of range (key {UPSTREAM_SECRET})"), "type": "invalid_request_error", "param": "temperature", "code": null, "internal": INTERNAL_DETAIL}})),
             )
                 .into_response();
         }

@@ -171,7 +171,11 @@ export interface paths {
         get: operations["keys_get_key"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * `DELETE /admin/keys/{id}`: the same as `POST /admin/keys/{id}/revoke`
+         *     (a key is revoked, never erased: its records and audit entries name it).
+         */
+        delete: operations["keys_delete"];
         options?: never;
         head?: never;
         patch: operations["keys_update"];
@@ -629,10 +633,12 @@ export interface components {
         AuditEntry: {
             action: string;
             actor: string;
-            after: Record<string, never>;
+            /** @description `null` when nothing is left after (a deletion). */
+            after?: Record<string, never> | null;
             /** Format: int64 */
             at: number;
-            before: Record<string, never>;
+            /** @description `null` when there was nothing before (a creation). */
+            before?: Record<string, never> | null;
             /** Format: int64 */
             seq: number;
             source: string;
@@ -2074,6 +2080,35 @@ export interface operations {
         };
     };
     keys_get_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    keys_delete: {
         parameters: {
             query?: never;
             header?: never;
