@@ -288,7 +288,7 @@ impl AppState {
     pub fn reload_upstreams(&self) -> Result<(), StartError> {
         let mut list = Vec::new();
         for u in &self.config.upstreams {
-            let key = u.api_key_env.as_deref().and_then(|v| std::env::var(v).ok());
+            let key = u.api_key_env.as_deref().and_then(crate::config::secret_env);
             let up = Upstream::new(
                 format!("cfg_{}", u.name),
                 u.name.clone(),

@@ -439,6 +439,22 @@ impl Config {
     }
 }
 
+/// The secret in the environment variable `name`, as the settings name it
+/// for an upstream, an external moderator or SMTP. The gateway's own
+/// variables (`ASSISTERS_*`, the master key among them) are never read
+/// this way: the settings can be changed at runtime and name any URL, and
+/// the master key went out as a bearer token to wherever they pointed.
+pub fn secret_env(name: &str) -> Option<String> {
+    if name.starts_with("ASSISTERS_") {
+        tracing::warn!(
+            variable = name,
+            "the gateway's own variables are never sent as credentials"
+        );
+        return None;
+    }
+    std::env::var(name).ok()
+}
+
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .unwrap_or_else(|| PathBuf::from("."))

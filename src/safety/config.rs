@@ -146,6 +146,16 @@ impl SafetyConfig {
         }
         let mut names = std::collections::HashSet::new();
         for e in &self.external {
+            if e.api_key_env
+                .as_deref()
+                .is_some_and(|v| v.starts_with("ASSISTERS_"))
+            {
+                return Err(format!(
+                    "safety.external: {}'s api_key_env may not name one of the gateway's own \
+                     ASSISTERS_* variables",
+                    e.name
+                ));
+            }
             if !names.insert(e.name.as_str()) {
                 return Err(format!("safety.external: {} is declared twice", e.name));
             }
@@ -242,5 +252,23 @@ impl Policy {
         self.moderation_action
             .or_else(|| global.actions.get(&c).copied())
             .unwrap_or(global.default_action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_external_moderator_may_not_take_the_gateways_own_variables() {
+        let with = |var: &str| -> SafetyConfig {
+            serde_json::from_value(serde_json::json!({"external": [
+                {"name": "x", "kind": "openai", "url": "http://127.0.0.1:1/v1/moderations", "api_key_env": var}
+            ]}))
+            .unwrap()
+        };
+        assert!(with("OPENAI_API_KEY").check().is_ok());
+        let e = with("ASSISTERS_MASTER_KEY").check().unwrap_err();
+        assert!(e.contains("ASSISTERS_"), "{e}");
     }
 }

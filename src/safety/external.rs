@@ -116,7 +116,7 @@ async fn call(state: &AppState, m: &ExternalModerator, texts: &[&str]) -> Result
                 .method(Method::POST)
                 .uri(url)
                 .header(header::CONTENT_TYPE, "application/json");
-            if let Some(key) = m.api_key_env.as_deref().and_then(|v| std::env::var(v).ok()) {
+            if let Some(key) = m.api_key_env.as_deref().and_then(crate::config::secret_env) {
                 let mut v =
                     HeaderValue::from_str(&format!("Bearer {key}")).map_err(|e| e.to_string())?;
                 v.set_sensitive(true);

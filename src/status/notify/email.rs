@@ -31,7 +31,7 @@ fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, St
         let password = smtp
             .password_env
             .as_deref()
-            .and_then(|v| std::env::var(v).ok())
+            .and_then(crate::config::secret_env)
             .unwrap_or_default();
         builder = builder.credentials(Credentials::new(user.clone(), password));
     }
