@@ -15,8 +15,8 @@ fn config(primary: &MockUpstream, backup: &MockUpstream, health: &str) -> String
     format!(
         "listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n\
          [health]\n{health}\n\
-         [[upstreams]]\nname = \"primary\"\nbase_url = \"{}\"\nmodels = [\"mock\", \"mock-drop\"]\n\
-         [[upstreams]]\nname = \"backup\"\nbase_url = \"{}\"\nmodels = [\"mock\", \"mock-drop\"]\n",
+         [[upstreams]]\nname = \"primary\"\nbase_url = \"{}\"\nmodels = [\"mock\", \"mock-drop\", \"mock-truncated\"]\n\
+         [[upstreams]]\nname = \"backup\"\nbase_url = \"{}\"\nmodels = [\"mock\", \"mock-drop\", \"mock-truncated\"]\n",
         primary.base_url(),
         backup.base_url()
     )
@@ -337,4 +337,34 @@ async fn a_stored_connect_timeout_applies_after_a_restart() {
         started.elapsed()
     );
     drop(fillers);
+}
+
+/// A stream that ends cleanly before its answer finished (no finish reason,
+/// no `[DONE]`) is a broken stream: the client gets the error event, and
+/// the record says so (it was logged as a success).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_ends_mid_answer_is_an_error() {
+    let primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let gw = Gateway::start(&config(&primary, &backup, PASSIVE)).await;
+    let key = gw.key().await;
+    let cfg_models = json!({"model": "mock-truncated", "stream": true, "messages": []});
+    let resp = gw.post(&key, "/v1/chat/completions", cfg_models).await;
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = resp.text().await.unwrap();
+    let events = sse_data(&body);
+    assert!(events[0].contains("partial"), "{body}");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_error", "{body}");
+    for _ in 0..100 {
+        let (_, v) = gw
+            .admin_call(Method::GET, &format!("/admin/logs/{id}"), None)
+            .await;
+        if v["id"] == id.as_str() {
+            assert_eq!(v["error_code"], "upstream_error", "{v}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no record");
 }

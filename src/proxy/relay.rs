@@ -89,6 +89,21 @@ fn usage_of(json: &[u8]) -> Option<(Usage, bool)> {
     Some((usage, c.choices.is_none_or(|c| c.is_empty())))
 }
 
+/// `[DONE]`, or an event in which a choice finished (`finish_reason` set).
+fn ends_answer(ev: &Event) -> bool {
+    const FIELD: &[u8] = b"\"finish_reason\"";
+    let Event::Json(j) = ev else { return true };
+    memchr::memmem::find_iter(j, FIELD).any(|at| {
+        // Inside a string the quote would be escaped.
+        if at > 0 && j[at - 1] == b'\\' {
+            return false;
+        }
+        let rest = j[at + FIELD.len()..].trim_ascii_start();
+        let value = rest.strip_prefix(b":").unwrap_or(b"").trim_ascii_start();
+        !value.is_empty() && !value.starts_with(b"null")
+    })
+}
+
 async fn relay(
     mut body: Incoming,
     mut first: Option<Bytes>,
@@ -108,6 +123,10 @@ async fn relay(
     let mut failure: Option<&'static str> = None;
     // Set once the client is gone: from then on we only read for usage.
     let mut drain_until: Option<Instant> = None;
+    // `[DONE]` or a finish reason came: the answer is whole. A body that
+    // ends cleanly before either (a connection closed mid-answer, when the
+    // length is the connection's) is a broken stream, not a short answer.
+    let mut complete = false;
     loop {
         if drain_until.is_some() && usage.is_some() {
             break;
@@ -135,7 +154,11 @@ async fn relay(
                         let _ = tx.send_timeout(out, idle).await;
                     }
                 }
-                break;
+                if complete || drain_until.is_some() {
+                    break;
+                }
+                tracing::warn!(upstream = %upstream, "upstream stream ended before its answer finished");
+                Some(UpstreamError::BadResponse(upstream.clone()))
             }
             Ok(Some(Err(e))) => {
                 tracing::warn!(upstream = %upstream, error = %e, "upstream stream broke");
@@ -150,6 +173,7 @@ async fn relay(
                         Some(UpstreamError::BadResponse(upstream.clone()))
                     }
                     Ok(()) => {
+                        complete = complete || events.iter().any(ends_answer);
                         let events = match finish.guard.as_mut() {
                             // Nothing is sent after a disconnect: no need to scan.
                             Some(g) if !g.is_cut() && drain_until.is_none() => match g.push(events)
@@ -219,4 +243,27 @@ fn reframe(events: &[Event], usage: &mut Option<Usage>, strip_usage: bool) -> By
         sse::write_event(&mut out, ev);
     }
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_ends_with_done_or_a_finish_reason() {
+        let json = |s: &'static str| Event::Json(Bytes::from_static(s.as_bytes()));
+        assert!(ends_answer(&Event::Done));
+        assert!(ends_answer(&json(
+            r#"{"choices":[{"finish_reason" : "stop"}]}"#
+        )));
+        assert!(ends_answer(&json(
+            r#"{"choices":[{"finish_reason":null},{"finish_reason":"length"}]}"#
+        )));
+        assert!(!ends_answer(&json(
+            r#"{"choices":[{"finish_reason": null}]}"#
+        )));
+        assert!(!ends_answer(&json(
+            r#"{"choices":[{"delta":{"content":"say \"finish_reason\":\"stop\""},"finish_reason":null}]}"#
+        )));
+    }
 }

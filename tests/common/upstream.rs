@@ -227,6 +227,7 @@ async fn models() -> Json<Value> {
         "mock-500",
         "mock-400",
         "mock-drop",
+        "mock-truncated",
         "mock-forge",
         "mock-unsafe",
         "mock-unsafe-json",
@@ -404,6 +405,12 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
                 Body::from_stream(stream),
             )
                 .into_response()
+        }
+        "mock-truncated" => {
+            // Ends cleanly mid-answer: no finish reason, no `[DONE]` (as a
+            // body whose length is the connection's looks when it is cut).
+            let body = format!("data: {}\n\n", chunk(&model, "partial"));
+            ([("content-type", "text/event-stream")], body).into_response()
         }
         "mock-pings" => {
             // Thinks for 1.5 s, saying so every 300 ms, then answers.
