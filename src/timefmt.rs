@@ -13,14 +13,44 @@ pub fn rfc3339(unix_secs: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// Parses an RFC 3339 timestamp into Unix seconds.
+/// Parses an RFC 3339 timestamp into Unix seconds: `Z` or a `±HH:MM`
+/// offset is required. (A time without one had been read as UTC, so an
+/// operator west of Greenwich who left it off scheduled a window hours
+/// early; and offsets, valid RFC 3339, were refused.)
 pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
-    let t = humantime::parse_rfc3339_weak(s).map_err(|e| {
-        format!("invalid timestamp {s:?}: {e} (expected RFC 3339, e.g. 2027-01-31T00:00:00Z)")
-    })?;
-    t.duration_since(UNIX_EPOCH)
+    let bad = |why: &str| {
+        format!("invalid timestamp {s:?}: {why} (expected RFC 3339, e.g. 2027-01-31T00:00:00Z or 2027-01-31T02:00:00+02:00)")
+    };
+    let t = s.trim();
+    let (local, offset) = match t.char_indices().rev().nth(5) {
+        _ if t.ends_with(['Z', 'z']) => (&t[..t.len() - 1], 0),
+        Some((i, sign @ ('+' | '-'))) if t.as_bytes().get(i + 3) == Some(&b':') => {
+            let hh: i64 = t[i + 1..i + 3].parse().map_err(|_| bad("bad offset"))?;
+            let mm: i64 = t[i + 4..].parse().map_err(|_| bad("bad offset"))?;
+            if hh > 23 || mm > 59 {
+                return Err(bad("bad offset"));
+            }
+            let secs = hh * 3600 + mm * 60;
+            (&t[..i], if sign == '+' { secs } else { -secs })
+        }
+        _ => {
+            return Err(bad(
+                "a time zone is required: Z or an offset such as +02:00",
+            ))
+        }
+    };
+    let utc =
+        humantime::parse_rfc3339_weak(&format!("{local}Z")).map_err(|e| bad(&e.to_string()))?;
+    let secs = utc
+        .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .map_err(|_| format!("timestamp {s:?} is before 1970"))
+        .map_err(|_| format!("timestamp {s:?} is before 1970"))?;
+    // Local time minus its offset is UTC.
+    let secs = secs - offset;
+    if secs < 0 {
+        return Err(format!("timestamp {s:?} is before 1970"));
+    }
+    Ok(secs)
 }
 
 /// The longest duration accepted anywhere (a key's expiry, a grace period,
@@ -56,6 +86,22 @@ mod tests {
     fn far_times_and_long_durations_are_bounded() {
         assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
         assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn timestamps_need_a_zone_and_may_have_an_offset() {
+        let z = parse_rfc3339("2027-01-31T02:00:00Z").unwrap();
+        assert_eq!(parse_rfc3339("2027-01-31T04:00:00+02:00"), Ok(z));
+        assert_eq!(parse_rfc3339("2027-01-30T21:00:00-05:00"), Ok(z));
+        assert_eq!(parse_rfc3339("2027-01-31T02:00:00.5Z"), Ok(z));
+        for bad in [
+            "2027-01-31T02:00:00",
+            "2027-01-31 02:00:00",
+            "2027-01-31T02:00:00+25:00",
+            "soon",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             parse_duration("100y").ok(),
             None,

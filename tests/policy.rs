@@ -748,3 +748,43 @@ async fn revoking_a_key_with_requests_in_flight() {
         "the request admitted before revocation completes"
     );
 }
+
+/// A rotated key's successor shares its predecessor's allowance (each had
+/// a full one, so the grace period doubled the key's limits), and editing a
+/// key's other numbers refills nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_and_edits_do_not_refill_the_allowance() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    tier(&gw, "three", 3, 100_000, json!({})).await;
+    let (id, old) = gw.create_key(json!({"name": "svc", "tier": "three"})).await;
+    for _ in 0..2 {
+        let r = gw.post(&old, "/v1/chat/completions", echo(Some(5))).await;
+        assert_eq!(r.status(), 200);
+    }
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            &format!("/admin/keys/{id}/rotate"),
+            Some(json!({"grace": "1h"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let new = v["new"]["key"].as_str().unwrap().to_owned();
+    let new_id = v["new"]["id"].as_str().unwrap().to_owned();
+    let r = gw.post(&new, "/v1/chat/completions", echo(Some(5))).await;
+    assert_eq!(r.status(), 200, "the third of three");
+    for key in [&new, &old] {
+        let r = gw.post(key, "/v1/chat/completions", echo(Some(5))).await;
+        assert_eq!(r.status(), 429, "the allowance is shared");
+    }
+    let (s, _) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/keys/{new_id}"),
+            Some(json!({"overrides": {"max_concurrent_requests": 50}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let r = gw.post(&new, "/v1/chat/completions", echo(Some(5))).await;
+    assert_eq!(r.status(), 429, "an edit refills nothing");
+}

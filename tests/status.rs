@@ -559,3 +559,160 @@ async fn the_cli_opens_and_resolves_an_incident() {
     );
     assert!(!bad.status.success(), "an unknown status is refused");
 }
+
+/// A restart in the middle of an outage claims no recovery (breakers start
+/// closed, so the upstream looked healthy until its first probe: the open
+/// incident was resolved and a new one opened), and resolving an incident
+/// twice adds nothing to its timeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_mid_outage_claims_no_recovery() {
+    let mut up = MockUpstream::start().await;
+    let cfg = config_with(Some(&up), FAST);
+    let mut gw = Gateway::start(&cfg).await;
+    up.stop();
+    let s = eventually("the outage", || async {
+        let s = summary(&gw).await;
+        (s["incidents"].as_array().unwrap().len() == 1).then_some(s)
+    })
+    .await;
+    let id = s["incidents"][0]["id"].as_str().unwrap().to_owned();
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, i) = gw
+        .admin_call(Method::GET, &format!("/admin/incidents/{id}"), None)
+        .await;
+    assert_eq!(i["status"], "investigating", "{i}");
+    assert_eq!(i["updates"].as_array().unwrap().len(), 1, "{i}");
+    let (_, list) = gw.admin_call(Method::GET, "/admin/incidents", None).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "no second incident: {list}"
+    );
+
+    for _ in 0..2 {
+        let (status, v) = gw
+            .admin_call(
+                Method::POST,
+                &format!("/admin/incidents/{id}/updates"),
+                Some(json!({"status": "resolved", "body": "Fixed."})),
+            )
+            .await;
+        assert!(status < 300, "{v}");
+    }
+    let (_, i) = gw
+        .admin_call(Method::GET, &format!("/admin/incidents/{id}"), None)
+        .await;
+    assert_eq!(
+        i["updates"].as_array().unwrap().len(),
+        2,
+        "one resolution: {i}"
+    );
+}
+
+/// The automatic incident of an upstream deleted mid-outage is resolved
+/// (it stayed open, and the page in outage, for good), and the page never
+/// shows an internal id for a component that is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_upstreams_incident_is_resolved() {
+    let mut up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(None, FAST)).await;
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "gamma", "base_url": up.base_url(), "models": ["m3"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let uid = v["id"].as_str().unwrap().to_owned();
+    up.stop();
+    eventually("the outage", || async {
+        let s = summary(&gw).await;
+        (s["incidents"].as_array().unwrap().len() == 1).then_some(())
+    })
+    .await;
+    let (s, _) = gw
+        .admin_call(Method::DELETE, &format!("/admin/upstreams/{uid}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let s = eventually("the resolution", || async {
+        let s = summary(&gw).await;
+        s["incidents"].as_array().unwrap().is_empty().then_some(s)
+    })
+    .await;
+    assert_eq!(s["status"]["indicator"], "none", "{s}");
+    let page = gw
+        .http
+        .get(format!("{}/status", gw.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains(&uid), "no internal ids on the page");
+}
+
+/// Times take an offset (and need a zone); a window wholly past is refused;
+/// a webhook URL may carry a query string.
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_times_and_webhook_urls() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let window = |from: &str, until: &str| {
+        json!({"name": "Upgrade", "body": "", "components": ["gateway"],
+               "scheduled_for": from, "scheduled_until": until})
+    };
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(window(
+                "2099-01-31T04:00:00+02:00",
+                "2099-01-31T05:00:00+02:00",
+            )),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, z) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(window("2099-01-31T02:00:00Z", "2099-01-31T03:00:00Z")),
+        )
+        .await;
+    assert_eq!(
+        v["scheduled_for"], z["scheduled_for"],
+        "+02:00 is two hours ahead of UTC"
+    );
+    for (from, until, param) in [
+        (
+            "2099-01-31T02:00:00",
+            "2099-01-31T03:00:00Z",
+            "scheduled_for",
+        ),
+        (
+            "2020-01-31T02:00:00Z",
+            "2020-01-31T03:00:00Z",
+            "scheduled_until",
+        ),
+    ] {
+        let (s, v) = gw
+            .admin_call(
+                Method::POST,
+                "/admin/maintenances",
+                Some(window(from, until)),
+            )
+            .await;
+        assert_eq!((s, v["error"]["param"].as_str()), (400, Some(param)), "{v}");
+    }
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/status/subscribers",
+            Some(json!({"kind": "webhook", "target": "http://127.0.0.1:9/hook?token=abc"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}

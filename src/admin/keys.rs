@@ -474,6 +474,7 @@ pub async fn rotate(
         .await?;
     let new_view = successor.view(t);
     let old_view = retired.view(t);
+    state.limits.inherit(&successor.id, &retired.id);
     state.keys.put(successor);
     state.keys.put(retired);
     Ok((

@@ -175,8 +175,7 @@ pub async fn add_subscriber(
             None
         }
         "webhook" => {
-            crate::proxy::upstream::parse_base_url(&target)
-                .map_err(|e| ApiError::invalid(e, Some("target")))?;
+            webhook_url(&target).map_err(|e| ApiError::invalid(e, Some("target")))?;
             Some(crate::status::notify::webhook::new_secret())
         }
         _ => {
@@ -255,5 +254,23 @@ pub async fn remove_subscriber(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("No such subscriber."))
+    }
+}
+
+/// A webhook target: an `http(s)://` URL with a host; a query string is
+/// fine (receivers often authenticate with one), credentials in it are not.
+fn webhook_url(raw: &str) -> Result<(), String> {
+    let uri: axum::http::Uri = raw
+        .parse()
+        .map_err(|e| format!("invalid webhook URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("invalid webhook URL: it must start with http:// or https://".into());
+    }
+    match uri.authority() {
+        Some(a) if a.as_str().contains('@') => {
+            Err("invalid webhook URL: credentials in the URL are not supported".into())
+        }
+        Some(a) if !a.host().is_empty() => Ok(()),
+        _ => Err("invalid webhook URL: it has no host".into()),
     }
 }

@@ -40,6 +40,11 @@ fn reset(limit: u32, remaining: u32) -> Duration {
     Duration::from_millis(missing * 60_000 / u64::from(limit))
 }
 
+fn value(d: Duration) -> HeaderValue {
+    // Digits and letters only: always a valid header value.
+    HeaderValue::try_from(openai_duration(d)).unwrap_or(HeaderValue::from_static("0s"))
+}
+
 // Built at compile time: a `&str` name is parsed and checked on every insert.
 const NAMES: [HeaderName; 6] = [
     HeaderName::from_static("x-ratelimit-limit-requests"),
@@ -51,18 +56,13 @@ const NAMES: [HeaderName; 6] = [
 ];
 
 pub fn apply_headers(h: &mut HeaderMap, a: &Admission) {
-    let duration = |limit, remaining| {
-        // Digits and letters only: always a valid header value.
-        HeaderValue::try_from(openai_duration(reset(limit, remaining)))
-            .unwrap_or(HeaderValue::from_static("0s"))
-    };
     let values = [
         HeaderValue::from(a.requests_limit),
         HeaderValue::from(a.requests_remaining),
-        duration(a.requests_limit, a.requests_remaining),
+        value(reset(a.requests_limit, a.requests_remaining)),
         HeaderValue::from(a.tokens_limit),
         HeaderValue::from(a.tokens_remaining),
-        duration(a.tokens_limit, a.tokens_remaining),
+        value(a.tokens_reset),
     ];
     h.reserve(NAMES.len());
     for (name, value) in NAMES.into_iter().zip(values) {

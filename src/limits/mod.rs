@@ -149,6 +149,17 @@ impl Limits {
         }
     }
 
+    /// A rotated key's successor takes its predecessor's limiter: its
+    /// buckets, open streams and the day's usage. (With a fresh one, both
+    /// keys had a full allowance during the grace period, and the successor
+    /// a whole new daily budget.)
+    pub fn inherit(&self, successor: &str, predecessor: &str) {
+        let mut map = self.per_key.lock();
+        if let Some(l) = map.get(predecessor).cloned() {
+            map.insert(successor.to_owned(), l);
+        }
+    }
+
     /// The limiter for this key, rebuilt if its numbers changed.
     pub fn limiter(&self, key: &ApiKey) -> Arc<KeyLimiter> {
         let eff = self.effective(key);

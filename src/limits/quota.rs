@@ -1,12 +1,14 @@
-//! One key's limiter: governor quotas for requests/min and tokens/min, a
-//! ledger that settles token reservations against real usage, the open
-//! stream count and the daily token budget.
+//! One key's limiter: a governor quota for requests/min, our own bucket for
+//! tokens/min (settled against real usage), the open stream count and the
+//! daily token budget.
 //!
-//! Governor cannot give cells back, so settling goes through the ledger:
-//! an over-reservation becomes credit that later admissions spend before
-//! asking governor, and an under-reservation becomes debt that the next
-//! admission pays; what one bucket cannot hold runs down at the refill rate,
-//! the key refused meanwhile. The two net out.
+//! Tokens are reserved before an answer and settled after it, so their
+//! bucket must take tokens back (an over-reservation) and go below empty
+//! (an under-reservation: debt). Governor's cells can do neither; layering a
+//! ledger of credit and debt on top of it let both refill at once, and a
+//! key used about twice its tokens/min. One bucket whose level may be
+//! negative does it exactly: it refills at the rate, never above one minute
+//! of tokens, and a reservation waits until the level covers it.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,35 +26,41 @@ use crate::error::PolicyError;
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
-#[derive(Default)]
-struct Ledger {
-    credit: u64,
-    debt: u64,
-    /// When `credit` and `debt` were last brought up to date (at most one
-    /// of them is above zero: settling nets them).
-    credit_at: Option<Instant>,
-}
-
 /// The most debt kept: a day of the key's tokens/min. (An upstream may
 /// report up to 2^40 tokens for one answer; that would be years.)
-const MOST_DEBT_MINUTES: u64 = 24 * 60;
+const MOST_DEBT_MINUTES: f64 = 24.0 * 60.0;
 
-impl Ledger {
-    /// Both run down at the refill rate. Credit stands for cells given back
-    /// to a bucket that governor keeps refilling on its own: credit and
-    /// refill together never exceed what one full bucket would hold. (Kept
-    /// forever, a minute-old refund doubled the next minute's tokens.) Debt
-    /// is tokens used beyond the bucket: the key waits while the rate pays
-    /// them off, as if the bucket had been that much deeper.
-    fn lapse(&mut self, per_min: u32) {
-        let now = Instant::now();
-        if let Some(at) = self.credit_at.filter(|_| self.credit > 0 || self.debt > 0) {
-            let ms = u64::try_from(now.duration_since(at).as_millis()).unwrap_or(u64::MAX);
-            let refilled = u64::from(per_min).saturating_mul(ms) / 60_000;
-            self.credit = self.credit.saturating_sub(refilled);
-            self.debt = self.debt.saturating_sub(refilled);
+/// The tokens/min bucket: `level` tokens at `at`.
+struct Bucket {
+    level: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(per_min: u32) -> Bucket {
+        Bucket {
+            level: f64::from(per_min),
+            at: Instant::now(),
         }
-        self.credit_at = Some(now);
+    }
+
+    /// Brought up to now: refilled at the rate, at most full.
+    fn refill(&mut self, per_min: u32) {
+        let now = Instant::now();
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        self.level = (self.level + secs * f64::from(per_min) / 60.0).min(f64::from(per_min));
+        self.at = now;
+    }
+
+    /// Whole tokens available now (none while in debt).
+    fn available(&self) -> u32 {
+        self.level.max(0.0) as u32
+    }
+
+    /// How long until `n` tokens are available.
+    fn wait_for(&self, n: f64, per_min: u32) -> Duration {
+        let missing = (n - self.level).max(0.0);
+        Duration::from_secs_f64(missing * 60.0 / f64::from(per_min.max(1)))
     }
 }
 
@@ -65,15 +73,17 @@ struct Daily {
 pub struct KeyLimiter {
     pub effective: Effective,
     clock: DefaultClock,
-    requests: Limiter,
-    tokens: Limiter,
-    ledger: Mutex<Ledger>,
+    /// Shared with the limiter this one replaced while requests/min is the
+    /// same: a change of other numbers does not refill it.
+    requests: Arc<Limiter>,
+    /// Shared with the limiter this one replaced (a change of limits
+    /// neither refills it nor forgives debt).
+    tokens: Arc<Mutex<Bucket>>,
     /// Shared with the limiter this one replaced, so open streams and the
     /// day's usage survive a change of limits.
     streams: Arc<AtomicU32>,
     requests_open: Arc<AtomicU32>,
     daily: Arc<Mutex<Daily>>,
-    last_tokens_remaining: AtomicU32,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -87,6 +97,9 @@ pub struct Admission {
     pub requests_remaining: u32,
     pub tokens_limit: u32,
     pub tokens_remaining: u32,
+    /// Until the token bucket is full again (longer than a minute while
+    /// the key is in debt).
+    pub tokens_reset: Duration,
 }
 
 /// Tokens held for one request until its real usage is known.
@@ -118,16 +131,32 @@ impl KeyLimiter {
         seed: Option<(i64, u64)>,
     ) -> KeyLimiter {
         let clock = DefaultClock::default();
-        let build = |n| {
-            RateLimiter::direct_with_clock(per_minute(n), clock.clone())
-                .with_middleware::<StateInformationMiddleware>()
+        let requests = match previous {
+            Some(p) if p.effective.requests_per_min == effective.requests_per_min => {
+                p.requests.clone()
+            }
+            _ => Arc::new(
+                RateLimiter::direct_with_clock(
+                    per_minute(effective.requests_per_min),
+                    clock.clone(),
+                )
+                .with_middleware::<StateInformationMiddleware>(),
+            ),
+        };
+        let tokens = match previous {
+            Some(p) => {
+                let mut b = p.tokens.lock();
+                b.refill(p.effective.tokens_per_min);
+                b.level = b.level.min(f64::from(effective.tokens_per_min));
+                p.tokens.clone()
+            }
+            None => Arc::new(Mutex::new(Bucket::full(effective.tokens_per_min))),
         };
         KeyLimiter {
-            requests: build(effective.requests_per_min),
-            tokens: build(effective.tokens_per_min),
+            requests,
+            tokens,
             effective,
-            clock: clock.clone(),
-            ledger: Mutex::new(Ledger::default()),
+            clock,
             streams: previous.map_or_else(Default::default, |p| p.streams.clone()),
             requests_open: previous.map_or_else(Default::default, |p| p.requests_open.clone()),
             daily: previous.map_or_else(
@@ -137,50 +166,52 @@ impl KeyLimiter {
                 },
                 |p| p.daily.clone(),
             ),
-            last_tokens_remaining: AtomicU32::new(effective.tokens_per_min),
         }
     }
 
-    /// Governor reports capacity only as part of a decision, so the tokens
-    /// figure shown between reservations is the one the last reservation saw.
-    fn tokens_remaining(&self) -> u32 {
-        self.last_tokens_remaining.load(Ordering::Relaxed)
+    /// The token bucket now: tokens available and the time until full.
+    fn tokens_now(&self) -> (u32, Duration) {
+        let per_min = self.effective.tokens_per_min;
+        let mut b = self.tokens.lock();
+        b.refill(per_min);
+        (b.available(), b.wait_for(f64::from(per_min), per_min))
     }
 
     /// Counts one request against requests/min. Every request that reaches
     /// this point counts, whether it later succeeds or not.
     pub fn admit(&self) -> Result<Admission, (PolicyError, Admission)> {
         let e = self.effective;
+        let (tokens_remaining, tokens_reset) = self.tokens_now();
+        let mut adm = Admission {
+            requests_limit: e.requests_per_min,
+            requests_remaining: 0,
+            tokens_limit: e.tokens_per_min,
+            tokens_remaining,
+            tokens_reset,
+        };
         match self.requests.check() {
-            Ok(snap) => Ok(Admission {
-                requests_limit: e.requests_per_min,
-                requests_remaining: snap.remaining_burst_capacity(),
-                tokens_limit: e.tokens_per_min,
-                tokens_remaining: self.tokens_remaining(),
-            }),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                let adm = Admission {
-                    requests_limit: e.requests_per_min,
-                    requests_remaining: 0,
-                    tokens_limit: e.tokens_per_min,
-                    tokens_remaining: self.tokens_remaining(),
-                };
-                Err((
-                    PolicyError::RateLimited {
-                        what: "requests",
-                        limit: u64::from(e.requests_per_min),
-                        retry_after: wait,
-                    },
-                    adm,
-                ))
+            Ok(snap) => {
+                adm.requests_remaining = snap.remaining_burst_capacity();
+                Ok(adm)
             }
+            Err(not_until) => Err((
+                PolicyError::RateLimited {
+                    what: "requests",
+                    limit: u64::from(e.requests_per_min),
+                    retry_after: not_until.wait_time_from(self.clock.now()),
+                },
+                adm,
+            )),
         }
     }
 
-    /// Reserves `n` tokens atomically: the daily budget, then (refused while
-    /// debt is owed) credit first and governor for the rest.
-    pub fn reserve(self: &Arc<Self>, n: u64, now: i64) -> Result<(Reservation, u32), PolicyError> {
+    /// Reserves `n` tokens atomically: the daily budget, then the bucket.
+    /// On success, the bucket as it is left (tokens and time until full).
+    pub fn reserve(
+        self: &Arc<Self>,
+        n: u64,
+        now: i64,
+    ) -> Result<(Reservation, (u32, Duration)), PolicyError> {
         let e = self.effective;
         if n > u64::from(e.tokens_per_min) {
             return Err(PolicyError::ExceedsQuota {
@@ -189,18 +220,11 @@ impl KeyLimiter {
                 per: "per minute",
             });
         }
-        // The day's budget is checked and taken under one lock, so two
-        // requests cannot both pass on the same headroom; it is given back
-        // if governor refuses below.
-        if let Some(budget) = e.daily_token_budget {
-            // Waiting for midnight would not help this one.
-            if n > budget {
-                return Err(PolicyError::ExceedsQuota {
-                    tokens: n,
-                    limit: budget,
-                    per: "per day",
-                });
-            }
+        // The day's usage is counted whether or not a budget is in force, so
+        // one set mid-day starts from what the key already used. Checked
+        // and taken under one lock, so two requests cannot both pass on the
+        // same headroom; given back if the bucket refuses below.
+        {
             let mut d = self.daily.lock();
             if d.day != utc_day(now) {
                 *d = Daily {
@@ -208,72 +232,48 @@ impl KeyLimiter {
                     used: 0,
                 };
             }
-            if d.used.saturating_add(n) > budget {
-                let midnight = (utc_day(now) + 1) * 86_400;
-                return Err(PolicyError::RateLimited {
-                    what: "daily tokens",
-                    limit: budget,
-                    retry_after: Duration::from_secs(u64::try_from(midnight - now).unwrap_or(1)),
-                });
+            if let Some(budget) = e.daily_token_budget {
+                // Waiting for midnight would not help this one.
+                if n > budget {
+                    return Err(PolicyError::ExceedsQuota {
+                        tokens: n,
+                        limit: budget,
+                        per: "per day",
+                    });
+                }
+                if d.used.saturating_add(n) > budget {
+                    let midnight = (utc_day(now) + 1) * 86_400;
+                    return Err(PolicyError::RateLimited {
+                        what: "daily tokens",
+                        limit: budget,
+                        retry_after: Duration::from_secs(
+                            u64::try_from(midnight - now).unwrap_or(1),
+                        ),
+                    });
+                }
             }
-            d.used += n;
+            d.used = d.used.saturating_add(n);
         }
-        let give_back = || {
-            if e.daily_token_budget.is_some() {
+        let left = {
+            let mut b = self.tokens.lock();
+            b.refill(e.tokens_per_min);
+            let want = n as f64;
+            if b.level < want {
+                let retry_after = b.wait_for(want, e.tokens_per_min);
+                drop(b);
                 let mut d = self.daily.lock();
                 d.used = d.used.saturating_sub(n);
+                return Err(PolicyError::RateLimited {
+                    what: "tokens",
+                    limit: u64::from(e.tokens_per_min),
+                    retry_after,
+                });
             }
-        };
-        let refused = |retry_after: Duration| {
-            give_back();
-            PolicyError::RateLimited {
-                what: "tokens",
-                limit: u64::from(e.tokens_per_min),
-                retry_after,
-            }
-        };
-        let remaining = {
-            let mut ledger = self.ledger.lock();
-            ledger.lapse(e.tokens_per_min);
-            // An answer that used more than it reserved is paid with the
-            // next admission, and what one bucket cannot hold waits for the
-            // rate to run it down. (Capped at one bucket, the rest was
-            // forgiven: an upstream ignoring `max_tokens` made the limit
-            // decorative.)
-            let per_min = u64::from(e.tokens_per_min.max(1));
-            let beyond = n.saturating_add(ledger.debt).saturating_sub(per_min);
-            if ledger.debt > 0 && beyond > 0 {
-                let ms = beyond.saturating_mul(60_000).div_ceil(per_min);
-                return Err(refused(Duration::from_millis(ms)));
-            }
-            let from_credit = ledger.credit.min(n);
-            let owed = (n - from_credit).saturating_add(ledger.debt);
-            let credit_left = u32::try_from(ledger.credit - from_credit).unwrap_or(u32::MAX);
-            let shown = match NonZeroU32::new(u32::try_from(owed).unwrap_or(u32::MAX)) {
-                // Paid from credit alone: the last figure, less what was spent.
-                None => self
-                    .tokens_remaining()
-                    .saturating_sub(u32::try_from(from_credit).unwrap_or(u32::MAX)),
-                Some(cells) => match self.tokens.check_n(cells) {
-                    Ok(Ok(snap)) => snap.remaining_burst_capacity().saturating_add(credit_left),
-                    Ok(Err(not_until)) => {
-                        return Err(refused(not_until.wait_time_from(self.clock.now())));
-                    }
-                    Err(_) => {
-                        give_back();
-                        return Err(PolicyError::ExceedsQuota {
-                            tokens: n,
-                            limit: u64::from(e.tokens_per_min),
-                            per: "per minute",
-                        });
-                    }
-                },
-            };
-            ledger.credit -= from_credit;
-            ledger.debt = 0;
-            let shown = shown.min(e.tokens_per_min);
-            self.last_tokens_remaining.store(shown, Ordering::Relaxed);
-            shown
+            b.level -= want;
+            (
+                b.available(),
+                b.wait_for(f64::from(e.tokens_per_min), e.tokens_per_min),
+            )
         };
         Ok((
             Reservation {
@@ -281,7 +281,7 @@ impl KeyLimiter {
                 reserved: n,
                 settled: false,
             },
-            remaining,
+            left,
         ))
     }
 
@@ -340,27 +340,19 @@ impl Reservation {
         }
         self.settled = true;
         let l = &self.limiter;
+        let per_min = l.effective.tokens_per_min;
         {
-            let mut ledger = l.ledger.lock();
-            ledger.lapse(l.effective.tokens_per_min);
-            if actual < self.reserved {
-                let back = self.reserved - actual;
-                let repaid = back.min(ledger.debt);
-                ledger.debt -= repaid;
-                let cap = u64::from(l.effective.tokens_per_min);
-                ledger.credit = ledger.credit.saturating_add(back - repaid).min(cap);
-            } else {
-                let over = actual - self.reserved;
-                let covered = over.min(ledger.credit);
-                ledger.credit -= covered;
-                let most = u64::from(l.effective.tokens_per_min).saturating_mul(MOST_DEBT_MINUTES);
-                ledger.debt = ledger.debt.saturating_add(over - covered).min(most);
-            }
+            // A refund fills only what the bucket misses (at most full); a
+            // charge beyond the reservation takes it below empty, and the
+            // refill alone pays that back.
+            let mut b = l.tokens.lock();
+            b.refill(per_min);
+            let most_debt = -f64::from(per_min) * MOST_DEBT_MINUTES;
+            b.level = (b.level + self.reserved as f64 - actual as f64)
+                .clamp(most_debt, f64::from(per_min));
         }
-        if l.effective.daily_token_budget.is_some() {
-            let mut d = l.daily.lock();
-            d.used = d.used.saturating_add(actual).saturating_sub(self.reserved);
-        }
+        let mut d = l.daily.lock();
+        d.used = d.used.saturating_add(actual).saturating_sub(self.reserved);
     }
 }
 
@@ -375,28 +367,6 @@ impl Drop for Reservation {
 mod tests {
     use super::*;
 
-    #[test]
-    fn credit_lapses_at_the_refill_rate() {
-        let half_a_minute_ago = Instant::now().checked_sub(Duration::from_secs(30));
-        let Some(at) = half_a_minute_ago else { return };
-        let mut l = Ledger {
-            credit: 1_000,
-            debt: 0,
-            credit_at: Some(at),
-        };
-        // 1,200 a minute refill 600 in 30 s: that much credit is redundant.
-        l.lapse(1_200);
-        assert!((399..=400).contains(&l.credit), "{}", l.credit);
-        // A minute later none is left.
-        l.credit_at = Instant::now().checked_sub(Duration::from_secs(61));
-        l.lapse(1_200);
-        assert_eq!(l.credit, 0);
-        // Fresh credit is kept whole.
-        l.credit = 500;
-        l.lapse(1_200);
-        assert!(l.credit >= 499);
-    }
-
     fn limiter(tokens_per_min: u32) -> Arc<KeyLimiter> {
         let e = Effective {
             requests_per_min: 1_000,
@@ -408,54 +378,104 @@ mod tests {
         Arc::new(KeyLimiter::new(e, None, None))
     }
 
-    /// An answer that used far more than it reserved is paid in full: not
-    /// one bucket's worth with the rest forgiven.
-    #[test]
-    fn debt_beyond_a_bucket_is_kept_and_refuses_until_paid() {
-        let l = limiter(100);
-        let (r, _) = l.reserve(10, 0).unwrap();
-        r.settle(350);
-        // 340 owed, more than a bucket holds: this request and those after
-        // it are refused until the rate has run the excess down.
-        for _ in 0..3 {
-            match l.reserve(1, 0) {
-                Err(PolicyError::RateLimited {
-                    what, retry_after, ..
-                }) => {
-                    assert_eq!(what, "tokens");
-                    assert!(retry_after >= Duration::from_secs(30), "{retry_after:?}");
-                }
-                other => panic!("admitted while in debt: {:?}", other.map(|(_, n)| n)),
-            }
+    /// Moves the bucket's clock back, as if `secs` had passed.
+    fn age(l: &KeyLimiter, secs: u64) {
+        let mut b = l.tokens.lock();
+        if let Some(at) = b.at.checked_sub(Duration::from_secs(secs)) {
+            b.at = at;
         }
-        assert!(l.ledger.lock().debt >= 330);
     }
 
-    /// Debt runs down with time: the key is served again once the rate has
-    /// paid it, without having to be asked in between.
+    /// An answer that used far more than it reserved is paid in full: the
+    /// key is refused until the refill alone has paid the debt.
     #[test]
-    fn debt_runs_down_at_the_refill_rate() {
-        let l = limiter(100);
-        {
-            let mut ledger = l.ledger.lock();
-            ledger.debt = 150;
-            ledger.credit_at = Instant::now().checked_sub(Duration::from_secs(91));
+    fn debt_is_paid_by_the_refill_alone() {
+        let l = limiter(1_200);
+        let (r, _) = l.reserve(200, 0).unwrap();
+        // 1,000 left; the answer used 2,400 more than it reserved: -1,400.
+        r.settle(2_600);
+        // The headers say so: nothing left, full again in 130 s.
+        let adm = l.admit().unwrap();
+        assert_eq!(adm.tokens_remaining, 0);
+        assert!((129..=130).contains(&adm.tokens_reset.as_secs()), "{adm:?}");
+        match l.reserve(100, 0) {
+            Err(PolicyError::RateLimited {
+                what, retry_after, ..
+            }) => {
+                assert_eq!(what, "tokens");
+                // 1,500 tokens at 20 a second: 75 s.
+                assert!(
+                    (74..=75).contains(&retry_after.as_secs()),
+                    "{retry_after:?}"
+                );
+            }
+            other => panic!("admitted while in debt: {:?}", other.map(|(_, n)| n)),
         }
-        assert!(
-            l.reserve(1, 0).is_ok(),
-            "150 tokens at 100 a minute: paid in 90 s"
-        );
+        // After 60 s the refill has paid 1,200 of it: still refused (the
+        // debt was paid twice over, by a ledger and by the bucket).
+        age(&l, 60);
+        assert!(l.reserve(100, 0).is_err());
+        age(&l, 16);
+        assert!(l.reserve(100, 0).is_ok());
+    }
+
+    /// A refund fills what the bucket misses and no more: a late refund on
+    /// a bucket that refilled meanwhile is not a second minute of tokens.
+    #[test]
+    fn a_refund_never_overfills_the_bucket() {
+        let l = limiter(1_000);
+        let (r, _) = l.reserve(1_000, 0).unwrap();
+        age(&l, 61);
+        r.settle(30);
+        assert_eq!(l.tokens_now().0, 1_000);
+        let (_, left) = l.reserve(1_000, 0).unwrap();
+        assert_eq!(left.0, 0);
+        assert!(l.reserve(1, 0).is_err());
     }
 
     /// Credit from one answer pays the debt of another.
     #[test]
-    fn credit_and_debt_net_out() {
+    fn refunds_and_charges_net_out() {
         let l = limiter(1_000);
         let (a, _) = l.reserve(100, 0).unwrap();
         let (b, _) = l.reserve(100, 0).unwrap();
         a.settle(150);
         b.settle(20);
-        let ledger = l.ledger.lock();
-        assert_eq!((ledger.debt, ledger.credit), (0, 30));
+        // 1,000 - 200 - 50 + 80.
+        assert!((829..=831).contains(&l.tokens_now().0));
+    }
+
+    /// A change of the key's numbers keeps its bucket (and debt) and, when
+    /// requests/min is unchanged, its request count.
+    #[test]
+    fn a_change_of_limits_refills_nothing() {
+        let l = limiter(1_000);
+        let (r, _) = l.reserve(100, 0).unwrap();
+        r.settle(3_000);
+        for _ in 0..5 {
+            assert!(l.admit().is_ok());
+        }
+        let mut e = l.effective;
+        e.max_concurrent_requests = Some(50);
+        let next = Arc::new(KeyLimiter::new(e, Some(&l), None));
+        assert!(next.reserve(1, 0).is_err(), "the debt carried over");
+        let before = l.admit().unwrap().requests_remaining;
+        assert_eq!(next.admit().unwrap().requests_remaining, before - 1);
+        e.tokens_per_min = 500;
+        let smaller = Arc::new(KeyLimiter::new(e, Some(&next), None));
+        assert!(smaller.tokens_now().0 <= 500);
+    }
+
+    /// A daily budget set mid-day counts what the key used before it.
+    #[test]
+    fn the_day_is_counted_without_a_budget() {
+        let l = limiter(10_000);
+        let (r, _) = l.reserve(600, 0).unwrap();
+        r.settle(800);
+        let mut e = l.effective;
+        e.daily_token_budget = Some(1_000);
+        let next = Arc::new(KeyLimiter::new(e, Some(&l), None));
+        assert!(next.reserve(300, 0).is_err(), "800 used + 300 > 1,000");
+        assert!(next.reserve(200, 0).is_ok());
     }
 }

@@ -285,8 +285,10 @@ async fn serve(
         .prompt_tokens(endpoint, &state.tokenizer)
         .saturating_add(completion)
         .max(1);
-    let (reservation, tokens_left) = limiter.reserve(reserve, crate::store::now())?;
+    let (reservation, (tokens_left, tokens_reset)) =
+        limiter.reserve(reserve, crate::store::now())?;
     adm.tokens_remaining = tokens_left;
+    adm.tokens_reset = tokens_reset;
     let mut finish = forward::Finish {
         reservation: Some(reservation),
         slot,

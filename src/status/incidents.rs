@@ -146,6 +146,19 @@ pub async fn change(
             let Some(old) = crate::store::incidents::get(tx, &id)? else {
                 return Ok(None);
             };
+            // Resolving what is resolved adds nothing (it added a second
+            // "resolved" to the timeline and told the subscribers again),
+            // unless it says something new (a post-mortem note).
+            let said = old.updates.first().map(|u| u.body.as_str());
+            if old.status == IncidentStatus::Resolved
+                && change.status == Some(IncidentStatus::Resolved)
+                && change.name.is_none()
+                && change.impact.is_none()
+                && change.components.is_none()
+                && change.body.as_deref().is_none_or(|b| Some(b) == said)
+            {
+                return Ok(Some((old.status, old, false)));
+            }
             let mut new = old.clone();
             if let Some(n) = change.name {
                 new.name = n;
@@ -189,12 +202,15 @@ pub async fn change(
                 );
                 crate::store::audit::append(tx, e, t)?;
             }
-            Ok(Some((old.status, new)))
+            Ok(Some((old.status, new, true)))
         })
         .await?;
-    let Some((was, incident)) = result else {
+    let Some((was, incident, changed)) = result else {
         return Ok(None);
     };
+    if !changed {
+        return Ok(Some(incident));
+    }
     let event = if incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved {
         Event::IncidentResolved(incident.clone())
     } else {
@@ -218,9 +234,15 @@ async fn after(state: &AppState, event: Event) {
 /// came back.
 pub async fn automate(state: &AppState, before: &[Component], components: &[Component]) {
     for c in components {
-        let was_down = before
-            .iter()
-            .any(|b| b.id == c.id && b.status == ComponentStatus::MajorOutage);
+        // Down already, or on its way (a failed half-open trial passes
+        // through a partial outage): not a new outage.
+        let was_down = before.iter().any(|b| {
+            b.id == c.id
+                && matches!(
+                    b.status,
+                    ComponentStatus::MajorOutage | ComponentStatus::PartialOutage
+                )
+        });
         let id = c.id.clone();
         let open = match state
             .store
@@ -234,10 +256,13 @@ pub async fn automate(state: &AppState, before: &[Component], components: &[Comp
             }
         };
         let down = c.status == ComponentStatus::MajorOutage;
-        let up = matches!(
-            c.status,
-            ComponentStatus::Operational | ComponentStatus::DegradedPerformance
-        );
+        // Recovery is claimed only when seen: after a restart an upstream
+        // looks healthy until its first probe or request says otherwise.
+        let up = c.observed()
+            && matches!(
+                c.status,
+                ComponentStatus::Operational | ComponentStatus::DegradedPerformance
+            );
         let result = match open {
             None if down && !was_down => open_for(state, c).await.map(|_| ()),
             Some(i) if up => resolve(state, &i, c).await,
@@ -245,6 +270,34 @@ pub async fn automate(state: &AppState, before: &[Component], components: &[Comp
         };
         if let Err(e) = result {
             tracing::warn!(component = %c.id, error = %e, "automatic incident failed");
+        }
+    }
+    // The incident of a component that no longer exists (an upstream
+    // deleted mid-outage) would stay open, and the page in outage, for good.
+    let open = state
+        .store
+        .read(crate::store::incidents::open_auto_components)
+        .await
+        .unwrap_or_default();
+    for gone in open
+        .iter()
+        .filter(|id| !components.iter().any(|c| &c.id == *id))
+    {
+        let g = gone.clone();
+        let Ok(Some(i)) = state
+            .store
+            .read(move |db| crate::store::incidents::open_auto(db, &g))
+            .await
+        else {
+            continue;
+        };
+        let c = Change {
+            status: Some(IncidentStatus::Resolved),
+            body: Some("The component was removed from the gateway.".into()),
+            ..Change::default()
+        };
+        if let Err(e) = change(state, &i.id, c, None).await {
+            tracing::warn!(component = %gone, error = %e, "automatic incident failed");
         }
     }
 }

@@ -104,6 +104,13 @@ pub async fn schedule(
         completed_at: None,
     };
     validate(state, &m, true)?;
+    // A window wholly past would be announced "completed" without having run.
+    if m.scheduled_until <= t {
+        return Err(ApiError::invalid(
+            "scheduled_until is in the past: a maintenance window must end in the future",
+            Some("scheduled_until"),
+        ));
+    }
     let entry = actor.audit("maintenance.create", &m.id, None, Some(summary(&m)));
     let row = m.clone();
     state

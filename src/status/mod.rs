@@ -41,6 +41,17 @@ pub struct Component {
     pub health: Option<UpstreamHealth>,
 }
 
+impl Component {
+    /// Whether its state was seen rather than assumed: an upstream's
+    /// breaker starts closed, so until a probe or a request has reached it
+    /// since the start, "operational" is only a default.
+    pub fn observed(&self) -> bool {
+        self.health
+            .as_ref()
+            .is_none_or(|h| h.last_probe_ok.is_some() || h.requests > 0)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UpstreamHealth {
     pub circuit: Circuit,
@@ -113,7 +124,8 @@ impl View {
         self.components
             .iter()
             .find(|c| c.id == id)
-            .map_or_else(|| id.to_owned(), |c| c.name.clone())
+            // Never an internal id on the public page.
+            .map_or_else(|| "a removed component".to_owned(), |c| c.name.clone())
     }
 }
 

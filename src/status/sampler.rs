@@ -22,6 +22,11 @@ pub async fn run_once(state: &AppState) {
     if let Err(e) = super::maintenance::advance(state).await {
         tracing::warn!(error = %e, "maintenance transitions failed");
     }
+    // The windows as they now stand (at the first sample after a start the
+    // view had none loaded, so a component under maintenance was not).
+    if let Err(e) = super::refresh(state).await {
+        tracing::warn!(error = %e, "status view refresh failed");
+    }
     let in_maintenance: HashSet<String> = state
         .status
         .view()
@@ -37,8 +42,10 @@ pub async fn run_once(state: &AppState) {
         }
     }
     let now = crate::store::now();
+    // An upstream not yet seen since the start has no state to record.
     let samples: Vec<_> = components
         .iter()
+        .filter(|c| c.observed() || c.status == ComponentStatus::UnderMaintenance)
         .map(|c| (c.id.clone(), c.status))
         .collect();
     let oldest = super::model::day_of(now) - super::HISTORY_DAYS;

@@ -100,6 +100,16 @@ pub fn open_auto(c: &Connection, component: &str) -> Result<Option<Incident>, St
     id.map(|id| get(c, &id)).transpose().map(Option::flatten)
 }
 
+/// The components of the gateway's own incidents still open.
+pub fn open_auto_components(c: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT DISTINCT auto_component FROM incidents \
+         WHERE auto_component IS NOT NULL AND resolved_at IS NULL",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+}
+
 /// Inserts or replaces the incident's own row (not its updates).
 pub fn put(c: &Connection, i: &Incident) -> Result<(), StoreError> {
     c.execute(
