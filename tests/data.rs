@@ -539,7 +539,7 @@ async fn master_key_rotation_reseals_everything_and_survives_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_is_refused_for_a_key_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start_in(
+    let mut gw = Gateway::start_in(
         dir,
         &config_with(None, ""),
         &[("ASSISTERS_MASTER_KEY", &"ab".repeat(32))],
@@ -553,6 +553,27 @@ async fn rotation_is_refused_for_a_key_from_the_environment() {
         .as_str()
         .unwrap()
         .contains("ASSISTERS_MASTER_KEY"));
+
+    // Started again without the variable, the gateway refuses instead of
+    // making a new key (everything sealed so far would be unreadable).
+    gw.terminate();
+    let out = std::process::Command::new(common::bin())
+        .arg("--data-dir")
+        .arg(gw.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("ASSISTERS_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ASSISTERS_MASTER_KEY"), "{err}");
+    assert!(!gw.path().join("master.key").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]

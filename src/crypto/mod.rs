@@ -67,6 +67,7 @@ impl Keyring {
     pub fn load_or_create(data_dir: &Path, env_key: Option<&str>) -> Result<Keyring, CryptoError> {
         if let Some(raw) = env_key {
             let bytes = decode_key(raw.trim())?;
+            storage::mark_env(data_dir)?;
             return Ok(Keyring::from_versions([(1, bytes)], Backing::Env));
         }
         let path = data_dir.join(storage::KEY_FILE);

@@ -109,12 +109,36 @@ pub(super) fn from_secret_store(
     Ok(Some(versions))
 }
 
+/// What the marker says when the key came from `ASSISTERS_MASTER_KEY`.
+const ENV_MARK: &str = "environment";
+
+/// Notes that this data folder's key comes from the environment, unless it
+/// is kept somewhere already: started once without the variable, the
+/// gateway had made a new `master.key` and could no longer read what was
+/// sealed under the old one.
+pub(super) fn mark_env(data_dir: &Path) -> Result<(), CryptoError> {
+    let marker = data_dir.join(MARKER_FILE);
+    if !marker.exists() && !data_dir.join(KEY_FILE).exists() {
+        crate::fsutil::write_private(&marker, format!("{ENV_MARK}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
 /// The `master.key` file's versions, created on first start, unless the
 /// key lives in an OS secret store (then starting without it is an error).
 pub(super) fn from_file(path: &Path) -> Result<Versions, CryptoError> {
     if !path.exists() {
         let marker = path.with_file_name(MARKER_FILE);
         if let Ok(name) = std::fs::read_to_string(&marker) {
+            if name.trim() == ENV_MARK {
+                return Err(CryptoError::Key(format!(
+                    "this data folder's master key came from the ASSISTERS_MASTER_KEY environment \
+                     variable, which is not set; set it again (a new key would leave everything \
+                     sealed so far unreadable), or put the key into {} and delete {}",
+                    path.display(),
+                    marker.display()
+                )));
+            }
             return Err(CryptoError::Key(format!(
                 "this data folder's master key is kept in the desktop app's OS secret store ({}), \
                  not in {KEY_FILE}; run the desktop app, or restore the key into {} and delete {}",
