@@ -486,6 +486,7 @@ async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
         crate::status::sampler::run_once(&state).await;
         tokio::select! {
             _ = tokio::time::sleep(state.settings().status.sample_interval) => {}
+            () = state.status.resample.notified() => {}
             _ = stop.changed() => return,
         }
     }

@@ -716,3 +716,37 @@ async fn maintenance_times_and_webhook_urls() {
         .await;
     assert_eq!(s, 201, "{v}");
 }
+
+/// A window started by hand shows at once, not at the next sample.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_started_by_hand_shows_at_once() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(
+        Some(&up),
+        "[status]\nsample_interval = \"1h\"\n",
+    ))
+    .await;
+    let (s, m) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(json!({"name": "Now", "body": "", "components": ["cfg_mock"],
+                        "scheduled_for": "2099-01-01T00:00:00Z", "scheduled_until": "2099-01-01T01:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+    let id = m["id"].as_str().unwrap();
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            &format!("/admin/maintenances/{id}"),
+            Some(json!({"status": "in_progress"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    eventually("maintenance on the page", || async {
+        let s = summary(&gw).await;
+        (component(&s, "cfg_mock")["status"] == "under_maintenance").then_some(())
+    })
+    .await;
+}

@@ -194,6 +194,7 @@ pub async fn change(
         })
         .await?;
     let _ = super::refresh(state).await;
+    state.status.resample.notify_one();
     if let Some(e) = event {
         state.status.notifier.send(e);
     }

@@ -135,6 +135,9 @@ pub struct StatusHub {
     pub notifier: notify::Notifier,
     /// Whether the sampler's last write reached the store.
     store_writes_ok: AtomicBool,
+    /// Wakes the sampler at once: a window started or ended by hand shows
+    /// on the page now, not at the next sample.
+    pub resample: tokio::sync::Notify,
 }
 
 impl Default for StatusHub {
@@ -143,6 +146,7 @@ impl Default for StatusHub {
             view: RwLock::default(),
             notifier: notify::Notifier::new(),
             store_writes_ok: AtomicBool::new(true),
+            resample: tokio::sync::Notify::new(),
         }
     }
 }
