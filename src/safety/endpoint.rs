@@ -41,7 +41,7 @@ pub async fn respond(
     doc: &Map<String, Value>,
     safety: &mut super::SafetyLog,
 ) -> Result<Response<Body>, ApiError> {
-    let parts = texts::request(Endpoint::Moderations, doc);
+    let parts = texts::request(Endpoint::Moderations, doc, &[]);
     // As OpenAI reads it: an array of strings is one input each, an array
     // of content parts (`{"type": "text", ...}`) is one input, one result.
     let multimodal = matches!(doc.get("input"), Some(Value::Array(a)) if a.first().is_some_and(Value::is_object));

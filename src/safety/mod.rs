@@ -207,8 +207,13 @@ pub async fn check_input(
     let moderate = policy.input_moderation;
     let detect = policy.injection && matches!(endpoint, Endpoint::Chat | Endpoint::Completions);
     // Gathering the texts walks every message: not for nothing.
+    let derived = if moderate || detect {
+        texts::derived(endpoint, doc, &state.tokenizer)
+    } else {
+        Vec::new()
+    };
     let texts = if moderate || detect {
-        texts::request(endpoint, doc)
+        texts::request(endpoint, doc, &derived)
     } else {
         Vec::new()
     };

@@ -38,6 +38,10 @@ struct Lane {
     tail: String,
     /// Bytes at the end of `held_text` that must stay held.
     open: usize,
+    /// The text sent so far ended inside a word: what follows continues it
+    /// (a model's tokens split words: "I will k" then "1ll you"). Joined
+    /// with a space, the scanner read "k 1ll" and let it through.
+    mid_word: bool,
 }
 
 /// What the relay does with the events it just parsed.
@@ -89,7 +93,7 @@ impl StreamGuard {
         for lane in &mut self.lanes {
             window.clear();
             window.push_str(&lane.tail);
-            if !lane.tail.is_empty() {
+            if !lane.tail.is_empty() && !lane.mid_word {
                 window.push(' ');
             }
             window.push_str(&lane.held_text);
@@ -157,12 +161,17 @@ impl StreamGuard {
             // (zero-width characters, runs of spaces or punctuation) takes
             // no room in it. Kept raw and cut by bytes, 100 zero-width
             // spaces pushed a phrase's first word out before its last came.
-            super::normalize::normalize(&lane.held_text[..cut], &mut self.norm);
+            let sent = &lane.held_text[..cut];
+            super::normalize::normalize(sent, &mut self.norm);
             if !self.norm.is_empty() {
-                if !lane.tail.is_empty() {
+                let continues = lane.mid_word && sent.starts_with(char::is_alphanumeric);
+                if !lane.tail.is_empty() && !continues {
                     lane.tail.push(' ');
                 }
                 lane.tail.push_str(&self.norm);
+            }
+            if let Some(last) = sent.chars().next_back() {
+                lane.mid_word = last.is_alphanumeric();
             }
             lane.held_text.replace_range(..cut, "");
             if lane.tail.len() > self.max_hold {
@@ -316,6 +325,21 @@ mod tests {
             let _ = g.push(vec![chunk(0, &first)]);
             let cut = matches!(g.push(vec![chunk(0, " you now")]), Verdict::Cut(_));
             assert!(cut, "padded with {} x {pad:?}", 300);
+        }
+    }
+
+    /// A word split across chunks is read whole, leetspeak included.
+    #[test]
+    fn a_word_split_across_chunks_is_read_whole() {
+        for pieces in [
+            ["Sure. I will k", "1", "ll y", "0u tonight."],
+            ["Sure. I will ki", "ll", " you", " tonight."],
+        ] {
+            let mut g = guard();
+            let cut = pieces
+                .iter()
+                .any(|p| matches!(g.push(vec![chunk(0, p)]), Verdict::Cut(_)));
+            assert!(cut, "{pieces:?}");
         }
     }
 

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::proxy::Endpoint;
+use crate::tokens::Tokenizer;
 
 /// Where a text sits; rendered as `messages[3].content` only when needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,15 +123,90 @@ fn items<'a>(v: &'a Value, field: &'static str, out: &mut Vec<Text<'a>>) {
     }
 }
 
-/// The texts of a request body.
-pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
+/// A text made from a request (where, the text, whether it is untrusted).
+pub type Derived = (Loc, String, bool);
+
+/// Injection is looked for in what end users and tools wrote: not in the
+/// developer's prompts, nor in the model's own earlier replies (one of
+/// those flagged blocked every later turn of the conversation).
+fn untrusted(message: &Value) -> bool {
+    let role = message
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("user");
+    !matches!(role, "system" | "developer" | "assistant")
+}
+
+/// Texts a request holds that are not strings in it, so [`request`] can
+/// lend them out too: token-id prompts and inputs decoded (they skipped
+/// every check, noted as passed), and a message's text parts joined (the
+/// model reads them as one text, so a phrase split across parts passed
+/// both scanners). Empty for most requests.
+pub fn derived(endpoint: Endpoint, doc: &Map<String, Value>, tok: &Tokenizer) -> Vec<Derived> {
     let mut out = Vec::new();
+    let ids = |v: &[Value]| -> Option<String> {
+        let ids: Option<Vec<u64>> = v.iter().map(Value::as_u64).collect();
+        ids.filter(|i| !i.is_empty()).map(|i| tok.decode(i))
+    };
+    let field = match endpoint {
+        Endpoint::Chat => {
+            if let Some(Value::Array(msgs)) = doc.get("messages") {
+                for (index, m) in msgs.iter().enumerate() {
+                    let Some(Value::Array(parts)) = m.get("content") else {
+                        continue;
+                    };
+                    let texts: Vec<&str> = parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect();
+                    if texts.len() > 1 {
+                        let loc = Loc::Message {
+                            index,
+                            field: "content",
+                            part: None,
+                        };
+                        out.push((loc, texts.concat(), untrusted(m)));
+                    }
+                }
+            }
+            return out;
+        }
+        Endpoint::Completions => "prompt",
+        Endpoint::Embeddings | Endpoint::Moderations => "input",
+    };
+    if let Some(Value::Array(a)) = doc.get(field) {
+        if let Some(text) = ids(a) {
+            out.push((Loc::Item { field, index: None }, text, true));
+        } else {
+            for (i, x) in a.iter().enumerate() {
+                if let Some(text) = x.as_array().and_then(|inner| ids(inner)) {
+                    out.push((
+                        Loc::Item {
+                            field,
+                            index: Some(i),
+                        },
+                        text,
+                        true,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The texts of a request body, and those [`derived`] from it.
+pub fn request<'a>(
+    endpoint: Endpoint,
+    doc: &'a Map<String, Value>,
+    derived: &'a [Derived],
+) -> Vec<Text<'a>> {
+    let mut out: Vec<Text<'a>> = Vec::new();
     match endpoint {
         Endpoint::Chat => {
             if let Some(Value::Array(msgs)) = doc.get("messages") {
                 for (i, m) in msgs.iter().enumerate() {
-                    let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-                    let untrusted = !matches!(role, "system" | "developer");
+                    let untrusted = untrusted(m);
                     if let Some(c) = m.get("content") {
                         content(c, i, untrusted, &mut out);
                     }
@@ -224,6 +300,13 @@ pub fn request(endpoint: Endpoint, doc: &Map<String, Value>) -> Vec<Text<'_>> {
             }
         }
     }
+    // Last: a flag is named after the first text it is found in, and the
+    // request's own strings say best where.
+    out.extend(derived.iter().map(|(loc, text, untrusted)| Text {
+        text,
+        loc: *loc,
+        untrusted: *untrusted,
+    }));
     out
 }
 
