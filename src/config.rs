@@ -388,8 +388,20 @@ impl Config {
         if e.max_connections == 0 || e.max_connections_per_ip == 0 || e.max_in_flight == 0 {
             return bad("edge.max_connections, max_connections_per_ip and max_in_flight must be greater than 0".into());
         }
-        if e.max_header_bytes < 8192 {
-            return bad("edge.max_header_bytes must be at least 8192".into());
+        if e.max_header_bytes < 8192 || u32::try_from(e.max_header_bytes).is_err() {
+            return bad(
+                "edge.max_header_bytes must be at least 8192 and at most 4294967295".into(),
+            );
+        }
+        // HTTP/2's largest window (RFC 9113); above it h2 panics on every
+        // connection.
+        const MAX_WINDOW: u64 = (1 << 31) - 1;
+        if u64::from(e.h2_stream_window) > MAX_WINDOW
+            || u64::from(e.h2_connection_window) > MAX_WINDOW
+        {
+            return bad(format!(
+                "edge.h2_stream_window and h2_connection_window must be at most {MAX_WINDOW}"
+            ));
         }
         let r = &self.logs.retention;
         for (name, d) in [
@@ -519,6 +531,16 @@ pub mod duration_or_forever {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A window h2 cannot take is refused at start, not a panic per
+    /// HTTP/2 connection.
+    #[test]
+    fn h2_windows_are_bounded() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.edge.h2_connection_window = 4_000_000_000;
+        assert!(c.validate().is_err());
+    }
 
     #[test]
     fn durations_are_written_in_one_unit() {

@@ -429,7 +429,9 @@ async fn compress(enc: &str, data: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn compressed_bodies_are_accepted_and_bombs_refused() {
     let gw = Gateway::start(&config_with(None, "[limits]\nmax_body_bytes = 1048576\n")).await;
-    let key = gw.key().await;
+    let (_, key) = gw
+        .create_key(json!({"name": "many", "tier": "startup"}))
+        .await;
     let send = |enc: &'static str, body: Vec<u8>| {
         gw.http
             .post(format!("{}/v1/chat/completions", gw.api))
@@ -459,6 +461,19 @@ async fn compressed_bodies_are_accepted_and_bombs_refused() {
     );
     let r = send("gzip", b"not gzip at all".to_vec()).await.unwrap();
     assert_eq!(r.status(), 400);
+    // Several members are one body (only the first was read); bytes after
+    // the last member that are not one are refused (they were dropped).
+    for enc in ["gzip", "zstd"] {
+        let (a, b) = plain.split_at(20);
+        let mut two = compress(enc, a).await;
+        two.extend(compress(enc, b).await);
+        let r = send(enc, two).await.unwrap();
+        assert_eq!(r.status(), 200, "{enc} in two members");
+        let mut trailing = compress(enc, &plain).await;
+        trailing.extend_from_slice(b"GARBAGE");
+        let r = send(enc, trailing).await.unwrap();
+        assert_eq!(r.status(), 400, "{enc} with trailing bytes");
+    }
     let r = send("compress", plain.clone()).await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r
@@ -543,4 +558,59 @@ async fn clients_disconnecting_at_every_stage_leave_nothing_behind() {
     up.release();
     settles(&gw, "assisters_open_connections", 0.0).await;
     settles(&gw, "assisters_in_flight_requests", 0.0).await;
+}
+
+/// A stream is counted until it ends, not until its head is sent (streams
+/// escaped `max_in_flight`).
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_count_against_the_overload_cap_until_they_end() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(Some(&up), "[edge]\nmax_in_flight = 2\n")).await;
+    let key = gw.key().await;
+    let gated = json!({"model": "mock-gated", "stream": true, "messages": []});
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let r = gw.post(&key, "/v1/chat/completions", gated.clone()).await;
+        assert_eq!(r.status(), 200);
+        let mut body = r.bytes_stream();
+        futures_util::StreamExt::next(&mut body)
+            .await
+            .unwrap()
+            .unwrap();
+        open.push(body);
+    }
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 503, "two streams are being handled");
+    up.release();
+    up.release();
+    for mut body in open {
+        while let Some(c) = futures_util::StreamExt::next(&mut body).await {
+            c.unwrap();
+        }
+    }
+    settles(&gw, "assisters_in_flight_requests", 0.0).await;
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 200);
+}
+
+/// A client waiting for `100 Continue` with a body over the limit gets the
+/// 413 without being asked to upload it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_body_behind_expect_is_refused_unsent() {
+    let gw = Gateway::start(&config_with(None, "[limits]\nmax_body_bytes = 1000\n")).await;
+    let key = gw.key().await;
+    let addr = gw.api.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: 99999999\r\nexpect: 100-continue\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let raw = String::from_utf8_lossy(&buf[..n]);
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
 }

@@ -1166,7 +1166,11 @@ async fn token_ids_joined_parts_and_assistant_turns() {
         let r = gw.post(&key, path, body).await;
         let status = r.status();
         let v: Value = r.json().await.unwrap();
-        assert_eq!((status.as_u16(), v["error"]["code"].as_str()), (400, Some(code)), "{path}: {v}");
+        assert_eq!(
+            (status.as_u16(), v["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{path}: {v}"
+        );
     }
     let chat = json!({"model": "assisters-echo", "messages": [
         {"role": "user", "content": "How do I reinstall Windows?"},

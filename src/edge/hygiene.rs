@@ -37,7 +37,17 @@ pub fn inspect(headers: &HeaderMap, uri: &Uri) -> Result<(), EdgeError> {
     if let Some(q) = uri.query() {
         for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
             let named = KEY_PARAMS.iter().any(|p| k.eq_ignore_ascii_case(p));
-            if named || v.starts_with("ask_") || v.starts_with("Bearer ask_") {
+            // A key as the value, with or without `Bearer` and spaces, or
+            // as a bare parameter (`…?ask_…`).
+            let is_key = |s: &str| {
+                let s = s.trim_start();
+                let s = match s.get(..7) {
+                    Some(b) if b.eq_ignore_ascii_case("bearer ") => s[7..].trim_start(),
+                    _ => s,
+                };
+                s.starts_with("ask_")
+            };
+            if named || is_key(&v) || is_key(&k) {
                 return Err(EdgeError::KeyInQuery(k.into_owned()));
             }
         }
@@ -65,7 +75,16 @@ mod tests {
     fn keys_in_the_url_are_refused_by_name_or_by_shape() {
         let h = HeaderMap::new();
         assert!(inspect(&h, &uri("/v1/models?limit=3")).is_ok());
-        for q in ["?api_key=x", "?API-KEY=x", "?x=ask_abc", "?token=t"] {
+        for q in [
+            "?api_key=x",
+            "?API-KEY=x",
+            "?x=ask_abc",
+            "?token=t",
+            "?ask_live123",
+            "?x=%20ask_abc",
+            "?x=bearer%20ask_abc",
+            "?x=Bearer%20%20ask_abc",
+        ] {
             assert!(
                 matches!(
                     inspect(&h, &uri(&format!("/v1/models{q}"))),

@@ -59,10 +59,50 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
         return ApiError::from(EdgeError::Overloaded).into_response();
     }
     match state.edge.load.enter() {
-        Ok(_guard) => next.run(req).await,
+        Ok(guard) => {
+            let resp = next.run(req).await;
+            // A stream is handled until it ends, not until its head is sent:
+            // its place goes with its body (streams escaped the cap).
+            if crate::proxy::forward::is_sse(resp.headers()) {
+                resp.map(|body| {
+                    axum::body::Body::new(Held {
+                        body,
+                        _guard: guard,
+                    })
+                })
+            } else {
+                resp
+            }
+        }
         Err(e) => {
             state.telemetry.metrics.shed("in_flight");
             ApiError::from(e).into_response()
         }
+    }
+}
+
+/// A response body that keeps its request's place while it is sent.
+struct Held {
+    body: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Held {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -29,7 +29,15 @@ pub async fn read_json(
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| ApiError::invalid("Invalid Content-Length header.", None))?;
         if len > limit {
-            drain(body).await;
+            // A client that waits for `100 Continue` sends nothing more: it
+            // gets the 413 without being asked for the body (polling the
+            // body would send the 100 and take the whole upload).
+            let waits = headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            if !waits {
+                drain(body).await;
+            }
             return Err(RequestError::TooLarge { limit }.into());
         }
     }
@@ -126,10 +134,20 @@ async fn decode(body: Body, enc: Encoding, limit: u64, idle: Duration) -> Result
     let reader = tokio_util::io::StreamReader::new(Box::pin(timed));
     use async_compression::tokio::bufread as dec;
     let decoder: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match enc {
-        Encoding::Gzip => Box::pin(dec::GzipDecoder::new(reader)),
+        // Every member or frame is read (RFC 1952 allows several), and
+        // bytes after the last that are not one are refused, not dropped.
+        Encoding::Gzip => {
+            let mut d = dec::GzipDecoder::new(reader);
+            d.multiple_members(true);
+            Box::pin(d)
+        }
         Encoding::Deflate => Box::pin(dec::ZlibDecoder::new(reader)),
         Encoding::Brotli => Box::pin(dec::BrotliDecoder::new(reader)),
-        Encoding::Zstd => Box::pin(dec::ZstdDecoder::new(reader)),
+        Encoding::Zstd => {
+            let mut d = dec::ZstdDecoder::new(reader);
+            d.multiple_members(true);
+            Box::pin(d)
+        }
     };
     let mut out = Vec::new();
     match decoder.take(limit + 1).read_to_end(&mut out).await {
