@@ -97,11 +97,15 @@ export function splitList(s: string): string[] {
 
 import type { Overrides } from './api/client';
 
+/** The largest value each field holds on the gateway (32-bit counts; the
+ * daily budget 64-bit, bounded here by what a JS number carries exactly). */
+const U32_MAX = 4_294_967_295;
+
 export const OVERRIDE_FIELDS = [
-  { key: 'requests_per_min', label: 'Requests / min' },
-  { key: 'tokens_per_min', label: 'Tokens / min' },
-  { key: 'max_concurrent_streams', label: 'Concurrent streams' },
-  { key: 'daily_token_budget', label: 'Daily tokens' },
+  { key: 'requests_per_min', label: 'Requests / min', max: U32_MAX },
+  { key: 'tokens_per_min', label: 'Tokens / min', max: U32_MAX },
+  { key: 'max_concurrent_streams', label: 'Concurrent streams', max: U32_MAX },
+  { key: 'daily_token_budget', label: 'Daily tokens', max: Number.MAX_SAFE_INTEGER },
 ] as const;
 
 export type OverrideKey = (typeof OVERRIDE_FIELDS)[number]['key'];
@@ -121,10 +125,11 @@ export function overridesForm(o: Overrides | null | undefined): OverridesForm {
 export function parseOverrides(f: OverridesForm): { overrides: Overrides; errors: Partial<OverridesForm> } {
   const overrides: Overrides = {};
   const errors: Partial<OverridesForm> = {};
-  for (const { key } of OVERRIDE_FIELDS) {
+  for (const { key, max } of OVERRIDE_FIELDS) {
     const t = f[key].trim().replace(/[,_\s]/g, '');
     if (!t) continue;
     if (!/^\d+$/.test(t) || Number(t) < 1) errors[key] = 'A whole number, at least 1.';
+    else if (Number(t) > max) errors[key] = `At most ${max.toLocaleString('en-US')}.`;
     else overrides[key] = Number(t);
   }
   return { overrides, errors };

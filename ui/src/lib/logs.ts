@@ -13,7 +13,7 @@ export const TIME_RANGES = [
 
 export type TimeRange = (typeof TIME_RANGES)[number]['value'];
 
-export const STATUS_CODES = [200, 400, 401, 403, 404, 413, 429, 500, 502, 504] as const;
+export const STATUS_CODES = [200, 400, 401, 403, 404, 408, 413, 429, 499, 500, 502, 503, 504] as const;
 
 /** `safety_action` values of `/admin/logs`: a check took this action. */
 export const SAFETY_ACTIONS = [

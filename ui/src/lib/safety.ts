@@ -303,3 +303,16 @@ export function skippedChecks(r: ScanResult): string[] {
     .filter((c) => c.status === 'skipped')
     .map((c) => `${c.check === 'injection' ? 'Injection detection' : `Moderation (${c.engine})`}: ${c.reason ?? 'skipped'}`);
 }
+
+/**
+ * `list` with `moderator` in place of the one named `was` (a new one when
+ * `was` is null or no longer there), other entries as they are.
+ */
+export function withModerator(
+  list: ExternalModerator[],
+  was: string | null,
+  moderator: ExternalModerator,
+): ExternalModerator[] {
+  const at = was === null ? -1 : list.findIndex((m) => m.name === was);
+  return at < 0 ? [...list, moderator] : list.map((m, i) => (i === at ? moderator : m));
+}

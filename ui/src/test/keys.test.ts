@@ -105,6 +105,10 @@ describe('helpers', () => {
     const bad = parseOverrides({ ...overridesForm(null), tokens_per_min: '0', daily_token_budget: '1,000' });
     expect(bad.errors.tokens_per_min).toBeTruthy();
     expect(bad.overrides).toEqual({ daily_token_budget: 1000 });
+    // Past what the gateway's 32-bit counts hold: said on the field, not a
+    // parser error from the server.
+    const big = parseOverrides({ ...overridesForm(null), tokens_per_min: '5000000000' });
+    expect(big.errors.tokens_per_min).toBe('At most 4,294,967,295.');
     expect(overridesForm({ max_concurrent_streams: null })).toEqual({
       requests_per_min: '',
       tokens_per_min: '',

@@ -17,6 +17,7 @@ import {
   scoreTone,
   skippedChecks,
   verdict,
+  withModerator,
 } from '../lib/safety';
 
 const safety: SafetyConfig = {
@@ -180,5 +181,21 @@ describe("a key's own switches", () => {
       moderation_action: 'flag',
       input_moderation: true,
     });
+  });
+});
+
+describe('withModerator', () => {
+  const m = (name: string, url = 'http://a/v1/moderations') =>
+    ({ name, kind: 'openai', url }) as unknown as Parameters<typeof withModerator>[2];
+  it('edits in place and keeps what others added meanwhile', () => {
+    const fresh = [m('from-cli'), m('mine')];
+    expect(withModerator(fresh, 'mine', m('mine', 'http://b')).map((x) => x.url)).toEqual([
+      'http://a/v1/moderations',
+      'http://b',
+    ]);
+    expect(withModerator(fresh, null, m('new')).map((x) => x.name)).toEqual(['from-cli', 'mine', 'new']);
+  });
+  it('adds back one removed elsewhere while it was being edited', () => {
+    expect(withModerator([m('other')], 'gone', m('gone')).map((x) => x.name)).toEqual(['other', 'gone']);
   });
 });
