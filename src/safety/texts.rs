@@ -422,8 +422,12 @@ pub fn deltas(json: &[u8], mut add: impl FnMut(u32, &str)) {
     let Ok(c) = serde_json::from_slice::<Chunk>(json) else {
         // Not a chunk's shape (an index past u32, a number for content),
         // yet relayed all the same: its strings are checked as the first
-        // choice's text rather than passed unread.
-        all_strings(json, |t| add(0, t));
+        // choice's text rather than passed unread. Not even a JSON value
+        // (a lone surrogate escape, which the relay's check lets by): its
+        // bytes are read as text.
+        if !all_strings(json, |t| add(0, t)) {
+            add(0, &String::from_utf8_lossy(json));
+        }
         return;
     };
     for ch in c.choices {
@@ -500,5 +504,12 @@ mod tests {
             seen.iter().any(|(i, t)| *i == 0 && t == "kill them"),
             "{seen:?}"
         );
+        // A lone surrogate escape: no JSON parser takes it, the scanner does.
+        let mut seen = String::new();
+        super::deltas(
+            br#"{"choices":[{"index":0,"delta":{"content":"I will kill you \ud83d"}}]}"#,
+            |_, t| seen.push_str(t),
+        );
+        assert!(seen.contains("I will kill you"), "{seen}");
     }
 }
