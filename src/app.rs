@@ -383,8 +383,8 @@ pub fn gateway_router(state: AppState) -> Router {
         .merge(v1)
         .merge(crate::status::routes::router())
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(crate::error::route_not_found)
-        .method_not_allowed_fallback(crate::error::method_not_allowed)
+        .fallback(crate::error::gateway_route_not_found)
+        .method_not_allowed_fallback(crate::error::gateway_method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }

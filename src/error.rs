@@ -475,3 +475,24 @@ pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     RequestError::MethodNotAllowed.into()
 }
+
+/// [`route_not_found`] on the gateway listener, readable by a browser page.
+pub async fn gateway_route_not_found(
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    readable(route_not_found(uri).await, &headers)
+}
+
+/// [`method_not_allowed`] on the gateway listener, readable by a browser page.
+pub async fn gateway_method_not_allowed(headers: axum::http::HeaderMap) -> Response {
+    readable(method_not_allowed().await, &headers)
+}
+
+/// A refusal made before any key is known, readable by the page that made
+/// it (without CORS headers a browser page saw only a network error).
+pub fn readable(e: ApiError, request_headers: &axum::http::HeaderMap) -> Response {
+    let mut resp = e.into_response();
+    crate::access::origin::cors(resp.headers_mut(), request_headers, true, false);
+    resp
+}

@@ -614,3 +614,28 @@ async fn an_oversized_body_behind_expect_is_refused_unsent() {
     let raw = String::from_utf8_lossy(&buf[..n]);
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
 }
+
+/// Refusals made before any key is known are readable by the page that
+/// made them: an unknown path, a wrong method, a key in the URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_before_the_key_carry_cors_headers() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let key = gw.key().await;
+    let origin = "https://app.example";
+    let calls = [
+        (Method::GET, "/v1/nope".to_owned(), 404),
+        (Method::DELETE, "/v1/models".to_owned(), 405),
+        (Method::GET, format!("/v1/models?api_key={key}"), 400),
+    ];
+    for (method, path, status) in calls {
+        let r = gw
+            .http
+            .request(method, format!("{}{path}", gw.api))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
+    }
+}

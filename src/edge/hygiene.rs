@@ -12,9 +12,9 @@
 use axum::extract::Request;
 use axum::http::{HeaderMap, Uri};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
-use crate::error::{ApiError, EdgeError};
+use crate::error::EdgeError;
 
 /// Query parameter names clients use for keys, compared case-insensitively.
 const KEY_PARAMS: [&str; 7] = [
@@ -59,7 +59,7 @@ pub fn inspect(headers: &HeaderMap, uri: &Uri) -> Result<(), EdgeError> {
 pub async fn check(req: Request, next: Next) -> Response {
     match inspect(req.headers(), req.uri()) {
         Ok(()) => next.run(req).await,
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => crate::error::readable(e.into(), req.headers()),
     }
 }
 

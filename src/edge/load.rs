@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::app::AppState;
-use crate::error::{ApiError, EdgeError};
+use crate::error::EdgeError;
 
 pub struct Load {
     in_flight: Arc<AtomicU32>,
@@ -56,7 +56,7 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
     // they could not be logged without making matters worse.
     if state.logs.nearly_full() {
         state.telemetry.metrics.shed("log_queue");
-        return ApiError::from(EdgeError::Overloaded).into_response();
+        return crate::error::readable(EdgeError::Overloaded.into(), req.headers());
     }
     match state.edge.load.enter() {
         Ok(guard) => {
@@ -76,7 +76,7 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
         }
         Err(e) => {
             state.telemetry.metrics.shed("in_flight");
-            ApiError::from(e).into_response()
+            crate::error::readable(e.into(), req.headers())
         }
     }
 }
