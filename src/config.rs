@@ -451,13 +451,20 @@ impl Config {
     }
 }
 
+/// Whether `name` is one of the gateway's own variables (`ASSISTERS_*`, in
+/// any case: Windows reads variable names so).
+pub fn is_own_variable(name: &str) -> bool {
+    name.get(..10)
+        .is_some_and(|p| p.eq_ignore_ascii_case("ASSISTERS_"))
+}
+
 /// The secret in the environment variable `name`, as the settings name it
 /// for an upstream, an external moderator or SMTP. The gateway's own
 /// variables (`ASSISTERS_*`, the master key among them) are never read
 /// this way: the settings can be changed at runtime and name any URL, and
 /// the master key went out as a bearer token to wherever they pointed.
 pub fn secret_env(name: &str) -> Option<String> {
-    if name.starts_with("ASSISTERS_") {
+    if is_own_variable(name) {
         tracing::warn!(
             variable = name,
             "the gateway's own variables are never sent as credentials"

@@ -158,6 +158,8 @@ impl Server {
     /// Stops accepting, lets in-flight work finish (bounded), writes the
     /// queued request logs, flushes the store.
     pub async fn shutdown(mut self) {
+        // One grace period for the connections and the streams after them.
+        let deadline = tokio::time::Instant::now() + self.state.config.shutdown_grace;
         if let Some(api) = self.api.take() {
             api.stop().await;
         }
@@ -167,7 +169,7 @@ impl Server {
         // charge (`usage_drain_timeout`); their records come at their end.
         let relays = &self.state.relays;
         relays.close();
-        if tokio::time::timeout(self.state.config.shutdown_grace, relays.wait())
+        if tokio::time::timeout_at(deadline, relays.wait())
             .await
             .is_err()
         {

@@ -615,3 +615,24 @@ async fn upstream_text_cannot_forge_sse_events() {
     );
     assert_eq!(data[1], "[DONE]");
 }
+
+/// A few token ids can decode to megabytes (a token may be 128 bytes of
+/// spaces): the demo model echoes a bounded text, and an id past the
+/// vocabulary is skipped, not a panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_token_ids_are_bounded() {
+    let gw = Gateway::start(&config_with(None, "")).await;
+    let (_, key) = gw
+        .create_key(json!({"name": "big", "tier": "startup"}))
+        .await;
+    let r = gw
+        .post(&key, "/v1/completions", json!({"model": "assisters-echo", "max_tokens": 1, "n": 4, "prompt": vec![58040u32; 4000]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    assert!(body.len() < 4 * (64 << 10) + 4096, "{} bytes", body.len());
+    let r = gw
+        .post(&key, "/v1/completions", json!({"model": "assisters-echo", "prompt": [u64::MAX]}))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}

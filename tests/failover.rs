@@ -368,3 +368,33 @@ async fn a_stream_that_ends_mid_answer_is_an_error() {
     }
     panic!("no record");
 }
+
+/// A health probe refused the credential fails like a request does (a
+/// probe that passed it closed the circuit requests had opened).
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_fail_on_a_refused_credential() {
+    let primary = MockUpstream::start().await;
+    let backup = MockUpstream::start().await;
+    let probes = "interval = \"100ms\"\nfailure_threshold = 2\nopen_for = \"1h\"";
+    let gw = Gateway::start(&config(&primary, &backup, probes)).await;
+    primary.fail_with(Failure::Unauthorized);
+    let metrics = || async {
+        gw.http
+            .get(format!("{}/metrics", gw.admin))
+            .bearer_auth(&gw.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let down = "assisters_upstream_up{upstream=\"primary\"} 0";
+    let started = Instant::now();
+    while !metrics().await.contains(down) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the probes never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(metrics().await.contains(down), "and stays down");
+}

@@ -750,3 +750,35 @@ async fn a_window_started_by_hand_shows_at_once() {
     })
     .await;
 }
+
+/// The usual way an upstream fails (most requests failing while its breaker
+/// is still closed, a partial outage, then the breaker opens) opens an
+/// incident: a partial outage on the way had counted as "down already".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_through_a_partial_one_opens_an_incident() {
+    let up = MockUpstream::start().await;
+    let cfg = config_with(
+        Some(&up),
+        "[health]\ninterval = \"1h\"\nfailure_threshold = 3\nopen_for = \"1h\"\n\
+         [status]\nsample_interval = \"200ms\"\n",
+    );
+    let gw = Gateway::start(&cfg).await;
+    let (_, key) = gw.create_key(json!({"name": "k", "tier": "startup"})).await;
+    let chat = json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        assert_eq!(gw.post(&key, "/v1/chat/completions", chat.clone()).await.status(), 200);
+    }
+    up.set_failing(true);
+    // Failures a sample apart: the samples between see a partial outage
+    // (every request failing, the breaker still closed) before the third
+    // opens the breaker.
+    for _ in 0..3 {
+        gw.post(&key, "/v1/chat/completions", chat.clone()).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
+    }
+    eventually("the incident", || async {
+        let s = summary(&gw).await;
+        (s["incidents"].as_array().unwrap().len() == 1).then_some(())
+    })
+    .await;
+}

@@ -73,7 +73,9 @@ pub fn respond(
                 .flat_map(|p| std::iter::repeat_n(p.text.as_str(), n))
                 .collect();
             let prompt_tokens = prompts.iter().map(|p| p.tokens).sum();
-            let usage = usage(prompt_tokens, answers.iter().map(|a| tok.count(a)).sum());
+            // Each prompt is counted once: its `n` answers are copies.
+            let answered: usize = prompts.iter().map(|p| tok.count(&p.text)).sum();
+            let usage = usage(prompt_tokens, n * answered);
             let id = format!("cmpl-{}", crate::keys::new_id("echo"));
             let resp = if stream {
                 sse_body(completion_chunks(
@@ -99,6 +101,9 @@ pub fn respond(
     }
 }
 
+/// The most text echoed back from one token-id prompt.
+const MAX_ECHO_BYTES: usize = 64 << 10;
+
 /// Choices asked for (`n`), bounded: the demo model does not need many.
 fn choices(req: &Value) -> usize {
     req.get("n")
@@ -121,7 +126,8 @@ fn texts(v: Option<&Value>, tok: &Tokenizer) -> Option<Vec<Text>> {
         let ids = ids?;
         Some(Text {
             tokens: ids.len(),
-            text: tok.decode(ids),
+            // The demo echoes a prompt, not megabytes a few ids decode to.
+            text: tok.decode(ids, MAX_ECHO_BYTES),
         })
     };
     let text = |s: &str| Text {

@@ -192,7 +192,9 @@ impl Upstream {
             http_body_util::Limited::new(resp.into_body(), 1 << 20).collect(),
         )
         .await;
-        if status.is_server_error() {
+        // A refused credential fails the probe as it fails a request: a
+        // probe that passed it closed the circuit requests had opened.
+        if status.is_server_error() || matches!(status.as_u16(), 401 | 403) {
             return Err(format!("GET /models answered {status}"));
         }
         Ok(())

@@ -148,7 +148,7 @@ impl SafetyConfig {
         for e in &self.external {
             if e.api_key_env
                 .as_deref()
-                .is_some_and(|v| v.starts_with("ASSISTERS_"))
+                .is_some_and(crate::config::is_own_variable)
             {
                 return Err(format!(
                     "safety.external: {}'s api_key_env may not name one of the gateway's own \
@@ -270,5 +270,6 @@ mod tests {
         assert!(with("OPENAI_API_KEY").check().is_ok());
         let e = with("ASSISTERS_MASTER_KEY").check().unwrap_err();
         assert!(e.contains("ASSISTERS_"), "{e}");
+        assert!(with("assisters_master_key").check().is_err());
     }
 }

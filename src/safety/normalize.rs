@@ -41,7 +41,9 @@ fn invisible(c: char) -> bool {
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
         | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{13430}'..='\u{1343F}'
-        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
+        // The Braille blank draws nothing either (not in the set).
+        | '\u{2800}')
 }
 
 /// Cyrillic and Greek letters that look like Latin ones.
@@ -93,6 +95,32 @@ fn fold_special(c: char, out: &mut Vec<u8>) -> bool {
         'đ' | 'Đ' | 'ð' => "d",
         'þ' => "th",
         'ı' => "i",
+        // Small capitals and other letters without a decomposition:
+        // "ɪɢɴᴏʀᴇ" read as nothing at all.
+        'ᴀ' => "a",
+        'ʙ' => "b",
+        'ᴄ' => "c",
+        'ᴅ' => "d",
+        'ᴇ' => "e",
+        'ꜰ' => "f",
+        'ɢ' => "g",
+        'ʜ' => "h",
+        'ɪ' => "i",
+        'ᴊ' => "j",
+        'ᴋ' => "k",
+        'ʟ' => "l",
+        'ᴍ' => "m",
+        'ɴ' => "n",
+        'ᴏ' => "o",
+        'ᴘ' => "p",
+        'ʀ' => "r",
+        'ꜱ' => "s",
+        'ᴛ' => "t",
+        'ᴜ' => "u",
+        'ᴠ' => "v",
+        'ᴡ' => "w",
+        'ʏ' => "y",
+        'ᴢ' => "z",
         _ => return false,
     };
     out.extend_from_slice(s.as_bytes());
@@ -314,6 +342,16 @@ mod tests {
         let mut out = String::new();
         normalize(s, &mut out);
         out
+    }
+
+    #[test]
+    fn small_capitals_and_blank_braille_are_read() {
+        let mut out = String::new();
+        normalize(
+            "ɪɢɴᴏʀᴇ ᴀʟʟ ᴘʀᴇᴠɪᴏᴜꜱ Ignoʀe I will k\u{2800}ill you",
+            &mut out,
+        );
+        assert_eq!(out, "ignore all previous ignore i will kill you");
     }
 
     #[test]

@@ -123,6 +123,10 @@ fn items<'a>(v: &'a Value, field: &'static str, out: &mut Vec<Text<'a>>) {
     }
 }
 
+/// The most text read from one token-id input: as much as a request body
+/// may hold as text (a token id stands for up to 128 bytes of it).
+const MAX_DECODED: usize = 8 << 20;
+
 /// A text made from a request (where, the text, whether it is untrusted).
 pub type Derived = (Loc, String, bool);
 
@@ -146,7 +150,8 @@ pub fn derived(endpoint: Endpoint, doc: &Map<String, Value>, tok: &Tokenizer) ->
     let mut out = Vec::new();
     let ids = |v: &[Value]| -> Option<String> {
         let ids: Option<Vec<u64>> = v.iter().map(Value::as_u64).collect();
-        ids.filter(|i| !i.is_empty()).map(|i| tok.decode(i))
+        ids.filter(|i| !i.is_empty())
+            .map(|i| tok.decode(i, MAX_DECODED))
     };
     let field = match endpoint {
         Endpoint::Chat => {

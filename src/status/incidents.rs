@@ -140,6 +140,7 @@ pub async fn change(
     }
     let id = id.to_owned();
     let t = now();
+    let by_admin = actor.is_some();
     let result = state
         .store
         .write(move |tx| {
@@ -211,6 +212,11 @@ pub async fn change(
     if !changed {
         return Ok(Some(incident));
     }
+    if by_admin && incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved {
+        if let Some(c) = &incident.auto_component {
+            state.status.hand_resolved.lock().insert(c.clone());
+        }
+    }
     let event = if incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved {
         Event::IncidentResolved(incident.clone())
     } else {
@@ -228,21 +234,11 @@ async fn after(state: &AppState, event: Event) {
     state.status.notifier.send(event);
 }
 
-/// Opens an incident for each component that went down since the last
-/// sample (so one an admin resolved by hand is not reopened while the
-/// outage lasts) and resolves the gateway's own incidents of those that
-/// came back.
-pub async fn automate(state: &AppState, before: &[Component], components: &[Component]) {
+/// Opens an incident for each component in major outage that has none
+/// (unless an admin resolved its last one by hand while the outage lasts)
+/// and resolves the gateway's own incidents of those that came back.
+pub async fn automate(state: &AppState, components: &[Component]) {
     for c in components {
-        // Down already, or on its way (a failed half-open trial passes
-        // through a partial outage): not a new outage.
-        let was_down = before.iter().any(|b| {
-            b.id == c.id
-                && matches!(
-                    b.status,
-                    ComponentStatus::MajorOutage | ComponentStatus::PartialOutage
-                )
-        });
         let id = c.id.clone();
         let open = match state
             .store
@@ -263,8 +259,18 @@ pub async fn automate(state: &AppState, before: &[Component], components: &[Comp
                 c.status,
                 ComponentStatus::Operational | ComponentStatus::DegradedPerformance
             );
+        // One an admin resolved by hand stays so while the outage lasts,
+        // through partial outages (a failed half-open trial) too; the
+        // component must be seen up before a new one opens.
+        let resolved_by_hand = {
+            let mut hand = state.status.hand_resolved.lock();
+            if up {
+                hand.remove(&c.id);
+            }
+            hand.contains(&c.id)
+        };
         let result = match open {
-            None if down && !was_down => open_for(state, c).await.map(|_| ()),
+            None if down && !resolved_by_hand => open_for(state, c).await.map(|_| ()),
             Some(i) if up => resolve(state, &i, c).await,
             _ => Ok(()),
         };

@@ -138,6 +138,9 @@ pub struct StatusHub {
     /// Wakes the sampler at once: a window started or ended by hand shows
     /// on the page now, not at the next sample.
     pub resample: tokio::sync::Notify,
+    /// Components whose automatic incident an admin resolved while they
+    /// were still down: no new one opens until they have been seen up.
+    pub hand_resolved: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Default for StatusHub {
@@ -147,6 +150,7 @@ impl Default for StatusHub {
             notifier: notify::Notifier::new(),
             store_writes_ok: AtomicBool::new(true),
             resample: tokio::sync::Notify::new(),
+            hand_resolved: Default::default(),
         }
     }
 }

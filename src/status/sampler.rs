@@ -61,13 +61,12 @@ pub async fn run_once(state: &AppState) {
         tracing::warn!(error = %e, "cannot record uptime");
     }
     state.status.set_store_writes_ok(written.is_ok());
-    let before = state.status.view().components.clone();
     state.status.update(|v| {
         v.components = components.clone();
         v.updated_at = now;
     });
     if state.settings().status.auto_incidents {
-        super::incidents::automate(state, &before, &components).await;
+        super::incidents::automate(state, &components).await;
     }
     if let Err(e) = super::refresh(state).await {
         tracing::warn!(error = %e, "status view refresh failed");

@@ -118,12 +118,19 @@ impl Bpe {
         token(&self.arena, &self.starts, id)
     }
 
-    /// The bytes of these token ids; ids outside the vocabulary are skipped.
-    pub fn decode(&self, ids: impl IntoIterator<Item = u64>) -> Vec<u8> {
+    /// The bytes of these token ids, at most `max` of them (a token can be
+    /// 128 bytes: a few bytes of request must not become megabytes of
+    /// text); ids outside the vocabulary are skipped.
+    pub fn decode(&self, ids: impl IntoIterator<Item = u64>, max: usize) -> Vec<u8> {
+        let tokens = (self.starts.len() as u64).saturating_sub(1);
         let mut out = Vec::new();
         for id in ids {
-            if id + 1 < self.starts.len() as u64 {
+            if id < tokens {
                 out.extend_from_slice(self.token(id as u32));
+                if out.len() >= max {
+                    out.truncate(max);
+                    break;
+                }
             }
         }
         out

@@ -38,9 +38,10 @@ impl Tokenizer {
             .as_ref()
     }
 
-    /// The text of a prompt given as token ids (lossy where ids split a character).
-    pub fn decode(&self, ids: impl IntoIterator<Item = u64>) -> String {
-        let bytes = self.bpe().map(|b| b.decode(ids)).unwrap_or_default();
+    /// The text of a prompt given as token ids, at most `max` bytes (lossy
+    /// where ids split a character).
+    pub fn decode(&self, ids: impl IntoIterator<Item = u64>, max: usize) -> String {
+        let bytes = self.bpe().map(|b| b.decode(ids, max)).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
