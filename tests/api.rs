@@ -632,7 +632,11 @@ async fn echo_token_ids_are_bounded() {
     let body = r.bytes().await.unwrap();
     assert!(body.len() < 4 * (64 << 10) + 4096, "{} bytes", body.len());
     let r = gw
-        .post(&key, "/v1/completions", json!({"model": "assisters-echo", "prompt": [u64::MAX]}))
+        .post(
+            &key,
+            "/v1/completions",
+            json!({"model": "assisters-echo", "prompt": [u64::MAX]}),
+        )
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }

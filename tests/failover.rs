@@ -392,7 +392,10 @@ async fn probes_fail_on_a_refused_credential() {
     let down = "assisters_upstream_up{upstream=\"primary\"} 0";
     let started = Instant::now();
     while !metrics().await.contains(down) {
-        assert!(started.elapsed() < Duration::from_secs(10), "the probes never failed");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the probes never failed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

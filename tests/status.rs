@@ -766,7 +766,12 @@ async fn an_outage_through_a_partial_one_opens_an_incident() {
     let (_, key) = gw.create_key(json!({"name": "k", "tier": "startup"})).await;
     let chat = json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}]});
     for _ in 0..2 {
-        assert_eq!(gw.post(&key, "/v1/chat/completions", chat.clone()).await.status(), 200);
+        assert_eq!(
+            gw.post(&key, "/v1/chat/completions", chat.clone())
+                .await
+                .status(),
+            200
+        );
     }
     up.set_failing(true);
     // Failures a sample apart: the samples between see a partial outage

@@ -144,6 +144,8 @@ pub enum Answer {
     Json {
         status: StatusCode,
         body: Bytes,
+        /// A success's top-level `usage`, read while its JSON was checked.
+        usage: Option<Usage>,
     },
     Stream {
         body: Incoming,
@@ -255,11 +257,22 @@ pub async fn attempt(
     match read_bounded(resp.into_body(), budget.max_response_bytes, remaining, name).await {
         // A success the client could not read is a failed attempt, whatever
         // checks run after it: another upstream may answer properly.
-        Ok(body) if status.is_success() && !is_json(&body) => {
-            tracing::warn!(upstream = %name, "upstream answered with a body that is not JSON");
-            Err(Failure::retry(UpstreamError::BadResponse(name.clone())))
-        }
-        Ok(body) => Ok(Answer::Json { status, body }),
+        Ok(body) if status.is_success() => match super::scan::object_field(&body, "usage") {
+            Some(usage) => Ok(Answer::Json {
+                status,
+                body,
+                usage,
+            }),
+            None => {
+                tracing::warn!(upstream = %name, "upstream answered with a body that is not JSON");
+                Err(Failure::retry(UpstreamError::BadResponse(name.clone())))
+            }
+        },
+        Ok(body) => Ok(Answer::Json {
+            status,
+            body,
+            usage: None,
+        }),
         // The time is spent; another upstream would start with none left.
         Err(e @ ApiError::Upstream(UpstreamError::Timeout(_))) => Err(Failure {
             error: e,
@@ -329,7 +342,7 @@ pub async fn deliver(
     record: &mut Record<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let name = &upstream.name;
-    let (status, body) = match answer {
+    let (status, body, usage) = match answer {
         Answer::Stream { body, first } => {
             // From here the relay writes the record, when the stream ends.
             finish.log = record.draft.take().map(|mut d| {
@@ -357,10 +370,13 @@ pub async fn deliver(
             };
             return Ok(relay::sse_response(body, first, plan).await);
         }
-        Answer::Json { status, body } => (status, body),
+        Answer::Json {
+            status,
+            body,
+            usage,
+        } => (status, body, usage),
     };
     if status.is_success() {
-        let usage = usage_in(&body);
         finish.settle(usage);
         let mut r = Response::new(Body::from(body));
         r.headers_mut().insert(
@@ -375,18 +391,6 @@ pub async fn deliver(
     // A refused call used no tokens.
     finish.settle(Some(Usage::default()));
     upstream_error(status, &body, upstream)
-}
-
-/// Whether `body` is one JSON text (strings checked to be UTF-8, which
-/// serde_json does not do for what it skips).
-fn is_json(body: &[u8]) -> bool {
-    std::str::from_utf8(body).is_ok()
-        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
-}
-
-/// The top-level `usage` of a JSON answer.
-pub fn usage_in(body: &[u8]) -> Option<Usage> {
-    super::scan::field(body, "usage")
 }
 
 async fn read_bounded(

@@ -1,84 +1,53 @@
-//! One top-level field of an upstream's JSON answer, found without parsing
-//! the rest: the gateway reads `usage` from every answer it relays, and a
-//! full parse of the answer (which the client gets untouched anyway) took
-//! 6.9k instructions per bench request where this walk and the parse of
-//! `usage` alone take 4.5k (callgrind, BENCHMARKS.md).
+//! One top-level field of an upstream's JSON answer, read while the answer
+//! is checked to be JSON: the gateway charges every answer its `usage`, and
+//! fails over from one the client could not read. Everything else is
+//! skipped, never built (a full parse into a `Value` took 6.9k instructions
+//! per bench request, BENCHMARKS.md).
 
 use serde::de::DeserializeOwned;
 
-/// The value of `key` in the JSON object `doc`, deserialized; `None` when
-/// the key is absent or `null`, or its value does not deserialize. The walk
-/// only tracks strings and nesting, so a `doc` that is not JSON may still
-/// yield a value; the caller only trusts what it finds as much as the
-/// upstream that sent it.
-pub fn field<T: DeserializeOwned>(doc: &[u8], key: &str) -> Option<T> {
-    let at = find(doc, key.as_bytes())?;
-    let mut values = serde_json::Deserializer::from_slice(&doc[at..]).into_iter::<Option<T>>();
-    values.next()?.ok().flatten()
+/// Checks that `doc` is one JSON object (its strings UTF-8 too, which
+/// serde_json does not check in what it skips) and reads its top-level
+/// `key` on the way: `None` when it is not, `Some(None)` when the key is
+/// absent, `null` or of another shape. One pass where a check and then
+/// [`field`] were two (~3k instructions an answer).
+pub fn object_field<T: DeserializeOwned>(doc: &[u8], key: &str) -> Option<Option<T>> {
+    std::str::from_utf8(doc).ok()?;
+    let mut de = serde_json::Deserializer::from_slice(doc);
+    let found =
+        serde::Deserializer::deserialize_map(&mut de, Top::<T> { key, found: None }).ok()?;
+    de.end().ok()?;
+    Some(found)
 }
 
-/// Offset of the value of top-level `key` in the object `doc`.
-fn find(doc: &[u8], key: &[u8]) -> Option<usize> {
-    let mut i = skip_ws(doc, 0);
-    if doc.get(i) != Some(&b'{') {
-        return None;
+struct Top<'k, T> {
+    key: &'k str,
+    found: Option<T>,
+}
+
+impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Top<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
     }
-    i += 1;
-    let mut depth = 1usize;
-    // At depth 1, the next string is a key (after `{` or `,`).
-    let mut key_next = true;
-    while let Some(&b) = doc.get(i) {
-        match b {
-            b'"' => {
-                let end = string_end(doc, i + 1)?;
-                if depth == 1 && key_next {
-                    let colon = skip_ws(doc, end + 1);
-                    if doc.get(colon) == Some(&b':') {
-                        if &doc[i + 1..end] == key {
-                            return Some(skip_ws(doc, colon + 1));
-                        }
-                        key_next = false;
-                        i = colon + 1;
-                        continue;
-                    }
-                }
-                i = end + 1;
-                continue;
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: M,
+    ) -> Result<Option<T>, M::Error> {
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if k == self.key && self.found.is_none() {
+                // Read leniently: a value of another shape is no usage,
+                // not an unreadable answer.
+                let v: serde_json::Value = map.next_value()?;
+                self.found = serde_json::from_value(v).ok();
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
             }
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return None;
-                }
-            }
-            b',' if depth == 1 => key_next = true,
-            _ => {}
         }
-        i += 1;
+        Ok(self.found)
     }
-    None
-}
-
-/// Index of the quote closing the string whose content starts at `from`.
-fn string_end(doc: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let j = from + memchr::memchr2(b'"', b'\\', doc.get(from..)?)?;
-        if doc[j] == b'"' {
-            return Some(j);
-        }
-        from = j + 2;
-    }
-}
-
-fn skip_ws(doc: &[u8], mut i: usize) -> usize {
-    while doc
-        .get(i)
-        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]
@@ -110,26 +79,48 @@ mod tests {
             r#"{"s":"a\\","usage":{"total_tokens":2}}"#.to_owned(),
             r#"{"s":"\\\"usage\\\":{}","usage":{"completion_tokens":5}}"#.to_owned(),
             r#"{"id":"x"}"#.to_owned(),
-            String::new(),
+            // Another shape is no usage, not an unreadable answer.
+            r#"{"usage":"lots"}"#.to_owned(),
         ];
         for d in &docs {
-            assert_eq!(field::<Usage>(d.as_bytes(), "usage"), parsed(d), "{d}");
+            // What a full parse says: not an object, or its usage.
+            let want = serde_json::from_str::<serde_json::Value>(d)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .map(|_| parsed(d));
+            assert_eq!(object_field::<Usage>(d.as_bytes(), "usage"), want, "{d}");
         }
-        assert!(field::<Usage>(docs[0].as_bytes(), "usage").is_some());
-        // An array is not an answer with usage (serde would read a struct
-        // out of its first element).
-        assert_eq!(
-            field::<Usage>(br#"[{"usage":{"total_tokens":1}}]"#, "usage"),
-            None
-        );
+        assert!(object_field::<Usage>(docs[0].as_bytes(), "usage").is_some_and(|u| u.is_some()));
     }
 
-    /// Any prefix of an answer (a body cut short) is never read past its end.
+    /// What is not one JSON object is refused: nothing, an array, text
+    /// after the object, a string that is not UTF-8.
     #[test]
-    fn truncated_documents_are_safe() {
+    fn what_is_not_an_answer_is_refused() {
+        for d in [
+            &b""[..],
+            br#"[{"usage":{"total_tokens":1}}]"#,
+            br#"{"id":"x"} trailing"#,
+            b"{\"s\":\"\xff\"}",
+            br#"{"id": "x", "choices": [ this is not json"#,
+        ] {
+            assert_eq!(
+                object_field::<Usage>(d, "usage"),
+                None,
+                "{}",
+                String::from_utf8_lossy(d)
+            );
+        }
+    }
+
+    /// Any prefix of an answer (a body cut short) is refused, never read
+    /// past its end.
+    #[test]
+    fn truncated_documents_are_refused() {
         let d = r#"{"id":"x","s":"q\"uo\\te","choices":[{"a":[1,2]}],"usage":{"total_tokens":9}}"#;
         for n in 0..d.len() {
-            let _ = field::<Usage>(&d.as_bytes()[..n], "usage");
+            assert_eq!(object_field::<Usage>(&d.as_bytes()[..n], "usage"), None);
         }
+        assert!(object_field::<Usage>(d.as_bytes(), "usage").is_some());
     }
 }
