@@ -171,13 +171,8 @@ async fn login(
         None,
         Some(serde_json::json!({"user_agent": agent})),
     );
-    let t = crate::store::now();
-    if let Err(e) = state
-        .store
-        .write(move |tx| crate::store::audit::append(tx, entry, t).map(|_| ()))
-        .await
-    {
-        return ApiError::from(e).into_response();
+    if let Err(e) = record(&state, entry).await {
+        return e.into_response();
     }
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -205,13 +200,18 @@ pub async fn new_link(
 ) -> Result<Json<LoginLink>, ApiError> {
     let url = login_url(&state)
         .ok_or_else(|| ApiError::invalid("The server is not listening yet.", None))?;
-    let entry = actor.audit("session.link", "dashboard", None, None);
+    record(&state, actor.audit("session.link", "dashboard", None, None)).await?;
+    Ok(Json(LoginLink { url }))
+}
+
+/// A session event's audit entry, on its own (no other change goes with it).
+async fn record(state: &AppState, entry: crate::store::audit::NewAudit) -> Result<(), ApiError> {
     let t = crate::store::now();
     state
         .store
         .write(move |tx| crate::store::audit::append(tx, entry, t).map(|_| ()))
         .await?;
-    Ok(Json(LoginLink { url }))
+    Ok(())
 }
 
 #[utoipa::path(operation_id = "session_logout", post, path = "/admin/logout", tag = "session", responses((status = 204)))]
@@ -223,13 +223,8 @@ pub async fn logout(
     if let Some(t) = cookie_token(&headers) {
         state.sessions.end(t);
         let entry = actor.audit("session.logout", "dashboard", None, None);
-        let t = crate::store::now();
-        if let Err(e) = state
-            .store
-            .write(move |tx| crate::store::audit::append(tx, entry, t).map(|_| ()))
-            .await
-        {
-            return ApiError::from(e).into_response();
+        if let Err(e) = record(&state, entry).await {
+            return e.into_response();
         }
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
