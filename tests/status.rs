@@ -660,6 +660,15 @@ async fn a_deleted_upstreams_incident_is_resolved() {
 #[tokio::test(flavor = "multi_thread")]
 async fn maintenance_times_and_webhook_urls() {
     let gw = Gateway::start(&config_with(None, "")).await;
+    // Components are known from the first sample on.
+    eventually("a first sample", || async {
+        (!summary(&gw).await["components"]
+            .as_array()
+            .unwrap()
+            .is_empty())
+        .then_some(())
+    })
+    .await;
     let window = |from: &str, until: &str| {
         json!({"name": "Upgrade", "body": "", "components": ["gateway"],
                "scheduled_for": from, "scheduled_until": until})
@@ -725,6 +734,10 @@ async fn a_window_started_by_hand_shows_at_once() {
         Some(&up),
         "[status]\nsample_interval = \"1h\"\n",
     ))
+    .await;
+    eventually("a first sample", || async {
+        (summary(&gw).await["components"].as_array().unwrap().len() == 3).then_some(())
+    })
     .await;
     let (s, m) = gw
         .admin_call(
