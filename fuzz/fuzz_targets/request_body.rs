@@ -12,12 +12,16 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(mut p) = parse(data) {
+    if let Ok(p) = parse(data) {
         TOKENIZER.with(|t| {
             for e in [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings] {
                 let _ = p.prompt_tokens(e, t);
             }
         });
-        let _ = p.with_usage_requested();
+        // The body an upstream gets for a stream: the client's bytes with
+        // `stream_options.include_usage` spliced in, still one valid body.
+        let out = p.with_usage_requested(data);
+        let again = parse(&out).expect("the spliced body parses");
+        assert!(again.include_usage, "include_usage is set");
     }
 });
