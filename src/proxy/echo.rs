@@ -74,7 +74,7 @@ pub fn respond(
                 .collect();
             let prompt_tokens = prompts.iter().map(|p| p.tokens).sum();
             // Each prompt is counted once: its `n` answers are copies.
-            let answered: usize = prompts.iter().map(|p| tok.count(&p.text)).sum();
+            let answered: usize = prompts.iter().map(|p| p.echoed).sum();
             let usage = usage(prompt_tokens, n * answered);
             let id = format!("cmpl-{}", crate::keys::new_id("echo"));
             let resp = if stream {
@@ -112,27 +112,35 @@ fn choices(req: &Value) -> usize {
         .clamp(1, 16) as usize
 }
 
-/// One prompt or embedding input, and its prompt tokens.
+/// One prompt or embedding input: its text, its prompt tokens, and the
+/// tokens of its text as echoed (the same for a string; a token-id prompt
+/// costs an id each but echoes its decoded text).
 struct Text {
     text: String,
     tokens: usize,
+    echoed: usize,
 }
 
 /// The inputs of a prompt or `input` field: a string, token ids, or an
 /// array of either (token ids decoded to their text; each id is a token).
 fn texts(v: Option<&Value>, tok: &Tokenizer) -> Option<Vec<Text>> {
     let ids = |a: &[Value]| -> Option<Text> {
-        let ids: Option<Vec<u64>> = a.iter().map(Value::as_u64).collect();
-        let ids = ids?;
+        let ids = crate::tokens::ids_of(a)?;
+        // The demo echoes a prompt, not megabytes a few ids decode to.
+        let text = tok.decode(ids.iter().copied(), MAX_ECHO_BYTES);
         Some(Text {
             tokens: ids.len(),
-            // The demo echoes a prompt, not megabytes a few ids decode to.
-            text: tok.decode(ids, MAX_ECHO_BYTES),
+            echoed: tok.count(&text),
+            text,
         })
     };
-    let text = |s: &str| Text {
-        tokens: tok.count(s),
-        text: s.to_owned(),
+    let text = |s: &str| {
+        let tokens = tok.count(s);
+        Text {
+            tokens,
+            echoed: tokens,
+            text: s.to_owned(),
+        }
     };
     match v? {
         Value::String(s) => Some(vec![text(s)]),

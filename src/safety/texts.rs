@@ -149,8 +149,8 @@ fn untrusted(message: &Value) -> bool {
 pub fn derived(endpoint: Endpoint, doc: &Map<String, Value>, tok: &Tokenizer) -> Vec<Derived> {
     let mut out = Vec::new();
     let ids = |v: &[Value]| -> Option<String> {
-        let ids: Option<Vec<u64>> = v.iter().map(Value::as_u64).collect();
-        ids.filter(|i| !i.is_empty())
+        crate::tokens::ids_of(v)
+            .filter(|i| !i.is_empty())
             .map(|i| tok.decode(i, MAX_DECODED))
     };
     let field = match endpoint {

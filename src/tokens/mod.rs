@@ -83,6 +83,11 @@ impl Tokenizer {
     }
 }
 
+/// A prompt or input given as token ids: the ids, when every item is one.
+pub fn ids_of(v: &[Value]) -> Option<Vec<u64>> {
+    v.iter().map(Value::as_u64).collect()
+}
+
 /// Every string value inside `v` (keys excluded, media skipped), in
 /// document order.
 pub fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
