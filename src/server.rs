@@ -158,8 +158,10 @@ impl Server {
     /// Stops accepting, lets in-flight work finish (bounded), writes the
     /// queued request logs, flushes the store.
     pub async fn shutdown(mut self) {
+        tracing::info!("shutting down");
+        let began = tokio::time::Instant::now();
         // One grace period for the connections and the streams after them.
-        let deadline = tokio::time::Instant::now() + self.state.config.shutdown_grace;
+        let deadline = began + self.state.config.shutdown_grace;
         if let Some(api) = self.api.take() {
             api.stop().await;
         }
@@ -191,6 +193,7 @@ impl Server {
             tracing::warn!(error = %e, "store flush failed at shutdown");
         }
         let _ = std::fs::remove_file(self.state.data_dir.join(RUNTIME_FILE));
+        tracing::info!(took_ms = began.elapsed().as_millis() as u64, "shut down");
     }
 }
 

@@ -17,6 +17,7 @@ mod tray;
 mod window;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -31,6 +32,8 @@ pub struct Shell {
     pub engine: OnceLock<Arc<Engine>>,
     pub mode: OnceLock<window::Mode>,
     tray: OnceLock<tray::Tray>,
+    /// Set by the first [`quit`]; later asks (a second close) wait for it.
+    quitting: AtomicBool,
 }
 
 impl Shell {
@@ -179,9 +182,15 @@ async fn boot(app: AppHandle, hidden: bool) {
         loop {
             let phase = phases.borrow_and_update().clone();
             let rate = *rates.borrow_and_update();
-            if let Some(tray) = tray_app.state::<Shell>().tray.get() {
-                tray.show(&phase, rate, Some(&endpoint));
-            }
+            // Tray calls made off the main thread wait for it; queued
+            // instead, they never hold a runtime worker (the main thread
+            // may itself be waiting on the runtime, at exit).
+            let (handle, endpoint) = (tray_app.clone(), endpoint.clone());
+            let _ = tray_app.run_on_main_thread(move || {
+                if let Some(tray) = handle.state::<Shell>().tray.get() {
+                    tray.show(&phase, rate, Some(&endpoint));
+                }
+            });
             let changed = tokio::select! {
                 r = phases.changed() => r,
                 r = rates.changed() => r,
@@ -215,6 +224,25 @@ async fn fail(app: &AppHandle, fatal: boot::Fatal) {
     app.exit(1);
 }
 
+/// Quits the app: the gateway shuts down gracefully first (in-flight
+/// requests and streams, queued records; bounded by its grace period), on
+/// the runtime, while the main thread keeps running the window and the tray.
+/// Shut down from `RunEvent::Exit` instead, the main thread waited on the
+/// runtime while runtime tasks (tray updates) waited on the main thread, and
+/// the app could hang at exit.
+pub fn quit(app: &AppHandle, code: i32) {
+    if app.state::<Shell>().quitting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Some(engine) = app.state::<Shell>().engine.get().cloned() {
+            engine.shutdown().await;
+        }
+        app.exit(code);
+    });
+}
+
 /// SIGTERM (logout, `systemctl stop`, `kill`) and SIGINT quit like the tray's
 /// Quit: the gateway shuts down gracefully.
 async fn quit_on_signal(app: AppHandle) {
@@ -232,12 +260,12 @@ async fn quit_on_signal(app: AppHandle) {
             _ = int.recv() => {}
         }
         tracing::info!("quitting on a signal");
-        app.exit(0);
+        quit(&app, 0);
     }
     #[cfg(not(unix))]
     {
         if tokio::signal::ctrl_c().await.is_ok() {
-            app.exit(0);
+            quit(&app, 0);
         }
     }
 }
@@ -291,7 +319,7 @@ fn main() {
                     if app.state::<prefs::Prefs>().keep_running_on_close() {
                         let _ = window.hide();
                     } else {
-                        app.exit(0);
+                        quit(app, 0);
                     }
                 }
             }
@@ -316,6 +344,8 @@ fn main() {
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),
+        // Normally [`quit`] has shut the gateway down already; this covers
+        // an exit that did not go through it.
         RunEvent::Exit => {
             if let Some(engine) = handle.state::<Shell>().engine.get() {
                 tauri::async_runtime::block_on(engine.shutdown());

@@ -107,7 +107,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<Tray> {
                 let _ = keep_item.set_checked(on);
             }
             "folder" => crate::open_data_folder_now(app),
-            "quit" => app.exit(0),
+            "quit" => crate::quit(app, 0),
             _ => {}
         })
         .build(app)?;

@@ -49,7 +49,6 @@ pub async fn run(args: ServeArgs, data_dir: Option<PathBuf>) -> anyhow::Result<(
     )?;
     drop(out);
     wait_for_signal().await;
-    tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }

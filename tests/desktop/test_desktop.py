@@ -674,8 +674,41 @@ def test_port_taken_dialog() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def trickled_admin_request(admin: str, token: str, body: bytes, seconds: float) -> dict:
+    """Sends `POST /admin/keys` with its body trickled over `seconds`, in a
+    thread; the returned dict gets the raw answer (or the error) at the end."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            host, port = admin.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=60) as c:
+                head = (
+                    f"POST /admin/keys HTTP/1.1\r\nHost: {admin}\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                )
+                c.sendall(head.encode())
+                for b in body:
+                    c.sendall(bytes([b]))
+                    time.sleep(seconds / len(body))
+                answer = b""
+                while chunk := c.recv(65536):
+                    answer += chunk
+                result["answer"] = answer.decode(errors="replace")
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            result["error"] = repr(e)
+
+    result["thread"] = threading.Thread(target=run, daemon=True)
+    result["thread"].start()
+    return result
+
+
 def test_quit_on_close_when_asked() -> None:
-    """With "Keep running when the window closes" off, closing the window quits the app."""
+    """With "Keep running when the window closes" off, closing the window
+    quits the app, after the request in flight is answered. The quit spans
+    the shell's health checks (every 5 s), whose tray updates once waited on
+    the main thread while the main thread waited on the shutdown: a hang."""
     no_app_running()
     tmp = Path(tempfile.mkdtemp(prefix="assisters-desktop-close-"))
     ident = json.loads((ROOT / "tauri.conf.json").read_text())["identifier"]
@@ -687,6 +720,10 @@ def test_quit_on_close_when_asked() -> None:
     try:
         wait_for("the gateway", lambda: http("GET", f"http://{listen}/healthz")[0] == 200, timeout=30)
         wid = wait_for("the window", lambda: visible_windows("Assisters Gateway"), timeout=30)[0]
+        runtime = json.loads((tmp / "data" / "runtime.json").read_text())
+        token = (tmp / "data" / "admin-token").read_text().strip()
+        body = json.dumps({"name": "made while quitting"}).encode() + b" " * 20
+        inflight = trickled_admin_request(runtime["admin_listen"], token, body, seconds=8)
         time.sleep(1)
 
         def gone() -> bool:
@@ -694,9 +731,18 @@ def test_quit_on_close_when_asked() -> None:
                 request_close(int(wid))
             return app.poll() is not None
 
-        wait_for("the app to quit", gone, timeout=30, interval=1)
+        wait_for("the app to quit", gone, timeout=60, interval=1)
         assert app.returncode == 0, app.returncode
         assert refused(f"http://{listen}/healthz")
+        inflight["thread"].join(10)
+        answer = inflight.get("answer", inflight.get("error", ""))
+        assert answer.startswith("HTTP/1.1 201"), answer[:300]
+        assert '"key":"ask_' in answer, answer[:300]
+    except Exception:
+        log.flush()
+        tail = (ARTIFACTS / "quit-on-close-app.log").read_text(errors="replace").splitlines()[-15:]
+        print("     app log (last lines):", *tail, sep="\n       ")
+        raise
     finally:
         if app.poll() is None:
             app.kill()
