@@ -456,6 +456,18 @@ async fn master_key_rotation_reseals_everything_and_survives_restart() {
         )
         .await;
     assert_eq!(s, 201);
+    let (s, sub) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/status/subscribers",
+            Some(json!({"kind": "webhook", "target": "https://hooks.example.com/status"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{sub}");
+    let (sub_id, hook_secret) = (
+        sub["id"].as_str().unwrap().to_owned(),
+        sub["secret"].as_str().unwrap().to_owned(),
+    );
     let key = gw.key().await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -508,6 +520,29 @@ async fn master_key_rotation_reseals_everything_and_survives_restart() {
     assert!(v["records_by_version"].get("1").is_none(), "{v}");
     let (_, audit) = gw.admin_call(Method::GET, "/admin/audit", None).await;
     assert_eq!(audit["data"][0]["action"], "crypto.rotate");
+    assert_eq!(audit["data"][0]["after"]["upstream_keys_resealed"], 1);
+    assert_eq!(audit["data"][0]["after"]["webhook_secrets_resealed"], 1);
+    // The small secrets are sealed under the new version at once, and still
+    // open to what they were.
+    let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+    let sealed: Vec<u8> = db
+        .query_row(
+            "SELECT secret_enc FROM status_subscribers WHERE id = ?1",
+            [&sub_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let up_sealed: Vec<u8> = db
+        .query_row("SELECT api_key_enc FROM upstreams", [], |r| r.get(0))
+        .unwrap();
+    drop(db);
+    assert_eq!(assisters::crypto::Keyring::version_of(&sealed), Some(2));
+    assert_eq!(assisters::crypto::Keyring::version_of(&up_sealed), Some(2));
+    let keyring = assisters::crypto::Keyring::load_or_create(gw.path(), None).unwrap();
+    assert_eq!(
+        keyring.open(&sealed, sub_id.as_bytes()).unwrap(),
+        hook_secret.as_bytes()
+    );
 
     // After a restart the upstream key (re-sealed) and every body still open.
     gw.terminate();

@@ -83,20 +83,31 @@ pub async fn rotate(
         }
         e => ApiError::from(e),
     })?;
-    // Upstream API keys are few: re-seal them in the rotation's transaction.
+    // Upstream API keys and webhook signing secrets are few: re-seal them in
+    // the rotation's transaction, so the retired key opens nothing current.
     let ups = state.store.read(crate::store::upstreams::all).await?;
     let mut resealed = Vec::new();
     for u in ups {
         if let Some(sealed) = &u.api_key_enc {
-            let plain = state.keyring.open(sealed, u.id.as_bytes())?;
-            resealed.push((u.id.clone(), state.keyring.seal(&plain, u.id.as_bytes())?));
+            resealed.push((u.id.clone(), reseal(&state, sealed, &u.id)?));
+        }
+    }
+    let subs = state.store.read(crate::store::subscribers::all).await?;
+    let mut secrets = Vec::new();
+    for s in subs {
+        if let Some(sealed) = &s.secret_enc {
+            secrets.push((s.id.clone(), reseal(&state, sealed, &s.id)?));
         }
     }
     let entry = actor.audit(
         "crypto.rotate",
         "master_key",
         Some(serde_json::json!({ "version": old })),
-        Some(serde_json::json!({ "version": new, "upstream_keys_resealed": resealed.len() })),
+        Some(serde_json::json!({
+            "version": new,
+            "upstream_keys_resealed": resealed.len(),
+            "webhook_secrets_resealed": secrets.len(),
+        })),
     );
     let t = crate::store::now();
     state
@@ -105,10 +116,19 @@ pub async fn rotate(
             for (id, sealed) in &resealed {
                 crate::store::upstreams::set_sealed_key(tx, id, sealed)?;
             }
+            for (id, sealed) in &secrets {
+                crate::store::subscribers::set_sealed_secret(tx, id, sealed)?;
+            }
             crate::store::audit::append(tx, entry, t)?;
             Ok(())
         })
         .await?;
     state.reseal.start(&state);
     Ok(Json(view(&state).await?))
+}
+
+/// `sealed` (bound to `id`) sealed again under the current key version.
+fn reseal(state: &AppState, sealed: &[u8], id: &str) -> Result<Vec<u8>, ApiError> {
+    let plain = state.keyring.open(sealed, id.as_bytes())?;
+    Ok(state.keyring.seal(&plain, id.as_bytes())?)
 }

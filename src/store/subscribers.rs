@@ -53,6 +53,15 @@ pub fn insert(c: &Connection, s: &Subscriber) -> Result<bool, StoreError> {
     Ok(n > 0)
 }
 
+/// Replaces a webhook's sealed signing secret (master key rotation).
+pub fn set_sealed_secret(c: &Connection, id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE status_subscribers SET secret_enc = ?2 WHERE id = ?1",
+        params![id, sealed],
+    )?;
+    Ok(())
+}
+
 pub fn delete(c: &Connection, id: &str) -> Result<Option<Subscriber>, StoreError> {
     let found = all(c)?.into_iter().find(|s| s.id == id);
     if found.is_some() {
