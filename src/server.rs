@@ -76,6 +76,7 @@ pub struct Server {
 impl Server {
     /// Binds both listeners and starts serving.
     pub async fn start(state: AppState) -> Result<Server, StartError> {
+        crate::edge::conn::raise_fd_limit(state.config.edge.max_connections);
         // Discover models before accepting requests, so a fresh start routes
         // them at once; an unreachable upstream delays start by at most this.
         if tokio::time::timeout(STARTUP_DISCOVERY, state.discover_models())

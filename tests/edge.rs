@@ -179,6 +179,41 @@ async fn connection_caps_refuse_cleanly_and_recover() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_open_file_limit_is_raised_to_what_the_connection_cap_needs() {
+    // Started with a soft limit of 200 open files (the hard one unchanged),
+    // the gateway raises it, and serves more connections than 200 allowed.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        None,
+        "[edge]\nmax_connections = 1000\nmax_connections_per_ip = 1000\n",
+    );
+    let gw = Gateway::start_wrapped(dir, &cfg, &[], &["prlimit", "--nofile=200:", "--"]).await;
+    let pid = gw.child.as_ref().unwrap().id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (soft, hard) = (nums[0], nums[1]);
+    assert!(soft >= 2256 || soft == hard, "{line}");
+    if hard < 400 {
+        return; // nothing more to show on a machine this tight
+    }
+    let key = gw.key().await;
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(TcpStream::connect(addr(&gw)).await.unwrap());
+    }
+    settles(&gw, "assisters_open_connections", 300.0).await;
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn overload_sheds_new_requests_while_admin_keeps_answering() {
     let up = MockUpstream::start().await;
     let gw = Gateway::start(&config_with(Some(&up), "[edge]\nmax_in_flight = 2\n")).await;

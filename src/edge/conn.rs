@@ -15,6 +15,36 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{ApiError, EdgeError};
 
+/// Descriptors kept for what is not a client connection: the store, the
+/// listeners, webhooks, the master key and log files.
+const FD_RESERVE: u64 = 256;
+
+/// Raises the soft open-file limit (up to the hard one) so `max_connections`
+/// can be reached: each proxied connection holds a client socket and an
+/// upstream one. At Linux's usual soft limit, 1024, accepts failed (EMFILE)
+/// near 500 proxied connections while the cap said 4096. Returns the limit
+/// in force, and warns when it is still short.
+pub fn raise_fd_limit(max_connections: u32) -> Option<u64> {
+    let want = u64::from(max_connections) * 2 + FD_RESERVE;
+    match rlimit::increase_nofile_limit(want) {
+        Ok(limit) => {
+            if limit < want {
+                tracing::warn!(
+                    limit,
+                    max_connections,
+                    "the open-file limit (ulimit -n) is below what edge.max_connections needs; \
+                     raise the hard limit (systemd: LimitNOFILE) or lower the cap"
+                );
+            }
+            Some(limit)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            None
+        }
+    }
+}
+
 pub struct ConnGate {
     total: AtomicU32,
     per_ip: Mutex<FxHashMap<IpAddr, u32>>,

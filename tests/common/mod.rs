@@ -48,10 +48,28 @@ impl Gateway {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_wrapped(dir, config, env, &[]).await
+    }
+
+    /// Started through `wrapper` (a command that runs the rest of its
+    /// arguments, such as `prlimit --nofile=200: --`), which must exec it.
+    pub async fn start_wrapped(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Gateway {
         let cfg_path = dir.path().join("config.toml");
         std::fs::write(&cfg_path, config).unwrap();
         let _ = std::fs::remove_file(dir.path().join("runtime.json"));
-        let mut cmd = Command::new(bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         cmd.arg("--data-dir")
             .arg(dir.path())
             .arg("serve")
