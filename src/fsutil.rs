@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes `bytes` to `path` readable by the owner only, via a temporary file
-/// and a rename, so a crash leaves either the old content or the new.
+/// and a rename, so a crash leaves either the old content or the new. The
+/// directory is synced after the rename: a rotated `master.key` must be on
+/// disk before the store commits anything sealed under its new version.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
@@ -20,7 +22,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Makes `path` a file only its owner may read: created empty with mode

@@ -60,16 +60,7 @@ fn check(
             Some("name"),
         ));
     }
-    let known = state.status.view();
-    for c in components.unwrap_or_default() {
-        if !known.components.iter().any(|k| &k.id == c) {
-            return Err(ApiError::invalid(
-                format!("unknown component {c:?} (see GET /admin/status)"),
-                Some("components"),
-            ));
-        }
-    }
-    Ok(())
+    super::check_components(state, components.unwrap_or_default())
 }
 
 /// Opens an incident with its first update.

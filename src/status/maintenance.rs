@@ -72,16 +72,7 @@ fn validate(state: &AppState, m: &Maintenance, check_components: bool) -> Result
     if !check_components {
         return Ok(());
     }
-    let view = state.status.view();
-    for c in &m.components {
-        if !view.components.iter().any(|k| &k.id == c) {
-            return Err(ApiError::invalid(
-                format!("unknown component {c:?} (see GET /admin/status)"),
-                Some("components"),
-            ));
-        }
-    }
-    Ok(())
+    super::check_components(state, &m.components)
 }
 
 pub async fn schedule(

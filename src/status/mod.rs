@@ -178,6 +178,24 @@ impl StatusHub {
     }
 }
 
+/// Refuses a component id that is not the gateway, the store or a current
+/// upstream. Read from the registry, not the sampled view, so a window or an
+/// incident can name a component from the first moment after start.
+pub fn check_components(state: &AppState, ids: &[String]) -> Result<(), crate::error::ApiError> {
+    let upstreams = state.upstreams.list();
+    for c in ids {
+        let known =
+            c == sampler::GATEWAY || c == sampler::STORE || upstreams.iter().any(|u| &u.id == c);
+        if !known {
+            return Err(crate::error::ApiError::invalid(
+                format!("unknown component {c:?} (see GET /admin/status)"),
+                Some("components"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reloads incidents, maintenance and uptime from the store into the view.
 pub async fn refresh(state: &AppState) -> Result<(), StoreError> {
     let now = crate::store::now();

@@ -17,6 +17,9 @@ use crate::proxy::upstream::Upstream;
 const DEGRADED_RATE: f64 = 0.1;
 const PARTIAL_RATE: f64 = 0.5;
 const STORE_PROBE: Duration = Duration::from_secs(2);
+/// The ids of the two components that are not upstreams.
+pub const GATEWAY: &str = "gateway";
+pub const STORE: &str = "store";
 
 pub async fn run_once(state: &AppState) {
     if let Err(e) = super::maintenance::advance(state).await {
@@ -76,7 +79,7 @@ pub async fn run_once(state: &AppState) {
 /// Every component's state right now (maintenance aside).
 pub async fn derive(state: &AppState) -> Vec<Component> {
     let mut out = vec![Component {
-        id: "gateway".into(),
+        id: GATEWAY.into(),
         name: "Gateway API".into(),
         kind: "gateway",
         // It answers this very page.
@@ -90,7 +93,7 @@ pub async fn derive(state: &AppState) -> Vec<Component> {
     });
     let readable = matches!(tokio::time::timeout(STORE_PROBE, probe).await, Ok(Ok(())));
     out.push(Component {
-        id: "store".into(),
+        id: STORE.into(),
         name: "Store".into(),
         kind: "store",
         status: if !readable {
