@@ -609,6 +609,40 @@ async fn a_restart_mid_outage_claims_no_recovery() {
         2,
         "one resolution: {i}"
     );
+
+    // Resolved by hand, it stays so through a restart while the outage
+    // lasts (it reopened: the choice was kept in memory only).
+    let mut gw = gw;
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    eventually("the outage seen again", || async {
+        let s = summary(&gw).await;
+        let down = |c: &Value| c["id"] == "cfg_mock" && c["status"] == "major_outage";
+        s["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(down)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, list) = gw.admin_call(Method::GET, "/admin/incidents", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["data"][0]["status"], "resolved", "{list}");
+    // Seen up, the component is forgotten: the next outage opens one.
+    up.restart().await;
+    eventually("the recovery", || async {
+        let s = summary(&gw).await;
+        (component(&s, "cfg_mock")["status"] == "operational").then_some(())
+    })
+    .await;
+    up.stop();
+    eventually("a new incident", || async {
+        let (_, list) = gw.admin_call(Method::GET, "/admin/incidents", None).await;
+        (list["data"].as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
 }
 
 /// The automatic incident of an upstream deleted mid-outage is resolved

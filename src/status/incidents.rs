@@ -185,6 +185,12 @@ pub async fn change(
             }
             new.updated_at = t;
             crate::store::incidents::put(tx, &new)?;
+            let hand_resolved = by_admin
+                && new.status == IncidentStatus::Resolved
+                && old.status != IncidentStatus::Resolved;
+            if let (true, Some(c)) = (hand_resolved, &new.auto_component) {
+                crate::store::incidents::set_hand_resolved(tx, c, true)?;
+            }
             if let Some(a) = actor {
                 let e = a.audit(
                     "incident.update",
@@ -253,13 +259,21 @@ pub async fn automate(state: &AppState, components: &[Component]) {
         // One an admin resolved by hand stays so while the outage lasts,
         // through partial outages (a failed half-open trial) too; the
         // component must be seen up before a new one opens.
-        let resolved_by_hand = {
+        let (resolved_by_hand, seen_up) = {
             let mut hand = state.status.hand_resolved.lock();
-            if up {
-                hand.remove(&c.id);
-            }
-            hand.contains(&c.id)
+            let seen_up = up && hand.remove(&c.id);
+            (hand.contains(&c.id), seen_up)
         };
+        if seen_up {
+            let id = c.id.clone();
+            let forgot = state
+                .store
+                .write(move |tx| crate::store::incidents::set_hand_resolved(tx, &id, false))
+                .await;
+            if let Err(e) = forgot {
+                tracing::warn!(component = %c.id, error = %e, "cannot update incidents");
+            }
+        }
         let result = match open {
             None if down && !resolved_by_hand => open_for(state, c).await.map(|_| ()),
             Some(i) if up => resolve(state, &i, c).await,

@@ -140,6 +140,7 @@ pub struct StatusHub {
     pub resample: tokio::sync::Notify,
     /// Components whose automatic incident an admin resolved while they
     /// were still down: no new one opens until they have been seen up.
+    /// Kept in the store too (`status_hand_resolved`), read back at start.
     pub hand_resolved: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 

@@ -100,6 +100,24 @@ pub fn open_auto(c: &Connection, component: &str) -> Result<Option<Incident>, St
     id.map(|id| get(c, &id)).transpose().map(Option::flatten)
 }
 
+/// Components whose automatic incident was resolved by hand and that have
+/// not been seen up since.
+pub fn hand_resolved(c: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare("SELECT component FROM status_hand_resolved")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn set_hand_resolved(c: &Connection, component: &str, on: bool) -> Result<(), StoreError> {
+    let sql = if on {
+        "INSERT OR IGNORE INTO status_hand_resolved (component) VALUES (?1)"
+    } else {
+        "DELETE FROM status_hand_resolved WHERE component = ?1"
+    };
+    c.execute(sql, [component])?;
+    Ok(())
+}
+
 /// The components of the gateway's own incidents still open.
 pub fn open_auto_components(c: &Connection) -> Result<Vec<String>, StoreError> {
     let mut stmt = c.prepare(

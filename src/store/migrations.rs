@@ -186,6 +186,11 @@ const STEPS: &[&str] = &[
     );
     ALTER TABLE request_logs ADD COLUMN safety_ref INTEGER REFERENCES safety_texts (id);
     "#,
+    // 8: components whose automatic incident an admin resolved by hand while
+    // the outage lasted (kept in memory only, they reopened after a restart).
+    r#"
+    CREATE TABLE status_hand_resolved (component TEXT PRIMARY KEY);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
