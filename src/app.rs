@@ -78,6 +78,9 @@ pub struct Inner {
     pub relays: tokio_util::task::TaskTracker,
     /// Cancelled when shutdown cuts the streams still running.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Whether the gateway API listener accepts (it may be paused, or not
+    /// started yet, while the admin API answers).
+    pub api_serving: std::sync::atomic::AtomicBool,
     /// Held while this process serves the data dir.
     _lock: std::fs::File,
     /// HTTPS on the gateway listener, when configured.
@@ -223,6 +226,7 @@ impl AppState {
             admin_changes: tokio::sync::Mutex::new(()),
             relays: Default::default(),
             stopping: Default::default(),
+            api_serving: Default::default(),
             _lock: lock,
             tls,
             status: Default::default(),

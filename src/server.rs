@@ -233,6 +233,7 @@ impl Server {
 struct ApiListener {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    state: AppState,
 }
 
 impl ApiListener {
@@ -246,10 +247,17 @@ impl ApiListener {
             state.config.shutdown_grace,
             (state.config.edge.clone(), Some(state.edge.conns.clone())),
         ));
-        ApiListener { stop, task }
+        state.api_serving.store(true, Ordering::Relaxed);
+        ApiListener {
+            stop,
+            task,
+            state: state.clone(),
+        }
     }
 
     async fn stop(self) {
+        // Said first: from here on the listener accepts nothing new.
+        self.state.api_serving.store(false, Ordering::Relaxed);
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
@@ -488,7 +496,11 @@ async fn health_probes(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
-    match state.store.read(crate::store::incidents::hand_resolved).await {
+    match state
+        .store
+        .read(crate::store::incidents::hand_resolved)
+        .await
+    {
         Ok(ids) => state.status.hand_resolved.lock().extend(ids),
         Err(e) => tracing::warn!(error = %e, "cannot read incidents resolved by hand"),
     }

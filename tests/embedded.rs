@@ -58,8 +58,25 @@ async fn pausing_closes_only_the_gateway_api_and_resumes_on_the_same_port() {
         .unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
     assert_eq!(chat(&http, &api, &key).await.unwrap(), 200);
+    let health = || async {
+        let v: Value = http
+            .get(format!("{admin}/admin/health"))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v
+    };
+    let h = health().await;
+    assert_eq!(h["serving"], true, "{h}");
+    assert_eq!(h["listen"], server.bound.listen.to_string());
 
     server.pause_api().await;
+    // What the dashboard's indicator reads.
+    assert_eq!(health().await["serving"], false);
     assert!(!server.api_serving());
     let refused = chat(&http, &api, &key).await;
     assert!(
@@ -77,6 +94,7 @@ async fn pausing_closes_only_the_gateway_api_and_resumes_on_the_same_port() {
 
     server.resume_api().await.unwrap();
     assert!(server.api_serving());
+    assert_eq!(health().await["serving"], true);
     assert_eq!(chat(&http, &api, &key).await.unwrap(), 200);
     server.shutdown().await;
 }

@@ -8,6 +8,7 @@
 mod audit;
 mod crypto;
 mod events;
+mod health;
 mod incidents;
 mod keys;
 mod logs;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(logs::routes())
         .merge(upstreams::routes())
         .merge(settings::routes())
+        .merge(health::routes())
         .merge(audit::routes())
         .merge(usage::routes())
         .merge(events::routes())

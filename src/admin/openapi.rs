@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         super::tiers::list, super::tiers::get_one, super::tiers::create, super::tiers::update, super::tiers::delete,
         super::upstreams::create, super::upstreams::list, super::upstreams::get_one, super::upstreams::update,
         super::upstreams::delete, super::upstreams::test,
-        super::settings::show, super::settings::update,
+        super::settings::show, super::settings::update, super::health::show,
         super::audit::list, super::audit::verify,
         super::logs::list, super::logs::get_one, super::logs::body,
         super::session::new_link, super::session::logout,

@@ -452,6 +452,8 @@ def test_pause_and_resume(s: Session, ctx: dict) -> None:
     s.ui.nav("Keys")
     s.ui.heading("API keys")
     s.ui.row("desktop e2e")
+    # The sidebar says so (it said "Running" throughout); it checks every 10 s.
+    s.ui.visible("//*[@data-liveness='paused'][contains(., 'Gateway API paused')]")
     st = s.ui.invoke("start")
     assert st.get("ok", {}).get("state") in ("running", "degraded"), st
     wait_for("the gateway API to answer again", lambda: http("GET", health)[0] == 200)
@@ -463,6 +465,7 @@ def test_pause_and_resume(s: Session, ctx: dict) -> None:
     # The dashboard is usable again.
     s.ui.nav("Overview")
     s.ui.heading("Overview")
+    s.ui.visible("//*[@data-liveness='running']")
     screenshot(s.driver, "07-after-resume")
 
 

@@ -306,6 +306,20 @@ try {
     await page.locator('header').getByText(endpoint).waitFor();
   });
 
+  await test('the sidebar says whether the gateway answers', async () => {
+    const indicator = page.locator('.sidebar-foot [role="status"]');
+    await page.locator('.sidebar-foot [data-liveness="running"]').waitFor();
+    assert((await indicator.innerText()).startsWith('Running'), await indicator.innerText());
+    // The admin API gone (the process stopped): the page says so instead of "Running".
+    await page.route('**/admin/health', (route) => route.abort('connectionrefused'));
+    await page.reload();
+    await page.locator('.sidebar-foot [data-liveness="unreachable"]').waitFor();
+    assert((await indicator.innerText()).startsWith('Not answering'), await indicator.innerText());
+    await page.unroute('**/admin/health');
+    await page.reload();
+    await page.locator('.sidebar-foot [data-liveness="running"]').waitFor();
+  });
+
   let secret = '';
   await test('create a key in the UI; the secret is shown once and works against the API', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();

@@ -93,6 +93,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["health_show"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/incidents": {
         parameters: {
             query?: never;
@@ -895,6 +911,16 @@ export interface components {
              * @example 5s
              */
             timeout: string;
+        };
+        HealthView: {
+            /** @description Where it listens, e.g. `127.0.0.1:8787`. */
+            listen?: string | null;
+            /**
+             * @description The gateway API listener accepts requests (false while the desktop
+             *     app has it paused, or before it started).
+             */
+            serving: boolean;
+            version: string;
         };
         /**
          * @description How bad an incident is, and the page's overall indicator.
@@ -1859,6 +1885,25 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+        };
+    };
+    health_show: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthView"];
                 };
             };
         };

@@ -1,16 +1,52 @@
 // The gateway's settings and where it listens, shared by the header, the
 // overview and the snippets.
 
-import { api, unwrap, type Settings, type SettingsView } from '../api/client';
+import { ApiError, api, unwrap, type Schemas, type Settings, type SettingsView } from '../api/client';
 import { gatewayBaseUrl } from '../format';
 
 /** Deep partial, for JSON merge patches. */
 export type MergePatch<T> = { [K in keyof T]?: T[K] extends object ? MergePatch<T[K]> : T[K] };
 
+/** How often the sidebar's indicator asks whether the gateway is serving. */
+export const HEALTH_EVERY_MS = 10_000;
+
+/** What the sidebar's indicator says. */
+export type Liveness = 'unknown' | 'running' | 'paused' | 'unreachable';
+
 class GatewayStore {
   view = $state<SettingsView | null>(null);
   error = $state<unknown>(null);
   loading = $state(false);
+  /** The last answer of `/admin/health`. */
+  health = $state<Schemas['HealthView'] | null>(null);
+  /** Whether the last health check got an answer at all. */
+  reachable = $state<boolean | null>(null);
+
+  liveness: Liveness = $derived(
+    this.reachable === false
+      ? 'unreachable'
+      : this.health === null
+        ? 'unknown'
+        : this.health.serving
+          ? 'running'
+          : 'paused',
+  );
+
+  /** Checks now and every HEALTH_EVERY_MS until the returned function is called. */
+  watchHealth(): () => void {
+    const check = async () => {
+      try {
+        this.health = unwrap(await api.GET('/admin/health'));
+        this.reachable = true;
+      } catch (e) {
+        // An error answer is still an answer (an ended session has its own page).
+        this.reachable = e instanceof ApiError;
+      }
+    };
+    void check();
+    const timer = setInterval(() => void check(), HEALTH_EVERY_MS);
+    return () => clearInterval(timer);
+  }
 
   /** `http://127.0.0.1:8787/v1` (https when the listener has TLS), or null before the settings arrive. */
   endpoint = $derived(
