@@ -315,6 +315,7 @@ try {
     await page.reload();
     await page.locator('.sidebar-foot [data-liveness="unreachable"]').waitFor();
     assert((await indicator.innerText()).startsWith('Not answering'), await indicator.innerText());
+    await shot(page, '00-sidebar-not-answering', { fullPage: false });
     await page.unroute('**/admin/health');
     await page.reload();
     await page.locator('.sidebar-foot [data-liveness="running"]').waitFor();
