@@ -322,6 +322,10 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let permit = match gate.as_ref().map(|g| g.admit(peer.ip())) {
+                    // Over TLS the refusal would be plaintext the client
+                    // cannot read, and a handshake per refused connection
+                    // is work for whoever floods it: closed unanswered.
+                    Some(Err(_)) if tls.is_some() => continue,
                     Some(Err(e)) => {
                         tokio::spawn(refuse(stream, e));
                         continue;

@@ -148,6 +148,46 @@ async fn self_signed_tls13_only_h2_and_the_fingerprint_is_shown() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_connection_over_the_cap_is_closed_without_plaintext() {
+    use tokio::io::AsyncReadExt;
+    let gw = Gateway::start(&format!(
+        "{BASE}[tls]\nself_signed = true\n[edge]\nmax_connections_per_ip = 1\n"
+    ))
+    .await;
+    let cert = gw.path().join("tls-self-signed.pem");
+    let held = handshake(&addr(&gw), &cert, &[&rustls::version::TLS13], &[b"h2"])
+        .await
+        .unwrap();
+    // The second connection is refused: closed, with no plaintext HTTP
+    // answer written into what the client reads as a TLS stream.
+    let mut extra = tokio::net::TcpStream::connect(addr(&gw)).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), extra.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "closed at once");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(
+        handshake(&addr(&gw), &cert, &[&rustls::version::TLS13], &[b"h2"])
+            .await
+            .is_err()
+    );
+    // The connection held still serves, and a place freed is taken again.
+    assert_eq!(healthz_h2(held).await, "ok");
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(tls) =
+                handshake(&addr(&gw), &cert, &[&rustls::version::TLS13], &[b"h2"]).await
+            {
+                return tls;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(healthz_h2(again).await, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tls12_only_when_allowed() {
     let gw = Gateway::start(&format!(
         "{BASE}[tls]\nself_signed = true\nallow_tls12 = true\n"
