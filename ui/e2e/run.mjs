@@ -992,6 +992,21 @@ try {
     await page.getByText('No subscribers yet').waitFor();
   });
 
+  await test('status: "Derived …" ages while the page stays open', async () => {
+    const p2 = await page.context().newPage();
+    try {
+      await p2.clock.install();
+      await gotoPage(p2, admin, '/status', 'Status');
+      const derived = p2.getByText(/^Derived .* from health checks/);
+      await derived.waitFor();
+      assert(/Derived (just now|\d+ seconds? ago)/.test(await derived.innerText()), await derived.innerText());
+      await p2.clock.fastForward('03:00');
+      await p2.getByText(/^Derived 3 minutes ago/).waitFor();
+    } finally {
+      await p2.close();
+    }
+  });
+
   await test('every page: no serious or critical axe violations, light and dark; screenshots', async () => {
     const problems = [];
     for (const scheme of ['light', 'dark']) {
