@@ -179,6 +179,7 @@ impl AppState {
             today,
             store.read_now(|c| crate::store::usage::tokens_on_day(c, today * 86_400))?,
         );
+        limits.share_rotations(&keys.all());
         let tls = crate::tls::Tls::load(&config.tls, &data_dir)
             .map_err(|e| StartError::Other(format!("TLS: {e}")))?;
 

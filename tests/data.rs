@@ -224,6 +224,58 @@ async fn the_daily_budget_survives_a_restart() {
     assert_eq!(r.status(), 429, "today's usage was remembered");
 }
 
+/// A rotated key's successor counts its predecessor's day after a restart,
+/// and the predecessor, in its grace period, shares it (each started the
+/// day afresh).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_keys_day_survives_a_restart() {
+    let mut gw = Gateway::start(&config_with(None, "")).await;
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/tiers",
+            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 100})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (id, old) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let big = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(75)}]});
+    assert_eq!(
+        gw.post(&old, "/v1/chat/completions", big).await.status(),
+        200
+    );
+    wait_for(&gw, "/admin/usage", |v| {
+        v["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            &format!("/admin/keys/{id}/rotate"),
+            Some(json!({"grace": "1h"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let new = v["new"]["key"].as_str().unwrap().to_owned();
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
+    // 8 prompt + 10 reserved tokens fit in a fresh day's 100, not in what
+    // is left of the key's day after the first request's ~85.
+    let small = json!({"model": "assisters-echo", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
+    for key in [&new, &old] {
+        let r = gw.post(key, "/v1/chat/completions", small.clone()).await;
+        assert_eq!(r.status(), 429, "the day is the chain's");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Daily token budget"),
+            "{v}"
+        );
+    }
+}
+
 /// An upstream's token figures are not trusted: absurd ones are capped, and
 /// summing them neither breaks the usage figures nor the next start.
 #[tokio::test(flavor = "multi_thread")]

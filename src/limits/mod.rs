@@ -149,6 +149,45 @@ impl Limits {
         }
     }
 
+    /// At start: each rotated key (`replaced_by`) shares the limiter of the
+    /// last key of its rotation chain, whose day seed counts the whole
+    /// chain's usage, as [`Limits::inherit`] arranged before the restart.
+    /// (After one, a successor started the day afresh, and its predecessor
+    /// in its grace period had an allowance of its own again.)
+    pub fn share_rotations(&self, keys: &[Arc<ApiKey>]) {
+        let by_id: FxHashMap<&str, &ApiKey> = keys.iter().map(|k| (k.id.as_str(), &**k)).collect();
+        let last_of = |k: &ApiKey| {
+            let mut at = by_id.get(k.replaced_by.as_deref()?).copied()?;
+            // Bounded: a store edited by hand could hold a cycle.
+            for _ in 0..keys.len() {
+                match at.replaced_by.as_deref().and_then(|id| by_id.get(id)) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            (at.id != k.id).then_some(at)
+        };
+        let pairs: Vec<(&ApiKey, &ApiKey)> = keys
+            .iter()
+            .filter_map(|k| Some((&**k, last_of(k)?)))
+            .collect();
+        {
+            let mut seed = self.daily_seed.lock();
+            for (k, last) in &pairs {
+                if let Some((day, n)) = seed.remove(&k.id) {
+                    let to = seed.entry(last.id.clone()).or_insert((day, 0));
+                    if to.0 == day {
+                        to.1 = to.1.saturating_add(n);
+                    }
+                }
+            }
+        }
+        for (k, last) in pairs {
+            let shared = self.limiter(last);
+            self.per_key.lock().insert(k.id.clone(), shared);
+        }
+    }
+
     /// A rotated key's successor takes its predecessor's limiter: its
     /// buckets, open streams and the day's usage. (With a fresh one, both
     /// keys had a full allowance during the grace period, and the successor
