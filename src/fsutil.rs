@@ -23,9 +23,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
+    // The new content is in place now: a directory that cannot be synced
+    // (some network and FUSE file systems refuse) must not fail a write
+    // whose callers then believe nothing changed.
     #[cfg(unix)]
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot sync the directory after a write");
+        }
     }
     Ok(())
 }

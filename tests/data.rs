@@ -234,20 +234,16 @@ async fn a_rotated_keys_day_survives_a_restart() {
         .admin_call(
             Method::POST,
             "/admin/tiers",
-            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 100})),
+            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 1000})),
         )
         .await;
     assert_eq!(s, 201);
     let (id, old) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
-    let big = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(75)}]});
-    assert_eq!(
-        gw.post(&old, "/v1/chat/completions", big).await.status(),
-        200
-    );
-    wait_for(&gw, "/admin/usage", |v| {
-        v["data"].as_array().is_some_and(|d| !d.is_empty())
-    })
-    .await;
+    let half = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(30)}]});
+    let spent = |v: Value| v["usage"]["total_tokens"].as_u64().unwrap();
+    let r = gw.post(&old, "/v1/chat/completions", half.clone()).await;
+    assert_eq!(r.status(), 200);
+    let first = spent(r.json().await.unwrap());
     let (s, v) = gw
         .admin_call(
             Method::POST,
@@ -257,12 +253,32 @@ async fn a_rotated_keys_day_survives_a_restart() {
         .await;
     assert_eq!(s, 201, "{v}");
     let new = v["new"]["key"].as_str().unwrap().to_owned();
+    let r = gw.post(&new, "/v1/chat/completions", half).await;
+    assert_eq!(r.status(), 200);
+    let second = spent(r.json().await.unwrap());
+    // The budget leaves 10 tokens of the chain's day: too few for the
+    // next request (8 prompt + 10 reserved), plenty for either key's own.
+    let (s, v) = gw
+        .admin_call(
+            Method::PATCH,
+            "/admin/tiers/daily",
+            Some(json!({"daily_token_budget": first + second + 10})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_for(&gw, "/admin/usage", |v| {
+        v["data"].as_array().is_some_and(|d| {
+            d.iter()
+                .map(|r| r["requests"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+                == 2
+        })
+    })
+    .await;
     gw.terminate();
     let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
-    // 8 prompt + 10 reserved tokens fit in a fresh day's 100, not in what
-    // is left of the key's day after the first request's ~85.
     let small = json!({"model": "assisters-echo", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]});
-    for key in [&new, &old] {
+    for key in [&old, &new] {
         let r = gw.post(key, "/v1/chat/completions", small.clone()).await;
         assert_eq!(r.status(), 429, "the day is the chain's");
         let v: Value = r.json().await.unwrap();

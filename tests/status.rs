@@ -689,6 +689,46 @@ async fn a_deleted_upstreams_incident_is_resolved() {
     assert!(!page.contains(&uid), "no internal ids on the page");
 }
 
+/// An upstream added a moment ago can be named at once (components were
+/// checked against the last sample, up to `sample_interval` old).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_upstream_can_get_maintenance_at_once() {
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(None, "[status]\nsample_interval = \"1h\"\n")).await;
+    eventually("a first sample", || async {
+        (summary(&gw).await["components"].as_array().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/upstreams",
+            Some(json!({"name": "fresh", "base_url": up.base_url(), "models": ["mock"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let uid = v["id"].as_str().unwrap();
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(json!({"name": "Move", "body": "", "components": [uid],
+                        "scheduled_for": "2099-01-01T00:00:00Z", "scheduled_until": "2099-01-01T01:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/maintenances",
+            Some(json!({"name": "Nope", "body": "", "components": ["upst_nope"],
+                        "scheduled_for": "2099-01-01T00:00:00Z", "scheduled_until": "2099-01-01T01:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["param"], "components");
+}
+
 /// Times take an offset (and need a zone); a window wholly past is refused;
 /// a webhook URL may carry a query string.
 #[tokio::test(flavor = "multi_thread")]

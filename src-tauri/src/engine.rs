@@ -55,6 +55,9 @@ pub struct Engine {
     pub admin_listen: SocketAddr,
     pub data_dir: PathBuf,
     server: Mutex<Option<Server>>,
+    /// Set by [`Engine::shutdown`]: the state it served is spent (its log
+    /// writer taken, its streams cut), so nothing may start on it again.
+    closed: std::sync::atomic::AtomicBool,
     phase: watch::Sender<Phase>,
     /// Requests answered in the last minute (while serving).
     per_minute: watch::Sender<Option<u64>>,
@@ -72,6 +75,7 @@ impl Engine {
             data_dir: state.data_dir.clone(),
             state,
             server: Mutex::new(None),
+            closed: Default::default(),
             phase,
             per_minute,
         })
@@ -129,6 +133,9 @@ impl Engine {
     /// a no-op when already serving.
     pub async fn start(&self) -> Result<(), String> {
         let mut guard = self.server.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("The app is quitting.".to_owned());
+        }
         if guard.as_ref().is_some_and(Server::api_serving) {
             return Ok(());
         }
@@ -167,7 +174,9 @@ impl Engine {
 
     /// Stops serving for good (app exit).
     pub async fn shutdown(&self) {
-        if let Some(server) = self.server.lock().await.take() {
+        let mut guard = self.server.lock().await;
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(server) = guard.take() {
             server.shutdown().await;
         }
     }

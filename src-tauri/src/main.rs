@@ -202,6 +202,9 @@ async fn boot(app: AppHandle, hidden: bool) {
     });
 
     if let Err(e) = engine.start().await {
+        if shell.quitting.load(Ordering::SeqCst) {
+            return;
+        }
         return fail(
             &app,
             boot::Fatal(format!("The gateway could not start.\n\n{e}")),

@@ -77,6 +77,22 @@ pub async fn rotate(
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<CryptoView>, ApiError> {
     let old = state.keyring.current_version();
+    // Everything to re-seal is opened before the key file changes: a value
+    // that does not open fails the rotation before it has happened.
+    let ups = state.store.read(crate::store::upstreams::all).await?;
+    let mut upstream_keys = Vec::new();
+    for u in ups {
+        if let Some(sealed) = &u.api_key_enc {
+            upstream_keys.push((u.id.clone(), state.keyring.open(sealed, u.id.as_bytes())?));
+        }
+    }
+    let subs = state.store.read(crate::store::subscribers::all).await?;
+    let mut hook_secrets = Vec::new();
+    for s in subs {
+        if let Some(sealed) = &s.secret_enc {
+            hook_secrets.push((s.id.clone(), state.keyring.open(sealed, s.id.as_bytes())?));
+        }
+    }
     let new = state.keyring.rotate().map_err(|e| match e {
         crate::crypto::CryptoError::NotRotatable => {
             ApiError::from(crate::error::RequestError::Conflict(e.to_string()))
@@ -85,20 +101,8 @@ pub async fn rotate(
     })?;
     // Upstream API keys and webhook signing secrets are few: re-seal them in
     // the rotation's transaction, so the retired key opens nothing current.
-    let ups = state.store.read(crate::store::upstreams::all).await?;
-    let mut resealed = Vec::new();
-    for u in ups {
-        if let Some(sealed) = &u.api_key_enc {
-            resealed.push((u.id.clone(), reseal(&state, sealed, &u.id)?));
-        }
-    }
-    let subs = state.store.read(crate::store::subscribers::all).await?;
-    let mut secrets = Vec::new();
-    for s in subs {
-        if let Some(sealed) = &s.secret_enc {
-            secrets.push((s.id.clone(), reseal(&state, sealed, &s.id)?));
-        }
-    }
+    let resealed = seal_all(&state, upstream_keys)?;
+    let secrets = seal_all(&state, hook_secrets)?;
     let entry = actor.audit(
         "crypto.rotate",
         "master_key",
@@ -127,8 +131,13 @@ pub async fn rotate(
     Ok(Json(view(&state).await?))
 }
 
-/// `sealed` (bound to `id`) sealed again under the current key version.
-fn reseal(state: &AppState, sealed: &[u8], id: &str) -> Result<Vec<u8>, ApiError> {
-    let plain = state.keyring.open(sealed, id.as_bytes())?;
-    Ok(state.keyring.seal(&plain, id.as_bytes())?)
+/// Each `(id, plaintext)` sealed under the current key version, bound to its id.
+fn seal_all(
+    state: &AppState,
+    plain: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    plain
+        .into_iter()
+        .map(|(id, p)| Ok((id.clone(), state.keyring.seal(&p, id.as_bytes())?)))
+        .collect()
 }

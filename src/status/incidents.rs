@@ -259,20 +259,9 @@ pub async fn automate(state: &AppState, components: &[Component]) {
         // One an admin resolved by hand stays so while the outage lasts,
         // through partial outages (a failed half-open trial) too; the
         // component must be seen up before a new one opens.
-        let (resolved_by_hand, seen_up) = {
-            let mut hand = state.status.hand_resolved.lock();
-            let seen_up = up && hand.remove(&c.id);
-            (hand.contains(&c.id), seen_up)
-        };
-        if seen_up {
-            let id = c.id.clone();
-            let forgot = state
-                .store
-                .write(move |tx| crate::store::incidents::set_hand_resolved(tx, &id, false))
-                .await;
-            if let Err(e) = forgot {
-                tracing::warn!(component = %c.id, error = %e, "cannot update incidents");
-            }
+        let resolved_by_hand = state.status.hand_resolved.lock().contains(&c.id);
+        if up && resolved_by_hand {
+            forget_hand_resolved(state, vec![c.id.clone()]).await;
         }
         let result = match open {
             None if down && !resolved_by_hand => open_for(state, c).await.map(|_| ()),
@@ -282,6 +271,19 @@ pub async fn automate(state: &AppState, components: &[Component]) {
         if let Err(e) = result {
             tracing::warn!(component = %c.id, error = %e, "automatic incident failed");
         }
+    }
+    // A component that no longer exists is forgotten, so one added again
+    // under its id starts afresh.
+    let gone: Vec<String> = state
+        .status
+        .hand_resolved
+        .lock()
+        .iter()
+        .filter(|id| !components.iter().any(|c| &c.id == *id))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        forget_hand_resolved(state, gone).await;
     }
     // The incident of a component that no longer exists (an upstream
     // deleted mid-outage) would stay open, and the page in outage, for good.
@@ -310,6 +312,30 @@ pub async fn automate(state: &AppState, components: &[Component]) {
         if let Err(e) = change(state, &i.id, c, None).await {
             tracing::warn!(component = %gone, error = %e, "automatic incident failed");
         }
+    }
+}
+
+/// Drops components from the hand-resolved set: from the store first, so a
+/// failed write leaves both as they were.
+async fn forget_hand_resolved(state: &AppState, ids: Vec<String>) {
+    let forgotten = ids.clone();
+    let written = state
+        .store
+        .write(move |tx| {
+            for id in &forgotten {
+                crate::store::incidents::set_hand_resolved(tx, id, false)?;
+            }
+            Ok(())
+        })
+        .await;
+    match written {
+        Ok(()) => {
+            let mut hand = state.status.hand_resolved.lock();
+            for id in &ids {
+                hand.remove(id);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot update incidents resolved by hand"),
     }
 }
 

@@ -32,15 +32,26 @@ class GatewayStore {
           : 'paused',
   );
 
-  /** Checks now and every HEALTH_EVERY_MS until the returned function is called. */
-  watchHealth(): () => void {
+  /**
+   * Checks now and every HEALTH_EVERY_MS, while `active()` holds, until the
+   * returned function is called. One check at a time, each bounded: a
+   * gateway that accepts but never answers reads as not answering.
+   */
+  watchHealth(active: () => boolean = () => true): () => void {
+    let pending = false;
     const check = async () => {
+      if (pending || !active()) return;
+      pending = true;
       try {
-        this.health = unwrap(await api.GET('/admin/health'));
+        this.health = unwrap(await api.GET('/admin/health', { signal: AbortSignal.timeout(HEALTH_EVERY_MS / 2) }));
         this.reachable = true;
       } catch (e) {
-        // An error answer is still an answer (an ended session has its own page).
+        // An error answer is still an answer (an ended session has its own
+        // page), but says nothing about serving.
         this.reachable = e instanceof ApiError;
+        this.health = null;
+      } finally {
+        pending = false;
       }
     };
     void check();
