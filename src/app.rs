@@ -235,6 +235,10 @@ impl AppState {
             bound: RwLock::new(None),
             config,
         }));
+        match state.store.read_now(crate::store::incidents::hand_resolved) {
+            Ok(ids) => state.status.hand_resolved.lock().extend(ids),
+            Err(e) => tracing::warn!(error = %e, "cannot read incidents resolved by hand"),
+        }
         state.reload_upstreams()?;
         state.upstreams.set_routes(settings.routes.clone());
         Ok(state)

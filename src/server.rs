@@ -500,14 +500,6 @@ async fn health_probes(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
-    match state
-        .store
-        .read(crate::store::incidents::hand_resolved)
-        .await
-    {
-        Ok(ids) => state.status.hand_resolved.lock().extend(ids),
-        Err(e) => tracing::warn!(error = %e, "cannot read incidents resolved by hand"),
-    }
     loop {
         crate::status::sampler::run_once(&state).await;
         tokio::select! {

@@ -80,19 +80,9 @@ pub async fn rotate(
     // Everything to re-seal is opened before the key file changes: a value
     // that does not open fails the rotation before it has happened.
     let ups = state.store.read(crate::store::upstreams::all).await?;
-    let mut upstream_keys = Vec::new();
-    for u in ups {
-        if let Some(sealed) = &u.api_key_enc {
-            upstream_keys.push((u.id.clone(), state.keyring.open(sealed, u.id.as_bytes())?));
-        }
-    }
+    let upstream_keys = open_all(&state, ups.into_iter().map(|u| (u.id, u.api_key_enc)))?;
     let subs = state.store.read(crate::store::subscribers::all).await?;
-    let mut hook_secrets = Vec::new();
-    for s in subs {
-        if let Some(sealed) = &s.secret_enc {
-            hook_secrets.push((s.id.clone(), state.keyring.open(sealed, s.id.as_bytes())?));
-        }
-    }
+    let hook_secrets = open_all(&state, subs.into_iter().map(|s| (s.id, s.secret_enc)))?;
     let new = state.keyring.rotate().map_err(|e| match e {
         crate::crypto::CryptoError::NotRotatable => {
             ApiError::from(crate::error::RequestError::Conflict(e.to_string()))
@@ -129,6 +119,20 @@ pub async fn rotate(
         .await?;
     state.reseal.start(&state);
     Ok(Json(view(&state).await?))
+}
+
+/// Each sealed value (bound to its id) opened; the ids without one skipped.
+fn open_all(
+    state: &AppState,
+    sealed: impl Iterator<Item = (String, Option<Vec<u8>>)>,
+) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+    sealed
+        .filter_map(|(id, s)| Some((id, s?)))
+        .map(|(id, s)| {
+            let plain = state.keyring.open(&s, id.as_bytes())?;
+            Ok((id, plain))
+        })
+        .collect()
 }
 
 /// Each `(id, plaintext)` sealed under the current key version, bound to its id.

@@ -209,12 +209,12 @@ pub async fn change(
     if !changed {
         return Ok(Some(incident));
     }
-    if by_admin && incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved {
-        if let Some(c) = &incident.auto_component {
-            state.status.hand_resolved.lock().insert(c.clone());
-        }
+    let resolved_now =
+        incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved;
+    if let (true, Some(c)) = (by_admin && resolved_now, &incident.auto_component) {
+        state.status.hand_resolved.lock().insert(c.clone());
     }
-    let event = if incident.status == IncidentStatus::Resolved && was != IncidentStatus::Resolved {
+    let event = if resolved_now {
         Event::IncidentResolved(incident.clone())
     } else {
         Event::IncidentUpdated(incident.clone())
