@@ -192,6 +192,10 @@ pub struct EdgeConfig {
     /// HTTP/2 flow-control windows (bytes): per stream and per connection.
     pub h2_stream_window: u32,
     pub h2_connection_window: u32,
+    /// An HTTP/2 connection with no open stream for this long is closed
+    /// (GOAWAY). HTTP/1 keep-alive is bounded by `header_read_timeout`.
+    #[serde(with = "duration_str")]
+    pub h2_idle_timeout: Duration,
     /// Bytes of a stream buffered for a client that stops reading, after
     /// which the stream is cancelled and the upstream call dropped.
     pub max_stream_buffer_bytes: usize,
@@ -210,6 +214,7 @@ impl Default for EdgeConfig {
             h2_max_concurrent_streams: 128,
             h2_stream_window: 1024 * 1024,
             h2_connection_window: 4 * 1024 * 1024,
+            h2_idle_timeout: Duration::from_secs(60),
             max_stream_buffer_bytes: 1024 * 1024,
         }
     }
@@ -382,6 +387,7 @@ impl Config {
         if e.header_read_timeout.is_zero()
             || e.body_idle_timeout.is_zero()
             || e.body_read_timeout.is_zero()
+            || e.h2_idle_timeout.is_zero()
         {
             return bad("edge timeouts must be greater than 0".into());
         }

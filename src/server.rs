@@ -12,7 +12,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use crate::app::{AppState, StartError};
 use crate::config::EdgeConfig;
-use crate::edge::conn::{is_header_timeout, ConnGate, Tracked};
+use crate::edge::conn::{self, is_header_timeout, ConnGate, Tracked};
+use crate::edge::idle::{self, Activity, Idle};
 
 /// Where the server actually listens, published in `runtime.json` so the CLI
 /// (and tests, with port 0) can find it.
@@ -289,12 +290,13 @@ async fn accept_loop(
     grace: Duration,
     (edge, gate): (EdgeConfig, Option<Arc<ConnGate>>),
 ) {
-    let graceful = GracefulShutdown::new();
-    // Connections still open when the grace period ends are cut, and waited
-    // for: their requests' records are then written as cut (dropped with
-    // the runtime instead, they were lost).
-    let conns = TaskTracker::new();
+    // Draining closes every connection gracefully; connections still open
+    // when the grace period ends are cut, and waited for: their requests'
+    // records are then written as cut (dropped with the runtime instead,
+    // they were lost).
+    let drain = CancellationToken::new();
     let cut = CancellationToken::new();
+    let conns = TaskTracker::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -308,6 +310,10 @@ async fn accept_loop(
         .initial_stream_window_size(edge.h2_stream_window)
         .initial_connection_window_size(edge.h2_connection_window)
         .max_header_list_size(edge.max_header_bytes as u32);
+    let head_timeout = edge.header_read_timeout;
+    // Twice the head timeout: a trickled HTTP/1 head meets hyper's own timer
+    // (and its 408) first.
+    let timers = (head_timeout * 2, edge.h2_idle_timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -327,7 +333,7 @@ async fn accept_loop(
                     // is work for whoever floods it: closed unanswered.
                     Some(Err(_)) if tls.is_some() => continue,
                     Some(Err(e)) => {
-                        tokio::spawn(refuse(stream, e));
+                        tokio::spawn(conn::refuse(stream, e));
                         continue;
                     }
                     Some(Ok(p)) => Some(p),
@@ -335,44 +341,34 @@ async fn accept_loop(
                 };
                 // A second handle on the socket, to answer 408 after hyper
                 // gave up on a trickled request head and dropped its own.
-                let (stream, spare) = match split_spare(stream) {
-                    Some(x) => x,
-                    None => continue,
+                let Some((stream, spare)) = conn::split_spare(stream) else {
+                    continue;
                 };
                 let (stream, mid_request) = Tracked::new(stream);
-                let head_timeout = edge.header_read_timeout;
-                // Twice the head timeout: a trickled HTTP/1 head meets
-                // hyper's own timer (and its 408) first.
-                let first_by = head_timeout * 2;
-                let first = Arc::new(tokio::sync::Notify::new());
-                let seen = first.clone();
+                let activity = Arc::new(Activity::default());
+                let seen = activity.clone();
                 let router = router.clone();
                 let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    seen.notify_one();
+                    let stream_open = seen.request(req.version());
                     req.extensions_mut().insert(ConnectInfo(peer));
                     let router = router.clone();
                     async move {
                         let resp = tower::ServiceExt::oneshot(router, req).await;
-                        Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
+                        let resp = resp.unwrap_or_else(|e| match e {});
+                        Ok::<_, Infallible>(idle::hold_until_sent(resp, stream_open))
                     }
                 });
+                let (drain, cut) = (drain.clone(), cut.clone());
                 let Some(acceptor) = tls.clone() else {
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    let watched = graceful.watch(conn);
-                    let cut = cut.clone();
                     conns.spawn(async move {
                         let _permit = permit;
-                        tokio::select! {
-                            ended = watched => if let Err(e) = ended {
-                                if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
-                                    request_timeout(spare, head_timeout);
-                                }
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            },
-                            () = crate::edge::conn::no_request_within(first, first_by) => {
-                                tracing::debug!(%peer, "no request in time; connection closed");
+                        let ended = drive(conn, &activity, timers, (&drain, &cut), peer).await;
+                        if let Err(e) = ended {
+                            if is_header_timeout(&*e) && mid_request.load(Ordering::Relaxed) {
+                                conn::request_timeout(spare, head_timeout);
                             }
-                            () = cut.cancelled() => {}
+                            tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });
                     continue;
@@ -383,8 +379,6 @@ async fn accept_loop(
                 // head just closes the connection.
                 drop(spare);
                 let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let cut = cut.clone();
                 conns.spawn(async move {
                     let _permit = permit;
                     let stream = match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
@@ -396,14 +390,8 @@ async fn accept_loop(
                         Err(_) => return,
                     };
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    tokio::select! {
-                        ended = watcher.watch(conn) => if let Err(e) = ended {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        },
-                        () = crate::edge::conn::no_request_within(first, first_by) => {
-                            tracing::debug!(%peer, "no request in time; connection closed");
-                        }
-                        () = cut.cancelled() => {}
+                    if let Err(e) = drive(conn, &activity, timers, (&drain, &cut), peer).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
             }
@@ -411,15 +399,49 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace period over; closing the remaining connections");
-    }
-    cut.cancel();
+    drain.cancel();
     conns.close();
-    conns.wait().await;
+    if tokio::time::timeout(grace, conns.wait()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing the remaining connections");
+        cut.cancel();
+        conns.wait().await;
+    }
+}
+
+/// Serves one connection to its end: closed gracefully (the requests under
+/// way finish) when the server drains or an HTTP/2 connection is idle;
+/// dropped when no request came in time or the grace period is over.
+async fn drive<C: GracefulConnection>(
+    conn: C,
+    activity: &Activity,
+    (first_within, idle_for): (Duration, Duration),
+    (drain, cut): (&CancellationToken, &CancellationToken),
+    peer: SocketAddr,
+) -> Result<(), C::Error> {
+    let mut conn = std::pin::pin!(conn);
+    let mut watch = std::pin::pin!(activity.watch(first_within, idle_for));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => return ended,
+            () = drain.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            why = watch.as_mut(), if !closing => match why {
+                Idle::NoRequest => {
+                    tracing::debug!(%peer, "no request in time; connection closed");
+                    return Ok(());
+                }
+                Idle::NoStreams => {
+                    tracing::debug!(%peer, "idle HTTP/2 connection closed");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            },
+            () = cut.cancelled() => return Ok(()),
+        }
+    }
 }
 
 async fn flush_last_used(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -508,36 +530,4 @@ async fn status_sampler(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
-}
-
-/// The stream for hyper and a duplicate handle on the same socket.
-fn split_spare(
-    stream: tokio::net::TcpStream,
-) -> Option<(tokio::net::TcpStream, std::net::TcpStream)> {
-    let std = stream.into_std().ok()?;
-    let spare = std.try_clone().ok()?;
-    Some((tokio::net::TcpStream::from_std(std).ok()?, spare))
-}
-
-/// 408 for a client that sent part of a request head too slowly.
-fn request_timeout(mut spare: std::net::TcpStream, after: Duration) {
-    use std::io::Write;
-    let e = crate::error::EdgeError::RequestTimeout {
-        part: "head",
-        after,
-    };
-    // Small and into an empty send buffer: a non-blocking write completes.
-    let _ = spare.write(&crate::edge::conn::raw_response(e.into()));
-    let _ = spare.shutdown(std::net::Shutdown::Both);
-}
-
-/// Refuses a connection over the caps with a short HTTP/1.1 answer.
-async fn refuse(mut stream: tokio::net::TcpStream, e: crate::error::EdgeError) {
-    use tokio::io::AsyncWriteExt;
-    let msg = crate::edge::conn::raw_response(e.into());
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(&msg).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
 }

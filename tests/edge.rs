@@ -674,3 +674,65 @@ async fn refusals_before_the_key_carry_cors_headers() {
         assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
     }
 }
+
+/// An HTTP/2 connection is closed once it has carried no stream for
+/// `edge.h2_idle_timeout`, but never while a stream is open, however long
+/// the stream stays quiet (idle HTTP/2 clients held their connections, and
+/// places under `max_connections`, for good).
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_http2_connections_are_closed_but_not_under_an_open_stream() {
+    use http_body_util::{BodyExt, Full};
+    let up = MockUpstream::start().await;
+    let gw = Gateway::start(&config_with(
+        Some(&up),
+        "[edge]\nh2_idle_timeout = \"1s\"\n",
+    ))
+    .await;
+    let key = gw.key().await;
+    let tcp = TcpStream::connect(addr(&gw)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let mut conn = tokio::spawn(conn);
+    let post = |body: Value| {
+        hyper::Request::post(format!("{}/v1/chat/completions", gw.api))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let r = send.send_request(post(chat())).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), hyper::Version::HTTP_2);
+    r.into_body().collect().await.unwrap();
+
+    // A stream that stays silent for longer than the idle timeout.
+    let gated = json!({"model": "mock-gated", "stream": true, "messages": []});
+    let r = send.send_request(post(gated)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.into_body();
+    body.frame().await.unwrap().unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(2500), &mut conn).await;
+    assert!(early.is_err(), "closed under an open stream: {early:?}");
+    up.release();
+    while let Some(frame) = body.frame().await {
+        frame.unwrap();
+    }
+
+    // With the stream done, the connection goes within the timeout (and a
+    // margin for a loaded machine), cleanly.
+    let t = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), &mut conn).await;
+    let ended = ended.expect("an idle HTTP/2 connection stayed open");
+    ended.unwrap().expect("closed with GOAWAY, not cut");
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        t.elapsed()
+    );
+    settles(&gw, "assisters_open_connections", 0.0).await;
+    still_serves(&gw, &key).await;
+}

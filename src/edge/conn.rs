@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -132,17 +133,6 @@ pub fn raw_response(e: ApiError) -> Vec<u8> {
     out
 }
 
-/// Resolves when no request has reached the service within `within` of the
-/// call; never, once one has (`first` is notified on every request). Until
-/// a connection's protocol is known hyper has no timer of its own: a socket
-/// that sent nothing, half an HTTP/2 preface, or a preface and no request
-/// held its connection slot for good.
-pub async fn no_request_within(first: Arc<tokio::sync::Notify>, within: std::time::Duration) {
-    if tokio::time::timeout(within, first.notified()).await.is_ok() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Wraps a connection's stream to know whether a request is under way:
 /// bytes read since the last bytes written mean a client is mid-request
 /// (sending a head or body) rather than idle between keep-alive requests.
@@ -229,4 +219,36 @@ pub fn is_header_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+/// The stream for hyper and a duplicate handle on the same socket.
+pub fn split_spare(
+    stream: tokio::net::TcpStream,
+) -> Option<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std().ok()?;
+    let spare = std.try_clone().ok()?;
+    Some((tokio::net::TcpStream::from_std(std).ok()?, spare))
+}
+
+/// 408 for a client that sent part of a request head too slowly.
+pub fn request_timeout(mut spare: std::net::TcpStream, after: Duration) {
+    use std::io::Write;
+    let e = EdgeError::RequestTimeout {
+        part: "head",
+        after,
+    };
+    // Small and into an empty send buffer: a non-blocking write completes.
+    let _ = spare.write(&raw_response(e.into()));
+    let _ = spare.shutdown(std::net::Shutdown::Both);
+}
+
+/// Refuses a connection over the caps with a short HTTP/1.1 answer.
+pub async fn refuse(mut stream: tokio::net::TcpStream, e: EdgeError) {
+    use tokio::io::AsyncWriteExt;
+    let msg = raw_response(e.into());
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&msg).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

@@ -1,10 +1,12 @@
 //! The gateway listener's own protection, before and around the handlers:
-//! connection caps and slow-header handling (`conn`), overload shedding and
+//! connection caps and slow-header handling (`conn`), idle connections
+//! (`idle`), overload shedding and
 //! per-key concurrency (`load`), and header hygiene (`hygiene`). Limits come
 //! from `config::EdgeConfig`, read at start.
 
 pub mod conn;
 pub mod hygiene;
+pub mod idle;
 pub mod load;
 
 use crate::config::EdgeConfig;
