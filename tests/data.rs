@@ -224,6 +224,112 @@ async fn the_daily_budget_survives_a_restart() {
     assert_eq!(r.status(), 429, "today's usage was remembered");
 }
 
+/// Tokens charged without a usage report (the upstream sent none) are on
+/// the record and in the rollups, and a restart counts them against the
+/// daily budget (it counted reported usage alone, so they were forgotten).
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_charged_without_a_usage_report_survive_a_restart() {
+    let up = MockUpstream::start().await;
+    let cfg = config_with(Some(&up), "");
+    let mut gw = Gateway::start(&cfg).await;
+    let (s, _) = gw
+        .admin_call(
+            Method::POST,
+            "/admin/tiers",
+            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 1000})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (key_id, key) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let ask = |model: &str, stream: bool, max_tokens: u64| {
+        json!({"model": model, "stream": stream, "max_tokens": max_tokens,
+               "messages": [{"role": "user", "content": "hi"}]})
+    };
+    for stream in [false, true] {
+        let r = gw
+            .post(
+                &key,
+                "/v1/chat/completions",
+                ask("mock-no-usage", stream, 300),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    let r = gw
+        .post(&key, "/v1/chat/completions", ask("mock", false, 300))
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = gw
+        .post(&key, "/v1/chat/completions", ask("mock-500", false, 300))
+        .await;
+    assert_eq!(r.status(), 502);
+    let logs = wait_for(&gw, "/admin/logs", |v| {
+        v["data"].as_array().is_some_and(|d| d.len() == 4)
+    })
+    .await;
+    let by_model = |model: &str| -> Vec<Value> {
+        logs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["model"] == model)
+            .cloned()
+            .collect()
+    };
+    let unreported: Vec<u64> = by_model("mock-no-usage")
+        .iter()
+        .map(|r| {
+            assert!(r["prompt_tokens"].is_null(), "{r}");
+            r["unreported_tokens"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(unreported.len(), 2);
+    for n in &unreported {
+        // The prompt's count plus the 300 of max_tokens.
+        assert!((301..320).contains(n), "{n}");
+    }
+    assert!(
+        by_model("mock")[0]["unreported_tokens"].is_null(),
+        "usage was reported"
+    );
+    assert!(
+        by_model("mock-500")[0]["unreported_tokens"].is_null(),
+        "a refused call is refunded"
+    );
+    let usage = wait_for(
+        &gw,
+        &format!("/admin/usage?granularity=day&key_id={key_id}"),
+        |v| {
+            v["data"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|r| r["model"] == "mock-no-usage" && r["requests"] == 2)
+            })
+        },
+    )
+    .await;
+    let row = usage["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["model"] == "mock-no-usage")
+        .unwrap();
+    assert_eq!(row["unreported_tokens"], unreported.iter().sum::<u64>());
+    assert_eq!(row["prompt_tokens"], 0);
+
+    // ~620 unreported and 10 reported of 1000: 400 more do not fit.
+    gw.terminate();
+    let gw = Gateway::start_in(gw.take_dir(), &cfg, &[]).await;
+    let r = gw
+        .post(&key, "/v1/chat/completions", ask("mock", false, 400))
+        .await;
+    assert_eq!(r.status(), 429, "the unreported tokens were forgotten");
+    let r = gw
+        .post(&key, "/v1/chat/completions", ask("mock", false, 300))
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
 /// A rotated key's successor counts its predecessor's day after a restart,
 /// and the predecessor, in its grace period, shares it (each started the
 /// day afresh).

@@ -76,6 +76,19 @@ fn num(v: &Value, field: &str) -> String {
         .map_or_else(|| "-".to_owned(), |x| x.to_string())
 }
 
+/// Prompt/completion tokens, and those charged without a usage report.
+fn tokens(r: &Value) -> String {
+    let reported = format!(
+        "{}/{}",
+        num(r, "prompt_tokens"),
+        num(r, "completion_tokens")
+    );
+    match r["unreported_tokens"].as_u64().filter(|&n| n > 0) {
+        Some(n) => format!("{reported} +{n} unreported"),
+        None => reported,
+    }
+}
+
 /// A list of admin API objects: as JSON, or as a table with one row each.
 fn listing(
     list: &Value,
@@ -134,11 +147,7 @@ pub fn logs(list: &Value, json: bool) -> anyhow::Result<()> {
             num(r, "status"),
             s(r, "error_code").to_owned(),
             format!("{} ms", num(r, "latency_ms")),
-            format!(
-                "{}/{}",
-                num(r, "prompt_tokens"),
-                num(r, "completion_tokens")
-            ),
+            tokens(r),
             safety_summary(&r["safety"]),
         ]
     })
@@ -177,11 +186,7 @@ pub fn usage(list: &Value, json: bool) -> anyhow::Result<()> {
             s(r, "model").to_owned(),
             num(r, "requests"),
             num(r, "errors"),
-            format!(
-                "{}/{}",
-                num(r, "prompt_tokens"),
-                num(r, "completion_tokens")
-            ),
+            tokens(r),
             format!("{} ms", num(r, "latency_p50_ms")),
             format!("{} ms", num(r, "latency_p95_ms")),
         ]

@@ -11,7 +11,7 @@
 //! of tokens, and a reservation waits until the level covers it.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,9 @@ pub struct Reservation {
     limiter: Arc<KeyLimiter>,
     reserved: u64,
     settled: bool,
+    /// Shown the tokens that stand charged without a usage report: the
+    /// reservation until it is settled, none after.
+    unreported: Option<Arc<AtomicU64>>,
 }
 
 /// An open stream; dropping it frees the slot.
@@ -280,6 +283,7 @@ impl KeyLimiter {
                 limiter: self.clone(),
                 reserved: n,
                 settled: false,
+                unreported: None,
             },
             left,
         ))
@@ -330,6 +334,15 @@ impl Reservation {
         self.settle_inner(actual);
     }
 
+    /// Keeps `cell` at the tokens charged without a report: the whole
+    /// reservation while it stands (a reservation dropped unsettled stands
+    /// as spent), 0 once a report (or a refund) settles it. The request's
+    /// log record reads it, so a restart can count those tokens too.
+    pub fn report_unsettled_to(&mut self, cell: Arc<AtomicU64>) {
+        cell.store(self.reserved, Ordering::Release);
+        self.unreported = Some(cell);
+    }
+
     pub fn reserved(&self) -> u64 {
         self.reserved
     }
@@ -339,6 +352,9 @@ impl Reservation {
             return;
         }
         self.settled = true;
+        if let Some(cell) = &self.unreported {
+            cell.store(0, Ordering::Release);
+        }
         let l = &self.limiter;
         let per_min = l.effective.tokens_per_min;
         {

@@ -53,6 +53,11 @@ pub struct Record {
     pub ttfb_ms: Option<u64>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Tokens charged to the key's limits without a usage report (the
+    /// upstream sent none, or the request ended first): the prompt count
+    /// plus `max_tokens` reserved up front. `null` when usage was reported
+    /// or nothing was charged.
+    pub unreported_tokens: Option<u64>,
     pub client_ip: Option<String>,
     pub origin: Option<String>,
     pub stream: bool,
@@ -66,6 +71,9 @@ pub struct Record {
 pub struct Draft {
     pub record: Record,
     pub started: Instant,
+    /// Held by the request's token reservation
+    /// (`Reservation::report_unsettled_to`); read when the record is done.
+    pub unreported: Option<Arc<AtomicU64>>,
 }
 
 impl Draft {
@@ -84,6 +92,7 @@ impl Draft {
                 ttfb_ms: None,
                 prompt_tokens: None,
                 completion_tokens: None,
+                unreported_tokens: None,
                 client_ip,
                 origin,
                 stream: false,
@@ -91,6 +100,7 @@ impl Draft {
                 body: None,
             },
             started: Instant::now(),
+            unreported: None,
         }
     }
 
@@ -133,6 +143,8 @@ impl Draft {
             self.record.prompt_tokens = Some(p);
             self.record.completion_tokens = Some(c);
         }
+        let unreported = self.unreported.map_or(0, |c| c.load(Ordering::Acquire));
+        self.record.unreported_tokens = (unreported > 0).then_some(unreported);
         self.record
     }
 }

@@ -60,6 +60,8 @@ pub struct Rollup {
     pub completion_tokens: u64,
     pub latency_sum_ms: u64,
     pub latency: Histogram,
+    /// Tokens charged without a usage report (see `Record::unreported_tokens`).
+    pub unreported_tokens: u64,
 }
 
 impl Rollup {
@@ -73,6 +75,9 @@ impl Rollup {
             .saturating_add(other.completion_tokens);
         self.latency_sum_ms = self.latency_sum_ms.saturating_add(other.latency_sum_ms);
         self.latency.merge(&other.latency);
+        self.unreported_tokens = self
+            .unreported_tokens
+            .saturating_add(other.unreported_tokens);
     }
 
     fn count(&mut self, r: &Record) {
@@ -88,6 +93,9 @@ impl Rollup {
             .saturating_add(r.completion_tokens.unwrap_or(0));
         self.latency_sum_ms = self.latency_sum_ms.saturating_add(r.latency_ms);
         self.latency.record(r.latency_ms);
+        self.unreported_tokens = self
+            .unreported_tokens
+            .saturating_add(r.unreported_tokens.unwrap_or(0));
     }
 }
 
@@ -128,6 +136,10 @@ pub struct UsageRow {
     pub latency_p50_ms: Option<u64>,
     pub latency_p95_ms: Option<u64>,
     pub latency_p99_ms: Option<u64>,
+    /// Tokens charged to keys' limits without a usage report: the prompt
+    /// count plus `max_tokens` reserved for requests whose upstream sent no
+    /// usage, or that ended before it came. Not in the two token columns.
+    pub unreported_tokens: u64,
 }
 
 impl UsageRow {
@@ -145,11 +157,12 @@ impl UsageRow {
             latency_p50_ms: r.latency.quantile(0.5),
             latency_p95_ms: r.latency.quantile(0.95),
             latency_p99_ms: r.latency.quantile(0.99),
+            unreported_tokens: r.unreported_tokens,
         }
     }
 
     pub const CSV_HEADER: &'static str = "bucket,key_id,model,requests,errors,prompt_tokens,\
-        completion_tokens,latency_avg_ms,latency_p50_ms,latency_p95_ms,latency_p99_ms";
+        completion_tokens,latency_avg_ms,latency_p50_ms,latency_p95_ms,latency_p99_ms,unreported_tokens";
 
     /// One CSV line (no newline). Key ids and model names are quoted when
     /// they hold a comma, quote or line break; a leading `=`, `+`, `-` or `@`
@@ -157,7 +170,7 @@ impl UsageRow {
     pub fn csv(&self) -> String {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             self.bucket,
             csv_field(self.key_id.as_deref().unwrap_or("")),
             csv_field(self.model.as_deref().unwrap_or("")),
@@ -169,6 +182,7 @@ impl UsageRow {
             opt(self.latency_p50_ms),
             opt(self.latency_p95_ms),
             opt(self.latency_p99_ms),
+            self.unreported_tokens,
         )
     }
 }

@@ -12,6 +12,7 @@ pub mod sse;
 pub mod upstream;
 
 use axum::body::Body;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
@@ -285,8 +286,13 @@ async fn serve(
         .prompt_tokens(endpoint, &state.tokenizer)
         .saturating_add(completion)
         .max(1);
-    let (reservation, (tokens_left, tokens_reset)) =
+    let (mut reservation, (tokens_left, tokens_reset)) =
         limiter.reserve(reserve, crate::store::now())?;
+    if let Some(d) = draft.as_mut() {
+        let cell = Arc::new(AtomicU64::new(0));
+        reservation.report_unsettled_to(cell.clone());
+        d.unreported = Some(cell);
+    }
     adm.tokens_remaining = tokens_left;
     adm.tokens_reset = tokens_reset;
     let mut finish = forward::Finish {

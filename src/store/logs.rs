@@ -19,8 +19,8 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
     let mut stmt = c.prepare_cached(
         "INSERT INTO request_logs (id, at, key_id, model, upstream, status, error_code, \
          latency_ms, ttfb_ms, prompt_tokens, completion_tokens, client_ip, origin, stream, safety, \
-         body_enc, key_version, client_request_id, safety_ref) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         body_enc, key_version, client_request_id, safety_ref, unreported_tokens) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?;
     // Consecutive records mostly carry the same checks with the same
     // outcome: their JSON is printed (and looked up) once per run of equal logs.
@@ -58,6 +58,7 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
             sealed.as_ref().map(|s| s.1),
             r.client_request_id,
             shared,
+            r.unreported_tokens.map(|v| v as i64),
         ])?;
     }
     Ok(())
@@ -119,7 +120,7 @@ fn columns() -> String {
     format!(
         "id, at, key_id, model, upstream, status, error_code, latency_ms, ttfb_ms, \
          prompt_tokens, completion_tokens, client_ip, origin, stream, {SAFETY}, \
-         body_enc IS NOT NULL, client_request_id"
+         body_enc IS NOT NULL, client_request_id, unreported_tokens"
     )
 }
 
@@ -142,6 +143,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Row2> {
             ttfb_ms: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
             prompt_tokens: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
             completion_tokens: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+            unreported_tokens: r.get::<_, Option<i64>>(17)?.map(|v| v as u64),
             client_ip: r.get(11)?,
             origin: r.get(12)?,
             stream: r.get(13)?,

@@ -191,6 +191,13 @@ const STEPS: &[&str] = &[
     r#"
     CREATE TABLE status_hand_resolved (component TEXT PRIMARY KEY);
     "#,
+    // 9: tokens charged to a key's limits without a usage report (the
+    // reservation that stood), per record and summed in the rollups: a
+    // restart seeded the daily budget from reported usage alone.
+    r#"
+    ALTER TABLE request_logs ADD COLUMN unreported_tokens INTEGER;
+    ALTER TABLE usage_rollups ADD COLUMN unreported_tokens INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

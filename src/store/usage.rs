@@ -15,15 +15,16 @@ pub fn add(c: &Connection, rollups: &[(Slot, Rollup)]) -> Result<(), StoreError>
     )?;
     let mut put = c.prepare_cached(
         "INSERT INTO usage_rollups (granularity, bucket, key_id, model, requests, errors, \
-         prompt_tokens, completion_tokens, latency_sum_ms, latency_hist) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         prompt_tokens, completion_tokens, latency_sum_ms, latency_hist, unreported_tokens) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12) \
          ON CONFLICT (granularity, bucket, key_id, model) DO UPDATE SET \
            requests = MIN(requests + excluded.requests, ?11), \
            errors = MIN(errors + excluded.errors, ?11), \
            prompt_tokens = MIN(prompt_tokens + excluded.prompt_tokens, ?11), \
            completion_tokens = MIN(completion_tokens + excluded.completion_tokens, ?11), \
            latency_sum_ms = MIN(latency_sum_ms + excluded.latency_sum_ms, ?11), \
-           latency_hist = excluded.latency_hist",
+           latency_hist = excluded.latency_hist, \
+           unreported_tokens = MIN(unreported_tokens + excluded.unreported_tokens, ?11)",
     )?;
     // SQLite turns an integer sum that overflows into a REAL, which no
     // later read takes as an integer: sums stop at i64::MAX instead.
@@ -47,6 +48,7 @@ pub fn add(c: &Connection, rollups: &[(Slot, Rollup)]) -> Result<(), StoreError>
             int(r.latency_sum_ms),
             hist.to_bytes(),
             i64::MAX,
+            int(r.unreported_tokens),
         ])?;
     }
     Ok(())
@@ -71,7 +73,7 @@ pub fn query(
 ) -> Result<Vec<(i64, Rollup)>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT bucket, key_id, model, requests, errors, prompt_tokens, completion_tokens, \
-         latency_sum_ms, latency_hist FROM usage_rollups \
+         latency_sum_ms, latency_hist, unreported_tokens FROM usage_rollups \
          WHERE granularity = ?1 AND bucket >= ?2 AND bucket < ?3 \
            AND (?4 IS NULL OR key_id = ?4) AND (?5 IS NULL OR model = ?5) \
          ORDER BY bucket DESC, key_id DESC, model DESC LIMIT ?6",
@@ -97,6 +99,7 @@ pub fn query(
                     completion_tokens: r.get::<_, i64>(6)? as u64,
                     latency_sum_ms: r.get::<_, i64>(7)? as u64,
                     latency: Histogram::from_bytes(&r.get::<_, Vec<u8>>(8)?),
+                    unreported_tokens: r.get::<_, i64>(9)? as u64,
                 },
             ))
         },
@@ -106,10 +109,12 @@ pub fn query(
     Ok(rows)
 }
 
-/// Tokens each key used in the UTC day starting at `day_start` (unix s).
+/// Tokens each key was charged in the UTC day starting at `day_start` (unix
+/// s): reported usage, and the reservations that stood without a report.
 pub fn tokens_on_day(c: &Connection, day_start: i64) -> Result<Vec<(String, u64)>, StoreError> {
     let mut stmt = c.prepare(
-        "SELECT key_id, CAST(MIN(total(prompt_tokens) + total(completion_tokens), 9e18) AS INTEGER) \
+        "SELECT key_id, CAST(MIN(total(prompt_tokens) + total(completion_tokens) \
+         + total(unreported_tokens), 9e18) AS INTEGER) \
          FROM usage_rollups \
          WHERE granularity = 'day' AND bucket = ?1 AND key_id != '' GROUP BY key_id",
     )?;

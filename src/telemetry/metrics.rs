@@ -110,7 +110,7 @@ impl Metrics {
         );
         registry.register(
             "tokens",
-            "Tokens by kind (prompt, completion)",
+            "Tokens by kind (prompt, completion; unreported: charged to limits without a usage report)",
             m.tokens.clone(),
         );
         registry.register(
@@ -184,6 +184,7 @@ impl Metrics {
         for (kind, n) in [
             ("prompt", r.prompt_tokens),
             ("completion", r.completion_tokens),
+            ("unreported", r.unreported_tokens),
         ] {
             if let Some(n) = n.filter(|&n| n > 0) {
                 self.tokens.get_or_create(&KindLabel { kind }).inc_by(n);

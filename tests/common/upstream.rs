@@ -17,6 +17,7 @@
 //! - `mock-401`: refuses with OpenAI's 401 for a wrong upstream key.
 //! - `mock-429`: refuses with a 429 and `Retry-After: 20`.
 //! - `mock-huge-usage`: answers like `mock`, reporting 2^62 tokens of each kind.
+//! - `mock-no-usage`: answers like `mock` with no usage, even when asked.
 //! - `mock-guard`: a Llama-Guard-style judge: `unsafe\nS10` when the
 //!   conversation contains `EXTERNAL-FLAG`, else `safe`.
 //! - `POST /v1/moderations`: an OpenAI-style moderator flagging `hate` for
@@ -234,6 +235,7 @@ async fn models() -> Json<Value> {
         "mock-harmless-split",
         "mock-guard",
         "mock-huge-usage",
+        "mock-no-usage",
         "mock-401",
         "mock-429",
         "mock-pings",
@@ -354,17 +356,22 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
         }
         _ => {}
     }
+    let no_usage = model == "mock-no-usage";
     if !stream {
-        return Json(json!({
+        let mut answer = json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from mock"}, "finish_reason": "stop"}],
             "usage": usage,
-        }))
-        .into_response();
+        });
+        if no_usage {
+            answer.as_object_mut().map(|o| o.remove("usage"));
+        }
+        return Json(answer).into_response();
     }
     let include_usage = req["stream_options"]["include_usage"]
         .as_bool()
-        .unwrap_or(false);
+        .unwrap_or(false)
+        && !no_usage;
     match model.as_str() {
         "mock-gated" => {
             let first = Bytes::from(format!("data: {}\n\n", chunk(&model, "first")));

@@ -82,7 +82,7 @@ function startMockUpstream() {
     if (req.method === 'GET' && req.url === '/v1/models') {
       return json(200, {
         object: 'list',
-        data: ['llama-3.1-8b-instruct', 'qwen2.5-7b-instruct', 'nomic-embed-text'].map((id) => ({
+        data: ['llama-3.1-8b-instruct', 'qwen2.5-7b-instruct', 'nomic-embed-text', 'phi-3-mini'].map((id) => ({
           id,
           object: 'model',
           created: 0,
@@ -101,7 +101,8 @@ function startMockUpstream() {
           created: 0,
           model,
           choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'Hello from the mock.' } }],
-          usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+          // As some local servers do, one model reports no usage.
+          ...(model === 'phi-3-mini' ? {} : { usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }),
         });
       }
       json(404, { error: { message: 'not found', type: 'invalid_request_error' } });
@@ -500,6 +501,21 @@ try {
     await traceDrawer.getByText('e2e-trace-7', { exact: true }).waitFor();
     await shot(page, 'logs-drawer-client-id-light', { fullPage: false });
     await page.keyboard.press('Escape');
+    // An answer without usage: the drawer shows what was charged instead.
+    const unreported = await fetch(`http://${listen}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json', 'x-request-id': 'e2e-no-usage' },
+      body: JSON.stringify({ model: 'phi-3-mini', max_tokens: 200, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert(unreported.status === 200, `no-usage call answered ${unreported.status}`);
+    for (let i = 0; i < 50 && (await adminApi('/admin/logs/e2e-no-usage')).status !== 200; i++) await sleep(100);
+    await page.goto(`http://${admin}/logs?id=e2e-no-usage`);
+    const charged = page.getByRole('dialog', { name: 'Request details' }).getByTestId('log-unreported');
+    await charged.waitFor();
+    const text = await charged.innerText();
+    assert(/Charged without a usage report\s+2\d\d\b/.test(text), `charged: ${text}`);
+    await shot(page, 'logs-drawer-unreported-light', { fullPage: false });
+    await page.keyboard.press('Escape');
   });
 
   await test('tiers: create and edit in the UI; deleting a tier in use shows why it is refused', async () => {
@@ -734,6 +750,8 @@ try {
     assert(n > 0, 'the usage page shows no requests');
     await page.locator('table[data-usage-table="models"]').getByText('assisters-echo').waitFor();
     await page.locator('table[data-usage-table="keys"]').getByText('e2e checkout').first().waitFor();
+    // The logs test's call without usage: charged, and shown apart.
+    assert(/charged without a usage report/.test(await page.getByTestId('usage-unreported').innerText()), 'no unreported tokens shown');
     await page.getByRole('button', { name: '7 days' }).click();
     await page.getByRole('button', { name: 'Model', exact: true }).click();
     await shot(page, 'usage-split-model-light');
@@ -742,6 +760,7 @@ try {
     const csv = await readFile(file, 'utf8');
     assert(/bucket/i.test(csv.split('\n')[0]), `CSV header: ${csv.split('\n')[0]}`);
     assert(csv.includes('assisters-echo'), 'the CSV lacks the model');
+    assert(/,unreported_tokens$/.test(csv.split('\n')[0]), `CSV header: ${csv.split('\n')[0]}`);
     assert(/\.csv$/.test(download.suggestedFilename()), `file name ${download.suggestedFilename()}`);
     await page.getByText('Usage exported').waitFor();
   });

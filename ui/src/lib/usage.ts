@@ -15,6 +15,8 @@ export interface UsageRow {
   latency_p50_ms?: number | null;
   latency_p95_ms?: number | null;
   latency_p99_ms?: number | null;
+  /** Tokens charged to limits without a usage report (absent from older gateways). */
+  unreported_tokens?: number;
 }
 
 export interface UsageResponse {
@@ -47,6 +49,7 @@ export interface UsageEntry {
   errors: number;
   prompt_tokens: number;
   completion_tokens: number;
+  unreported_tokens: number;
   /** Mean latency weighted by requests, or null. */
   latency_avg_ms: number | null;
   /** Requests per day, aligned with the buckets. */
@@ -71,6 +74,7 @@ function entry(name: string, n: number): UsageEntry & { _lat: number; _latN: num
     errors: 0,
     prompt_tokens: 0,
     completion_tokens: 0,
+    unreported_tokens: 0,
     latency_avg_ms: null,
     daily: new Array(n).fill(0),
     _lat: 0,
@@ -83,6 +87,7 @@ function addTo(e: ReturnType<typeof entry>, r: UsageRow, i: number): void {
   e.errors += r.errors;
   e.prompt_tokens += r.prompt_tokens;
   e.completion_tokens += r.completion_tokens;
+  e.unreported_tokens += r.unreported_tokens ?? 0;
   if (i >= 0) e.daily[i] += r.requests;
   if (r.latency_avg_ms != null && r.requests > 0) {
     e._lat += r.latency_avg_ms * r.requests;

@@ -29,7 +29,7 @@ describe('usage', () => {
     const s = summarize(
       [
         row('2026-11-29T00:00:00Z', 'k1', 'gpt', 4, { errors: 1, latency_avg_ms: 200 }),
-        row('2026-11-29T00:00:00Z', 'k2', 'gpt', 1),
+        row('2026-11-29T00:00:00Z', 'k2', 'gpt', 1, { unreported_tokens: 300 }),
         row('2026-11-27T00:00:00Z', 'k1', 'llama', 2),
         row('2026-11-29T00:00:00Z', null, null, 3, { latency_avg_ms: null }),
         row('2026-10-01T00:00:00Z', 'k9', 'old', 5),
@@ -40,6 +40,9 @@ describe('usage', () => {
     expect(s.errors).toEqual([0, 0, 1]);
     expect(s.prompt).toEqual([20, 0, 80]);
     expect(s.totals.requests).toBe(15);
+    // Charged without a report: kept apart from the reported tokens.
+    expect(s.totals.unreported_tokens).toBe(300);
+    expect(s.totals.prompt_tokens).toBe(150);
     expect(s.byKey.map((k) => [k.name, k.requests])).toEqual([
       ['k1', 6],
       ['k9', 5],
@@ -60,6 +63,7 @@ describe('usage', () => {
       errors: 0,
       prompt_tokens: 0,
       completion_tokens: 0,
+      unreported_tokens: 0,
       latency_avg_ms: null,
       daily,
     });

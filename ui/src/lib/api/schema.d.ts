@@ -1286,6 +1286,14 @@ export interface components {
             stream: boolean;
             /** Format: int64 */
             ttfb_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens charged to the key's limits without a usage report (the
+             *     upstream sent none, or the request ended first): the prompt count
+             *     plus `max_tokens` reserved up front. `null` when usage was reported
+             *     or nothing was charged.
+             */
+            unreported_tokens?: number | null;
             upstream?: string | null;
         };
         RedactConfig: {
@@ -1708,6 +1716,13 @@ export interface components {
             prompt_tokens: number;
             /** Format: int64 */
             requests: number;
+            /**
+             * Format: int64
+             * @description Tokens charged to keys' limits without a usage report: the prompt
+             *     count plus `max_tokens` reserved for requests whose upstream sent no
+             *     usage, or that ended before it came. Not in the two token columns.
+             */
+            unreported_tokens: number;
         };
         /**
          * @description Bounds on what one request may carry (the body's byte size is
