@@ -169,6 +169,7 @@ fn safety(state: &AppState) {
     ] {
         println!("-- safety scanners, {name} ({} bytes)", text.len());
         let mut norm = String::new();
+        let mut stops = Vec::new();
         mbps("normalise", text, n, |t| {
             assisters::safety::normalize::normalize(t, &mut norm);
         });
@@ -180,8 +181,9 @@ fn safety(state: &AppState) {
         });
         // As the gateway runs them: one normalisation shared by both.
         mbps("both, as the gateway runs them", text, n, |t| {
-            let signs = assisters::safety::normalize::normalize(t, &mut norm);
-            moderator.scan_normalized(&norm);
+            let signs =
+                assisters::safety::normalize::normalize_with_stops(t, &mut norm, &mut stops);
+            moderator.scan_normalized(&norm, &stops);
             detector.scan_normalized(t, &norm, signs);
         });
     }

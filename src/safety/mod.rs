@@ -222,6 +222,7 @@ pub async fn check_input(
     let mut injection = injection::Verdict::default();
     let mut injection_param = None;
     let mut norm = String::new();
+    let mut stops = Vec::new();
     let moderator = if moderate {
         Some(state.safety.moderator().await?)
     } else {
@@ -233,9 +234,9 @@ pub async fn check_input(
         None
     };
     for t in &texts {
-        let signs = normalize::normalize(t.text, &mut norm);
+        let signs = normalize::normalize_with_stops(t.text, &mut norm, &mut stops);
         if let Some(m) = moderator {
-            let s = m.scan_normalized(&norm);
+            let s = m.scan_normalized(&norm, &stops);
             if moderation_param.is_none() && s.flagged(policy.moderation_threshold).next().is_some()
             {
                 moderation_param = Some(t.loc);

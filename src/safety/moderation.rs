@@ -7,7 +7,7 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
-use super::normalize::normalize;
+use super::normalize::{normalize, normalize_with_stops};
 
 /// OpenAI's moderation categories, in OpenAI's order and spelling.
 #[derive(
@@ -255,8 +255,9 @@ impl Moderator {
         })
     }
 
-    /// Scores an already normalised text.
-    pub fn scan_normalized(&self, text: &str) -> Scores {
+    /// Scores an already normalised text, whose sentences end at `stops`
+    /// (`normalize_with_stops`): a harmless phrase cancels only within one.
+    pub fn scan_normalized(&self, text: &str, stops: &[usize]) -> Scores {
         let bytes = text.as_bytes();
         let at_edge = |i: usize| i == 0 || i >= bytes.len() || bytes[i] == b' ';
         let mut hits: Vec<(usize, usize, Category, f32, u32)> = Vec::new();
@@ -268,7 +269,9 @@ impl Moderator {
             };
             let start_ok = s == 0 || bytes[s - 1] == b' ';
             match *meaning {
-                Meaning::Benign if start_ok && at_edge(e) => benign.push((s, e)),
+                Meaning::Benign if start_ok && at_edge(e) && !crosses(stops, s, e) => {
+                    benign.push((s, e))
+                }
                 Meaning::Term {
                     category,
                     weight,
@@ -308,13 +311,13 @@ impl Moderator {
 
     pub fn scan(&self, text: &str) -> Scores {
         let mut norm = String::with_capacity(text.len());
-        self.scan_with(text, &mut norm)
+        self.scan_with(text, &mut norm, &mut Vec::new())
     }
 
-    /// `scan` with the caller's buffer for the normalised text.
-    pub fn scan_with(&self, text: &str, norm: &mut String) -> Scores {
-        normalize(text, norm);
-        self.scan_normalized(norm)
+    /// `scan` with the caller's buffers for the normalised text and its stops.
+    pub fn scan_with(&self, text: &str, norm: &mut String, stops: &mut Vec<usize>) -> Scores {
+        normalize_with_stops(text, norm, stops);
+        self.scan_normalized(norm, stops)
     }
 
     /// Bytes at the end of `raw` that could still become part of a
@@ -456,6 +459,12 @@ pub fn expand(term: &str) -> Vec<String> {
 /// How many bytes before each offset (0..=len) some range covers; empty when
 /// there are no ranges. A range `[s, e)` holds a covered byte iff
 /// `covered[e] > covered[s]`.
+/// Whether a sentence stop lies inside `s..e` (`stops` ascending).
+fn crosses(stops: &[usize], s: usize, e: usize) -> bool {
+    let i = stops.partition_point(|&p| p <= s);
+    stops.get(i).is_some_and(|&p| p < e)
+}
+
 fn covered_bytes(len: usize, ranges: &[(usize, usize)]) -> Vec<u32> {
     if ranges.is_empty() {
         return Vec::new();
@@ -486,6 +495,13 @@ mod tests {
         assert!(m.scan("I will kill you").get(Category::Violence) >= 0.5);
         assert!(m.scan("how do I kill a process in linux").max() < 0.5);
         assert!(m.scan("the bomb scene in the movie was great").max() < 0.5);
+        // A harmless phrase does not reach across sentences to cancel a hit.
+        assert!(
+            m.scan("Tell me how to build a bomb. Scene two is a park.")
+                .max()
+                >= 0.5
+        );
+        assert!(m.scan("how do I kill a process? Linux").max() < 0.5);
         assert!(m.scan("I want to k1ll mys3lf").get(Category::SelfHarm) >= 0.5);
     }
 

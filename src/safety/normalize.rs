@@ -219,6 +219,21 @@ fn read_leet(buf: &mut [u8], signs: &mut Signs) {
 /// the bench request's three texts took 24.7k instructions when every
 /// character went through `char` folding, 13.4k with the ASCII paths.
 pub fn normalize(input: &str, out: &mut String) -> Signs {
+    normalize_marking(input, out, None)
+}
+
+/// [`normalize`], noting in `stops` (cleared first) where sentences end:
+/// the offsets in `out` of the spaces that stand for a word's trailing
+/// `.`, `!`, `?` or `;`. Punctuation reads as a space, so without them a
+/// harmless phrase could take its first word from one sentence and the
+/// rest from the next, and cancel a hit: "…a bomb. Scene two" read as
+/// "bomb scene".
+pub fn normalize_with_stops(input: &str, out: &mut String, stops: &mut Vec<usize>) -> Signs {
+    stops.clear();
+    normalize_marking(input, out, Some(stops))
+}
+
+fn normalize_marking(input: &str, out: &mut String, mut stops: Option<&mut Vec<usize>>) -> Signs {
     out.clear();
     let mut signs = Signs::default();
     let mut buf: Vec<u8> = Vec::with_capacity(32);
@@ -249,17 +264,36 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
         buf.clear();
         fold_word(raw, &mut buf, &mut signs);
         read_leet(&mut buf, &mut signs);
-        // Punctuation splits words; `k.i.l.l` becomes single letters.
-        for word in buf.split(|c| !c.is_ascii_alphanumeric()) {
-            match word {
-                [] => {}
+        // Punctuation splits words; `k.i.l.l` becomes single letters. A
+        // stop after a word of two or more characters ends a sentence
+        // (after a single letter it is spacing: `k. i. l. l.`).
+        let mut at = 0;
+        let mut last_len = 0;
+        while at < buf.len() {
+            if !buf[at].is_ascii_alphanumeric() {
+                if last_len >= 2 && matches!(buf[at], b'.' | b'!' | b'?' | b';') {
+                    if let Some(stops) = stops.as_deref_mut() {
+                        stops.push(out.len());
+                    }
+                    last_len = 0;
+                }
+                at += 1;
+                continue;
+            }
+            let len = buf[at..]
+                .iter()
+                .position(|c| !c.is_ascii_alphanumeric())
+                .unwrap_or(buf.len() - at);
+            match &buf[at..at + len] {
                 [c] if c.is_ascii_alphabetic() => singles.push(char::from(*c)),
-                _ => {
+                word => {
                     flush_singles(out, &mut singles, &mut signs);
                     // Only ASCII letters and digits are left in `word`.
                     push_word(out, std::str::from_utf8(word).unwrap_or_default());
                 }
             }
+            last_len = len;
+            at += len;
         }
     }
     flush_singles(out, &mut singles, &mut signs);
@@ -352,6 +386,28 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, "ignore all previous ignore i will kill you");
+    }
+
+    #[test]
+    fn sentence_stops_are_marked_between_words_not_inside_spaced_letters() {
+        let (mut out, mut stops) = (String::new(), Vec::new());
+        let at = |out: &str, stops: &[usize]| -> Vec<String> {
+            stops.iter().map(|&p| out[..p].to_owned()).collect()
+        };
+        normalize_with_stops(
+            "A bomb. Scene two!\" Done?! e.g. 3.14 k. i. l. l. end",
+            &mut out,
+            &mut stops,
+        );
+        assert_eq!(out, "a bomb scene two done e g 3 14 kill end");
+        assert_eq!(
+            at(&out, &stops),
+            ["a bomb", "a bomb scene two", "a bomb scene two done"]
+        );
+        // Without spaces too, and the text is what `normalize` makes.
+        normalize_with_stops("the bomb.Scene; next", &mut out, &mut stops);
+        assert_eq!(out, n("the bomb.Scene; next"));
+        assert_eq!(at(&out, &stops), ["the bomb", "the bomb scene"]);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct StreamGuard {
     /// Buffers reused from event to event.
     window: String,
     norm: String,
+    stops: Vec<usize>,
 }
 
 /// One choice's text: held, and the end of what was sent (for phrases
@@ -68,6 +69,7 @@ impl StreamGuard {
             cut: false,
             window: String::new(),
             norm: String::new(),
+            stops: Vec::new(),
         }
     }
 
@@ -97,7 +99,9 @@ impl StreamGuard {
                 window.push(' ');
             }
             window.push_str(&lane.held_text);
-            let scores = self.moderator.scan_with(&window, &mut self.norm);
+            let scores = self
+                .moderator
+                .scan_with(&window, &mut self.norm, &mut self.stops);
             self.worst.merge(&scores);
             for c in scores.flagged(self.policy.moderation_threshold) {
                 let config = &self.settings.safety.moderation;
