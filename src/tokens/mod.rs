@@ -7,6 +7,7 @@
 //! most a token per KiB over. Loaded on first use.
 
 mod bpe;
+mod memo;
 mod split;
 
 use std::sync::OnceLock;
@@ -18,6 +19,7 @@ pub use bpe::{Bpe, LoadError};
 #[derive(Default)]
 pub struct Tokenizer {
     bpe: OnceLock<Option<Bpe>>,
+    memo: memo::Memo,
 }
 
 /// OpenAI's accounting for chat prompts: every message costs a few framing
@@ -47,6 +49,7 @@ impl Tokenizer {
 
     pub fn count(&self, text: &str) -> usize {
         match self.bpe() {
+            Some(b) if text.len() >= memo::MIN_BYTES => self.memo.count(text, |t| b.count(t)),
             Some(b) => b.count(text),
             // Never under-counts: every token is at least one byte.
             None => text.len(),
