@@ -584,6 +584,20 @@ async fn output_moderation_on_json_and_streams_split_across_chunks() {
     assert_eq!(content, "Use this to kill a process: kill -9 1234");
     assert!(all.ends_with("data: [DONE]\n\n"), "{all}");
 
+    // Held-back text of a stream that breaks is sent before the error (it
+    // was scanned, and no more text will come): it was dropped.
+    let r = gw
+        .post(&key, "/v1/chat/completions", ask("mock-drop-held", true))
+        .await;
+    let all = r.text().await.unwrap();
+    let events = sse_data(&all);
+    assert!(
+        events[0].contains("Use this to kill a pro"),
+        "the held text was lost: {all}"
+    );
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_error", "{all}");
+
     // A stream of an ordinary answer keeps flowing chunk by chunk (the
     // gated mock holds its second chunk until released).
     let r = gw

@@ -145,15 +145,7 @@ async fn relay(
         let err = match next {
             Err(_) => Some(UpstreamError::Timeout(upstream.clone())),
             Ok(None) => {
-                // Held-back events were scanned already: release them.
-                if let Some(g) = finish.guard.as_mut() {
-                    let rest = g.finish();
-                    let out = reframe(&rest, &mut usage, finish.strip_usage);
-                    if !out.is_empty() && drain_until.is_none() {
-                        finish.first_byte();
-                        let _ = tx.send_timeout(out, idle).await;
-                    }
-                }
+                release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
                 if complete || drain_until.is_some() {
                     break;
                 }
@@ -210,6 +202,9 @@ async fn relay(
         };
         if let Some(err) = err {
             if drain_until.is_none() {
+                // What was sent so far plus the held text is all the text
+                // there will be: the client gets it, then the error.
+                release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
                 health.broke(policy);
                 let err = ApiError::from(err);
                 failure = err.body().error.code;
@@ -225,6 +220,26 @@ async fn relay(
     finish.settle(usage);
     drop(tx);
     finish.end_stream(usage, failure).await;
+}
+
+/// Sends the events output moderation held back (already scanned, kept
+/// only in case later text completed a phrase) once no more text will come.
+async fn release_held(
+    finish: &mut Finish,
+    usage: &mut Option<Usage>,
+    tx: &mpsc::Sender<Bytes>,
+    idle: Duration,
+    drain_until: Option<Instant>,
+) {
+    let Some(g) = finish.guard.as_mut().filter(|g| !g.is_cut()) else {
+        return;
+    };
+    let rest = g.finish();
+    let out = reframe(&rest, usage, finish.strip_usage);
+    if !out.is_empty() && drain_until.is_none() {
+        finish.first_byte();
+        let _ = tx.send_timeout(out, idle).await;
+    }
 }
 
 /// The events in wire form, noting usage and leaving out the usage-only

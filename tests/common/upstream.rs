@@ -7,6 +7,8 @@
 //! - `mock-500`: fails with a 500 whose body holds internal details.
 //! - `mock-400`: refuses with an OpenAI-shaped 400.
 //! - `mock-drop`: streams one chunk, then breaks the connection.
+//! - `mock-drop-held`: the same, its chunk ending in what could begin a
+//!   flagged phrase ("kill a pro"), so output moderation holds it back.
 //! - `mock-forge`: streams events whose text tries to forge SSE events.
 //! - `mock-unsafe`: answers (JSON or stream) with a threat, the stream
 //!   splitting the flagged phrase across chunks sent apart.
@@ -228,6 +230,7 @@ async fn models() -> Json<Value> {
         "mock-500",
         "mock-400",
         "mock-drop",
+        "mock-drop-held",
         "mock-truncated",
         "mock-forge",
         "mock-unsafe",
@@ -398,8 +401,13 @@ async fn chat(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
             )
                 .into_response()
         }
-        "mock-drop" => {
-            let first = Bytes::from(format!("data: {}\n\n", chunk(&model, "partial")));
+        "mock-drop" | "mock-drop-held" => {
+            let text = if model == "mock-drop" {
+                "partial"
+            } else {
+                "Use this to kill a pro"
+            };
+            let first = Bytes::from(format!("data: {}\n\n", chunk(&model, text)));
             // The pause lets the first chunk leave before the connection breaks.
             let stream = futures_util::stream::once(async move { Ok(first) }).chain(
                 futures_util::stream::once(async {
