@@ -421,9 +421,25 @@ async fn drive<C: GracefulConnection>(
     let mut conn = std::pin::pin!(conn);
     let mut watch = std::pin::pin!(activity.watch(first_within, idle_for));
     let mut closing = false;
+    // After an idle GOAWAY: h2 closes once the client acks its PING, and a
+    // client that never does (or is gone) kept its place for good.
+    let mut give_up: Option<tokio::time::Instant> = None;
     loop {
+        let unacked = async {
+            match give_up {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ended = conn.as_mut() => return ended,
+            () = unacked => {
+                if activity.open_streams() == 0 {
+                    tracing::debug!(%peer, "idle HTTP/2 connection dropped: GOAWAY unanswered");
+                    return Ok(());
+                }
+                give_up = Some(tokio::time::Instant::now() + first_within);
+            }
             () = drain.cancelled(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
@@ -436,6 +452,7 @@ async fn drive<C: GracefulConnection>(
                 Idle::NoStreams => {
                     tracing::debug!(%peer, "idle HTTP/2 connection closed");
                     closing = true;
+                    give_up = Some(tokio::time::Instant::now() + first_within);
                     conn.as_mut().graceful_shutdown();
                 }
             },

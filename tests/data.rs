@@ -161,18 +161,22 @@ async fn usage_rolls_up_per_key_model_and_exports() {
     );
 }
 
+/// A key whose tier has a daily token budget of `budget` (and room enough
+/// per minute): `(id, secret)`.
+async fn daily_key(gw: &Gateway, budget: u64) -> (String, String) {
+    let tier = json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000,
+                      "daily_token_budget": budget});
+    let (s, _) = gw
+        .admin_call(Method::POST, "/admin/tiers", Some(tier))
+        .await;
+    assert_eq!(s, 201);
+    gw.create_key(json!({"name": "k", "tier": "daily"})).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daily_budget_survives_a_restart() {
     let mut gw = Gateway::start(&config_with(None, "")).await;
-    let (s, _) = gw
-        .admin_call(
-            Method::POST,
-            "/admin/tiers",
-            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 100})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (key_id, key) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let (key_id, key) = daily_key(&gw, 100).await;
     let big = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(75)}]});
     let r = gw.post(&key, "/v1/chat/completions", big).await;
     assert_eq!(r.status(), 200);
@@ -232,15 +236,7 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
     let up = MockUpstream::start().await;
     let cfg = config_with(Some(&up), "");
     let mut gw = Gateway::start(&cfg).await;
-    let (s, _) = gw
-        .admin_call(
-            Method::POST,
-            "/admin/tiers",
-            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 1000})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (key_id, key) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let (key_id, key) = daily_key(&gw, 1000).await;
     let ask = |model: &str, stream: bool, max_tokens: u64| {
         json!({"model": model, "stream": stream, "max_tokens": max_tokens,
                "messages": [{"role": "user", "content": "hi"}]})
@@ -336,15 +332,7 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_keys_day_survives_a_restart() {
     let mut gw = Gateway::start(&config_with(None, "")).await;
-    let (s, _) = gw
-        .admin_call(
-            Method::POST,
-            "/admin/tiers",
-            Some(json!({"name": "daily", "requests_per_min": 1000, "tokens_per_min": 1000000, "daily_token_budget": 1000})),
-        )
-        .await;
-    assert_eq!(s, 201);
-    let (id, old) = gw.create_key(json!({"name": "k", "tier": "daily"})).await;
+    let (id, old) = daily_key(&gw, 1000).await;
     let half = json!({"model": "assisters-echo", "max_tokens": 5, "messages": [{"role": "user", "content": "word ".repeat(30)}]});
     let spent = |v: Value| v["usage"]["total_tokens"].as_u64().unwrap();
     let r = gw.post(&old, "/v1/chat/completions", half.clone()).await;

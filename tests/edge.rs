@@ -736,3 +736,104 @@ async fn idle_http2_connections_are_closed_but_not_under_an_open_stream() {
     settles(&gw, "assisters_open_connections", 0.0).await;
     still_serves(&gw, &key).await;
 }
+
+/// An idle HTTP/2 client that never acks the GOAWAY's PING (or is gone) is
+/// dropped all the same: h2 closes only on the ack, so such a connection
+/// kept its place for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_client_that_never_answers_is_dropped() {
+    let cfg = "[edge]\nh2_idle_timeout = \"1s\"\nheader_read_timeout = \"1s\"\n";
+    let gw = Gateway::start(&config_with(None, cfg)).await;
+    let mut s = TcpStream::connect(addr(&gw)).await.unwrap();
+    // Preface, empty SETTINGS, and `GET /healthz` as one HEADERS frame
+    // (HPACK: :method GET, :scheme http, :path and :authority literal).
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let block = [&[0x82u8, 0x86, 0x44, 8][..], b"/healthz", &[0x41, 1], b"x"].concat();
+    out.extend_from_slice(&[0, 0, block.len() as u8, 1, 0x5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    s.write_all(&out).await.unwrap();
+    // Then nothing: no SETTINGS ack, no PING ack.
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(8), s.read_to_end(&mut got)).await;
+    assert!(closed.is_ok(), "still open after 8 s");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len =
+            usize::from(got[at]) << 16 | usize::from(got[at + 1]) << 8 | usize::from(got[at + 2]);
+        types.push(got[at + 3]);
+        at += 9 + len;
+    }
+    assert!(types.contains(&1), "no answer (HEADERS): {types:?}");
+    assert!(types.contains(&7), "no GOAWAY: {types:?}");
+    settles(&gw, "assisters_open_connections", 0.0).await;
+}
+
+/// SIGTERM drains: requests under way finish, over HTTP/1 and HTTP/2 alike
+/// (a slow JSON answer and a stream still waiting for its rest), before the
+/// process exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_requests_under_way_finish_on_both_protocols() {
+    use http_body_util::{BodyExt, Full};
+    let up = MockUpstream::start().await;
+    let mut gw = Gateway::start(&config_with(Some(&up), "")).await;
+    let key = gw.key().await;
+    let (http, url, k) = (
+        gw.http.clone(),
+        format!("{}/v1/chat/completions", gw.api),
+        key.clone(),
+    );
+    let slow = tokio::spawn(async move {
+        let r = http
+            .post(url)
+            .bearer_auth(k)
+            .json(&json!({"model": "mock-slow", "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    });
+    let tcp = TcpStream::connect(addr(&gw)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("{}/v1/chat/completions", gw.api))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(
+            json!({"model": "mock-gated", "stream": true, "messages": []}).to_string(),
+        )))
+        .unwrap();
+    let mut body = send.send_request(req).await.unwrap().into_body();
+    body.frame().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let exited = tokio::task::spawn_blocking(move || gw.terminate());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    up.release();
+    let mut rest = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(d) = frame.unwrap().into_data() {
+            rest.extend_from_slice(&d);
+        }
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.ends_with("data: [DONE]\n\n"),
+        "the stream was cut: {rest}"
+    );
+    let (status, text) = slow.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(exited.await.unwrap().code(), Some(0));
+}

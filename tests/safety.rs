@@ -509,6 +509,16 @@ async fn output_moderation_on_json_and_streams_split_across_chunks() {
     assert_eq!(e["error"]["code"], "content_policy_violation");
     let rec = record(&gw, &id).await;
     assert_eq!(checks(&rec, "moderation", "output")[0]["action"], "block");
+    // The withheld answer's usage was charged, and the record says so.
+    assert_eq!(
+        (
+            &rec["prompt_tokens"],
+            &rec["completion_tokens"],
+            &rec["unreported_tokens"]
+        ),
+        (&json!(7), &json!(3), &Value::Null),
+        "{rec}"
+    );
     // A stream request the upstream answers with JSON is moderated as JSON.
     let r = gw
         .post(&key, "/v1/chat/completions", ask("mock-unsafe-json", true))

@@ -32,8 +32,10 @@ pub enum Idle {
     /// known hyper has no timer of its own, so this held a slot for good.
     NoRequest,
     /// An HTTP/2 connection that carried no stream for the idle timeout:
-    /// closed gracefully (GOAWAY). Without it an idle client held its
-    /// connection, and its place under `edge.max_connections`, for ever.
+    /// closed gracefully (GOAWAY), and dropped if it is still open (no
+    /// stream, PING not acked) after as long again as a first request may
+    /// take. Without it an idle client held its connection, and its place
+    /// under `edge.max_connections`, for ever.
     NoStreams,
 }
 
@@ -59,6 +61,11 @@ impl Activity {
         });
         self.changed.notify_one();
         guard
+    }
+
+    /// HTTP/2 streams still open (handlers or bodies not yet done).
+    pub fn open_streams(&self) -> usize {
+        self.streams.load(Ordering::Acquire)
     }
 
     /// Resolves when the connection should be closed; never for an HTTP/1

@@ -54,8 +54,9 @@ pub struct Record {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     /// Tokens charged to the key's limits without a usage report (the
-    /// upstream sent none, or the request ended first): the prompt count
-    /// plus `max_tokens` reserved up front. `null` when usage was reported
+    /// upstream sent none, or the request ended first): the reservation
+    /// made up front (the prompt's count plus `max_tokens` times `n`, or
+    /// `limits.default_max_tokens`). `null` when usage was reported
     /// or nothing was charged.
     pub unreported_tokens: Option<u64>,
     pub client_ip: Option<String>,

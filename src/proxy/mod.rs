@@ -312,6 +312,7 @@ async fn serve(
         finish.settle(Some(used));
         let (mut resp, usage) = answer?;
         resp.extensions_mut().insert(usage);
+        note_usage(draft, &resp);
         let resp = moderate_answer(state, &settings, &policy, resp, stream, draft).await?;
         return Ok(mark_flagged(resp, flagged));
     };
@@ -349,6 +350,7 @@ async fn serve(
         d.record.upstream = name.clone();
     }
     let mut resp = result?;
+    note_usage(draft, &resp);
     // Named before moderation, which names it in a refusal.
     if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
         resp.headers_mut().insert(forward::UPSTREAM_HEADER, v);
@@ -359,6 +361,16 @@ async fn serve(
         resp = moderate_answer(state, &settings, &policy, resp, false, draft).await?;
     }
     Ok(mark_flagged(resp, flagged))
+}
+
+/// The usage that settled the reservation, on the record at once: an
+/// answer withheld after it (output moderation, a client that left) still
+/// shows what was charged.
+fn note_usage(draft: &mut Option<logs::Draft>, resp: &Response<Body>) {
+    if let (Some(d), Some(u)) = (draft.as_mut(), resp.extensions().get::<forward::Usage>()) {
+        d.record.prompt_tokens = Some(u.prompt_tokens);
+        d.record.completion_tokens = Some(u.completion_tokens);
+    }
 }
 
 /// Schema and limits, noted in the record either way.

@@ -145,8 +145,8 @@ async fn relay(
         let err = match next {
             Err(_) => Some(UpstreamError::Timeout(upstream.clone())),
             Ok(None) => {
-                release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
                 if complete || drain_until.is_some() {
+                    release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
                     break;
                 }
                 tracing::warn!(upstream = %upstream, "upstream stream ended before its answer finished");
@@ -203,8 +203,14 @@ async fn relay(
         if let Some(err) = err {
             if drain_until.is_none() {
                 // What was sent so far plus the held text is all the text
-                // there will be: the client gets it, then the error.
+                // there will be: the client gets it, then (unless the
+                // answer was whole) the error.
                 release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
+                // A break after the answer's end (its `[DONE]` or finish
+                // reason came) loses nothing: no error after the end.
+                if complete {
+                    break;
+                }
                 health.broke(policy);
                 let err = ApiError::from(err);
                 failure = err.body().error.code;

@@ -456,15 +456,15 @@ pub fn expand(term: &str) -> Vec<String> {
         .collect()
 }
 
-/// How many bytes before each offset (0..=len) some range covers; empty when
-/// there are no ranges. A range `[s, e)` holds a covered byte iff
-/// `covered[e] > covered[s]`.
 /// Whether a sentence stop lies inside `s..e` (`stops` ascending).
 fn crosses(stops: &[usize], s: usize, e: usize) -> bool {
     let i = stops.partition_point(|&p| p <= s);
     stops.get(i).is_some_and(|&p| p < e)
 }
 
+/// How many bytes before each offset (0..=len) some range covers; empty when
+/// there are no ranges. A range `[s, e)` holds a covered byte iff
+/// `covered[e] > covered[s]`.
 fn covered_bytes(len: usize, ranges: &[(usize, usize)]) -> Vec<u32> {
     if ranges.is_empty() {
         return Vec::new();

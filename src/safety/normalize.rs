@@ -223,8 +223,8 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
 }
 
 /// [`normalize`], noting in `stops` (cleared first) where sentences end:
-/// the offsets in `out` of the spaces that stand for a word's trailing
-/// `.`, `!`, `?` or `;`. Punctuation reads as a space, so without them a
+/// the offsets in `out` of the spaces that stand for a `.`, `!`, `?` or `;`
+/// after a word, or a line break (escaped ones included). Punctuation reads as a space, so without them a
 /// harmless phrase could take its first word from one sentence and the
 /// rest from the next, and cancel a hit: "…a bomb. Scene two" read as
 /// "bomb scene".
@@ -252,23 +252,36 @@ fn normalize_marking(input: &str, out: &mut String, mut stops: Option<&mut Vec<u
             })
             .filter(|p| !p.is_empty())
     });
+    // The length of the last word (or letter) read, for sentence stops:
+    // one after a word of two or more characters ends a sentence, one
+    // after a single letter is spacing (`k. i. l. l.`).
+    let mut last_len = 0;
+    let mut prev_end = 0;
     for raw in pieces {
+        if let Some(stops) = stops.as_deref_mut() {
+            // A line break (or an escaped one) between words is a stop too.
+            let start = raw.as_ptr() as usize - input.as_ptr() as usize;
+            let gap = input.as_bytes().get(prev_end..start).unwrap_or_default();
+            if last_len >= 2 && (gap.contains(&b'\n') || gap.windows(2).any(|w| w == b"\\n")) {
+                stops.push(out.len());
+                last_len = 0;
+            }
+            prev_end = start + raw.len();
+        }
         // Most words are plain letters: nothing to fold, read or split.
         if raw.len() > 1 && raw.bytes().all(|b| b.is_ascii_alphabetic()) {
             flush_singles(out, &mut singles, &mut signs);
             push_word(out, raw);
             let start = out.len() - raw.len();
             out[start..].make_ascii_lowercase();
+            last_len = raw.len();
             continue;
         }
         buf.clear();
         fold_word(raw, &mut buf, &mut signs);
         read_leet(&mut buf, &mut signs);
-        // Punctuation splits words; `k.i.l.l` becomes single letters. A
-        // stop after a word of two or more characters ends a sentence
-        // (after a single letter it is spacing: `k. i. l. l.`).
+        // Punctuation splits words; `k.i.l.l` becomes single letters.
         let mut at = 0;
-        let mut last_len = 0;
         while at < buf.len() {
             if !buf[at].is_ascii_alphanumeric() {
                 if last_len >= 2 && matches!(buf[at], b'.' | b'!' | b'?' | b';') {
@@ -408,6 +421,20 @@ mod tests {
         normalize_with_stops("the bomb.Scene; next", &mut out, &mut stops);
         assert_eq!(out, n("the bomb.Scene; next"));
         assert_eq!(at(&out, &stops), ["the bomb", "the bomb scene"]);
+        // A stop on its own, line breaks (escaped too), never after a letter.
+        let text = "a bomb . Scene\nTwo\\nthree\nk\ni\nl\nl end";
+        normalize_with_stops(text, &mut out, &mut stops);
+        assert_eq!(out, n(text));
+        assert_eq!(out, "a bomb scene two three kill end");
+        assert_eq!(
+            at(&out, &stops),
+            [
+                "a bomb",
+                "a bomb scene",
+                "a bomb scene two",
+                "a bomb scene two three"
+            ]
+        );
     }
 
     #[test]

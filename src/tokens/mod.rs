@@ -4,7 +4,8 @@
 //! GitHub's `bpe-openai` (checked against it in the tests) in ~2 MB instead
 //! of ~33 MB, except on pieces over 1 KiB (a run of one character or a
 //! "word" no language has), which are counted in chunks: linear time, at
-//! most a token per KiB over. Loaded on first use.
+//! most a token per KiB over. Loaded on first use. Counts of texts seen
+//! lately are remembered (`memo`).
 
 mod bpe;
 mod memo;

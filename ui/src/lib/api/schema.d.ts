@@ -1289,8 +1289,9 @@ export interface components {
             /**
              * Format: int64
              * @description Tokens charged to the key's limits without a usage report (the
-             *     upstream sent none, or the request ended first): the prompt count
-             *     plus `max_tokens` reserved up front. `null` when usage was reported
+             *     upstream sent none, or the request ended first): the reservation
+             *     made up front (the prompt's count plus `max_tokens` times `n`, or
+             *     `limits.default_max_tokens`). `null` when usage was reported
              *     or nothing was charged.
              */
             unreported_tokens?: number | null;
@@ -1718,8 +1719,8 @@ export interface components {
             requests: number;
             /**
              * Format: int64
-             * @description Tokens charged to keys' limits without a usage report: the prompt
-             *     count plus `max_tokens` reserved for requests whose upstream sent no
+             * @description Tokens charged to keys' limits without a usage report: the
+             *     reservations (prompt count plus completion allowance) of requests whose upstream sent no
              *     usage, or that ended before it came. Not in the two token columns.
              */
             unreported_tokens: number;
