@@ -675,13 +675,45 @@ async fn refusals_before_the_key_carry_cors_headers() {
     }
 }
 
+type H2Body = http_body_util::Full<bytes::Bytes>;
+
+/// An HTTP/2 (prior knowledge) client connection to the gateway listener;
+/// the connection future is the caller's to spawn (and watch).
+async fn h2_connect(
+    gw: &Gateway,
+) -> (
+    hyper::client::conn::http2::SendRequest<H2Body>,
+    hyper::client::conn::http2::Connection<
+        hyper_util::rt::TokioIo<TcpStream>,
+        H2Body,
+        hyper_util::rt::TokioExecutor,
+    >,
+) {
+    let tcp = TcpStream::connect(addr(gw)).await.unwrap();
+    hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap()
+}
+
+/// `POST /v1/chat/completions` with `body`, for an HTTP/2 client.
+fn h2_chat(gw: &Gateway, key: &str, body: Value) -> hyper::Request<H2Body> {
+    hyper::Request::post(format!("{}/v1/chat/completions", gw.api))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(H2Body::new(bytes::Bytes::from(body.to_string())))
+        .unwrap()
+}
+
 /// An HTTP/2 connection is closed once it has carried no stream for
 /// `edge.h2_idle_timeout`, but never while a stream is open, however long
 /// the stream stays quiet (idle HTTP/2 clients held their connections, and
 /// places under `max_connections`, for good).
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_http2_connections_are_closed_but_not_under_an_open_stream() {
-    use http_body_util::{BodyExt, Full};
+    use http_body_util::BodyExt;
     let up = MockUpstream::start().await;
     let gw = Gateway::start(&config_with(
         Some(&up),
@@ -689,21 +721,9 @@ async fn idle_http2_connections_are_closed_but_not_under_an_open_stream() {
     ))
     .await;
     let key = gw.key().await;
-    let tcp = TcpStream::connect(addr(&gw)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
+    let (mut send, conn) = h2_connect(&gw).await;
     let mut conn = tokio::spawn(conn);
-    let post = |body: Value| {
-        hyper::Request::post(format!("{}/v1/chat/completions", gw.api))
-            .header("authorization", format!("Bearer {key}"))
-            .header("content-type", "application/json")
-            .body(Full::new(bytes::Bytes::from(body.to_string())))
-            .unwrap()
-    };
+    let post = |body: Value| h2_chat(&gw, &key, body);
     let r = send.send_request(post(chat())).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), hyper::Version::HTTP_2);
@@ -781,7 +801,7 @@ async fn an_idle_http2_client_that_never_answers_is_dropped() {
 /// process exits.
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_lets_requests_under_way_finish_on_both_protocols() {
-    use http_body_util::{BodyExt, Full};
+    use http_body_util::BodyExt;
     let up = MockUpstream::start().await;
     let mut gw = Gateway::start(&config_with(Some(&up), "")).await;
     let key = gw.key().await;
@@ -800,21 +820,10 @@ async fn shutdown_lets_requests_under_way_finish_on_both_protocols() {
             .unwrap();
         (r.status(), r.text().await.unwrap())
     });
-    let tcp = TcpStream::connect(addr(&gw)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
+    let (mut send, conn) = h2_connect(&gw).await;
     tokio::spawn(conn);
-    let req = hyper::Request::post(format!("{}/v1/chat/completions", gw.api))
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(
-            json!({"model": "mock-gated", "stream": true, "messages": []}).to_string(),
-        )))
-        .unwrap();
+    let gated = json!({"model": "mock-gated", "stream": true, "messages": []});
+    let req = h2_chat(&gw, &key, gated);
     let mut body = send.send_request(req).await.unwrap().into_body();
     body.frame().await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -81,12 +81,12 @@ impl Activity {
             return std::future::pending().await;
         }
         loop {
-            if self.streams.load(Ordering::Acquire) > 0 {
+            if self.open_streams() > 0 {
                 self.changed.notified().await;
                 continue;
             }
             let quiet = tokio::time::timeout(idle, self.changed.notified()).await;
-            if quiet.is_err() && self.streams.load(Ordering::Acquire) == 0 {
+            if quiet.is_err() && self.open_streams() == 0 {
                 return Idle::NoStreams;
             }
         }

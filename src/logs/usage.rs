@@ -137,8 +137,9 @@ pub struct UsageRow {
     pub latency_p95_ms: Option<u64>,
     pub latency_p99_ms: Option<u64>,
     /// Tokens charged to keys' limits without a usage report: the
-    /// reservations (prompt count plus completion allowance) of requests whose upstream sent no
-    /// usage, or that ended before it came. Not in the two token columns.
+    /// reservations (prompt count plus completion allowance) of requests
+    /// whose upstream sent no usage, or that ended before it came. Not in
+    /// the two token columns.
     pub unreported_tokens: u64,
 }
 

@@ -224,10 +224,10 @@ pub fn normalize(input: &str, out: &mut String) -> Signs {
 
 /// [`normalize`], noting in `stops` (cleared first) where sentences end:
 /// the offsets in `out` of the spaces that stand for a `.`, `!`, `?` or `;`
-/// after a word, or a line break (escaped ones included). Punctuation reads as a space, so without them a
-/// harmless phrase could take its first word from one sentence and the
-/// rest from the next, and cancel a hit: "…a bomb. Scene two" read as
-/// "bomb scene".
+/// after a word, or a line break (escaped ones included). Punctuation reads
+/// as a space, so without them a harmless phrase could take its first word
+/// from one sentence and the rest from the next, and cancel a hit: "…a
+/// bomb. Scene two" read as "bomb scene".
 pub fn normalize_with_stops(input: &str, out: &mut String, stops: &mut Vec<usize>) -> Signs {
     stops.clear();
     normalize_marking(input, out, Some(stops))
