@@ -237,6 +237,14 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
     let cfg = config_with(Some(&up), "");
     let mut gw = Gateway::start(&cfg).await;
     let (key_id, key) = daily_key(&gw, 1000).await;
+    let events = gw
+        .http
+        .get(format!("{}/admin/events?history=0", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap();
+    let mut events = events.bytes_stream();
     let ask = |model: &str, stream: bool, max_tokens: u64| {
         json!({"model": model, "stream": stream, "max_tokens": max_tokens,
                "messages": [{"role": "user", "content": "hi"}]})
@@ -285,6 +293,16 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
         // The prompt's count plus the 300 of max_tokens.
         assert!((301..320).contains(n), "{n}");
     }
+    // The live view's request events carry them too.
+    let mut live: Vec<u64> = request_events(&mut events, "mock-no-usage", 2)
+        .await
+        .iter()
+        .map(|e| e["unreported_tokens"].as_u64().unwrap())
+        .collect();
+    let mut logged = unreported.clone();
+    live.sort_unstable();
+    logged.sort_unstable();
+    assert_eq!(live, logged);
     assert!(
         by_model("mock")[0]["unreported_tokens"].is_null(),
         "usage was reported"
@@ -324,6 +342,34 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
         .post(&key, "/v1/chat/completions", ask("mock", false, 300))
         .await;
     assert_eq!(r.status(), 200);
+}
+
+/// The first `n` `event: request` data of `model` from an `/admin/events` body.
+async fn request_events(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    model: &str,
+    n: usize,
+) -> Vec<Value> {
+    let (mut text, mut found) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while found.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.strip_prefix("event: request\ndata: ") {
+                let v: Value = serde_json::from_str(data.trim_end()).unwrap();
+                if v["model"] == model {
+                    found.push(v);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// A rotated key's successor counts its predecessor's day after a restart,

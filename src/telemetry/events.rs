@@ -38,6 +38,8 @@ struct RequestSummary<'a> {
     latency_ms: u64,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    /// Charged to the key's limits without a usage report from the upstream.
+    unreported_tokens: Option<u64>,
     stream: bool,
     safety: &'a crate::safety::SafetyLog,
 }
@@ -109,6 +111,7 @@ impl LiveHub {
             latency_ms: r.latency_ms,
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
+            unreported_tokens: r.unreported_tokens,
             stream: r.stream,
             safety: &r.safety,
         };
