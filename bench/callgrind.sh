@@ -7,6 +7,7 @@
 # that timed runs on this shared machine cannot tell apart. Slow (~50x), so
 # the log writer's batches are smaller than at full speed and its per-commit
 # share is larger.
+# BENCH_STREAM=1 sends the same request with `"stream":true`.
 #   bench/callgrind.sh [engine|defaults|bare] [SECONDS] [PATTERN...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,9 @@ case $WHAT in
       python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' >"$OUT/one.txt" ;;
   *) echo "usage: bench/callgrind.sh [engine|defaults|bare] [SECONDS] [PATTERN...]" >&2; exit 2 ;;
 esac
+if [ -n "${BENCH_STREAM:-}" ]; then
+  sed -i 's/"max_tokens":128}/"max_tokens":128,"stream":true}/' "$OUT/keys.lua"
+fi
 SECS=3 run "$OUT/one.txt" >/dev/null   # warm-up, not counted
 callgrind_control -i on "$gw" >/dev/null
 n=$(KEYS_FILE=$OUT/one.txt taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$OUT/keys.lua" \

@@ -75,9 +75,28 @@ pub async fn sse_response(body: Incoming, first: Bytes, plan: StreamPlan) -> Res
     resp
 }
 
+/// The field names a relay looks for in every event, each searcher built
+/// once per stream (`memmem::find` builds one per call: ~700 instructions,
+/// twice an event).
+struct Fields {
+    usage: memchr::memmem::Finder<'static>,
+    finish_reason: memchr::memmem::Finder<'static>,
+}
+
+impl Fields {
+    fn new() -> Fields {
+        Fields {
+            usage: memchr::memmem::Finder::new(b"\"usage\""),
+            finish_reason: memchr::memmem::Finder::new(FINISH_REASON),
+        }
+    }
+}
+
+const FINISH_REASON: &[u8] = b"\"finish_reason\"";
+
 /// Is this event the usage-only chunk (`"choices": []` with a usage object)?
-fn usage_of(json: &[u8]) -> Option<(Usage, bool)> {
-    memchr::memmem::find(json, b"\"usage\"")?;
+fn usage_of(json: &[u8], fields: &Fields) -> Option<(Usage, bool)> {
+    fields.usage.find(json)?;
     #[derive(serde::Deserialize)]
     struct Chunk {
         usage: Option<Usage>,
@@ -90,15 +109,14 @@ fn usage_of(json: &[u8]) -> Option<(Usage, bool)> {
 }
 
 /// `[DONE]`, or an event in which a choice finished (`finish_reason` set).
-fn ends_answer(ev: &Event) -> bool {
-    const FIELD: &[u8] = b"\"finish_reason\"";
+fn ends_answer(ev: &Event, fields: &Fields) -> bool {
     let Event::Json(j) = ev else { return true };
-    memchr::memmem::find_iter(j, FIELD).any(|at| {
+    fields.finish_reason.find_iter(j).any(|at| {
         // Inside a string the quote would be escaped.
         if at > 0 && j[at - 1] == b'\\' {
             return false;
         }
-        let rest = j[at + FIELD.len()..].trim_ascii_start();
+        let rest = j[at + FINISH_REASON.len()..].trim_ascii_start();
         let value = rest.strip_prefix(b":").unwrap_or(b"").trim_ascii_start();
         !value.is_empty() && !value.starts_with(b"null")
     })
@@ -119,6 +137,7 @@ async fn relay(
         policy,
     } = plan;
     let mut parser = sse::Parser::new(MAX_EVENT_BYTES);
+    let fields = Fields::new();
     let mut usage: Option<Usage> = None;
     let mut failure: Option<&'static str> = None;
     // Set once the client is gone: from then on we only read for usage.
@@ -146,7 +165,7 @@ async fn relay(
             Err(_) => Some(UpstreamError::Timeout(upstream.clone())),
             Ok(None) => {
                 if complete || drain_until.is_some() {
-                    release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
+                    release_held(&mut finish, &mut usage, &tx, idle, drain_until, &fields).await;
                     break;
                 }
                 tracing::warn!(upstream = %upstream, "upstream stream ended before its answer finished");
@@ -165,7 +184,7 @@ async fn relay(
                         Some(UpstreamError::BadResponse(upstream.clone()))
                     }
                     Ok(()) => {
-                        complete = complete || events.iter().any(ends_answer);
+                        complete = complete || events.iter().any(|e| ends_answer(e, &fields));
                         let events = match finish.guard.as_mut() {
                             // Nothing is sent after a disconnect: no need to scan.
                             Some(g) if !g.is_cut() && drain_until.is_none() => match g.push(events)
@@ -185,7 +204,7 @@ async fn relay(
                             },
                             _ => events,
                         };
-                        let out = reframe(&events, &mut usage, finish.strip_usage);
+                        let out = reframe(&events, &mut usage, finish.strip_usage, &fields);
                         if out.is_empty() || drain_until.is_some() {
                             continue;
                         }
@@ -205,7 +224,7 @@ async fn relay(
                 // What was sent so far plus the held text is all the text
                 // there will be: the client gets it, then (unless the
                 // answer was whole) the error.
-                release_held(&mut finish, &mut usage, &tx, idle, drain_until).await;
+                release_held(&mut finish, &mut usage, &tx, idle, drain_until, &fields).await;
                 // A break after the answer's end (its `[DONE]` or finish
                 // reason came) loses nothing: no error after the end.
                 if complete {
@@ -236,12 +255,13 @@ async fn release_held(
     tx: &mpsc::Sender<Bytes>,
     idle: Duration,
     drain_until: Option<Instant>,
+    fields: &Fields,
 ) {
     let Some(g) = finish.guard.as_mut().filter(|g| !g.is_cut()) else {
         return;
     };
     let rest = g.finish();
-    let out = reframe(&rest, usage, finish.strip_usage);
+    let out = reframe(&rest, usage, finish.strip_usage, fields);
     if !out.is_empty() && drain_until.is_none() {
         finish.first_byte();
         let _ = tx.send_timeout(out, idle).await;
@@ -250,11 +270,16 @@ async fn release_held(
 
 /// The events in wire form, noting usage and leaving out the usage-only
 /// chunk when the client did not ask for it.
-fn reframe(events: &[Event], usage: &mut Option<Usage>, strip_usage: bool) -> Bytes {
+fn reframe(
+    events: &[Event],
+    usage: &mut Option<Usage>,
+    strip_usage: bool,
+    fields: &Fields,
+) -> Bytes {
     let mut out = BytesMut::new();
     for ev in events {
         if let Event::Json(j) = ev {
-            if let Some((u, usage_only)) = usage_of(j) {
+            if let Some((u, usage_only)) = usage_of(j, fields) {
                 *usage = Some(u);
                 if usage_only && strip_usage {
                     continue;
@@ -273,6 +298,8 @@ mod tests {
     #[test]
     fn an_answer_ends_with_done_or_a_finish_reason() {
         let json = |s: &'static str| Event::Json(Bytes::from_static(s.as_bytes()));
+        let fields = Fields::new();
+        let ends_answer = |e: &Event| ends_answer(e, &fields);
         assert!(ends_answer(&Event::Done));
         assert!(ends_answer(&json(
             r#"{"choices":[{"finish_reason" : "stop"}]}"#
