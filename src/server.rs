@@ -496,8 +496,10 @@ async fn checkpoints(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
             _ = stop.changed() => return,
         }
-        if let Err(e) = state.store.checkpoint().await {
-            tracing::warn!(error = %e, "store checkpoint failed");
+        match state.store.checkpoint().await {
+            Ok(0) => {}
+            Ok(frames) => tracing::debug!(frames, "WAL frames left for a reader"),
+            Err(e) => tracing::warn!(error = %e, "store checkpoint failed"),
         }
     }
 }

@@ -36,8 +36,9 @@ pub struct EventsQuery {
 
 /// `event: request` per finished `/v1` request (`id, at, key_id, model,
 /// status, error_code, latency_ms, prompt_tokens, completion_tokens,
-/// unreported_tokens, stream, safety`), `event: tick` once a second (`at,
-/// requests, errors, tokens, p50_ms, p95_ms`; `tokens` counts reported usage). A consumer that falls behind by the channel's capacity
+/// unreported_tokens, stream, safety`), `event: tick` once a second
+/// (`at, requests, errors, tokens, p50_ms, p95_ms`; `tokens` counts
+/// reported usage). A consumer that falls behind by the channel's capacity
 /// gets `event: lagged` and is disconnected; reconnect.
 #[utoipa::path(get, path = "/admin/events", operation_id = "events_stream", tag = "events", params(EventsQuery),
     responses((status = 200, content_type = "text/event-stream", body = String)))]
