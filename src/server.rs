@@ -57,7 +57,6 @@ impl Bound {
 pub const RUNTIME_FILE: &str = "runtime.json";
 const LAST_USED_FLUSH: Duration = Duration::from_secs(5);
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 const STARTUP_DISCOVERY: Duration = Duration::from_secs(3);
 
 /// A running gateway; dropping it does not stop it, [`Server::shutdown`] does.
@@ -136,7 +135,6 @@ impl Server {
         }
         tasks.spawn(flush_last_used(state.clone(), stop_rx.clone()));
         tasks.spawn(retention(state.clone(), stop_rx.clone()));
-        tasks.spawn(checkpoints(state.clone(), stop_rx.clone()));
         tasks.spawn(discovery(state.clone(), stop_rx.clone()));
         tasks.spawn({
             let state = state.clone();
@@ -484,22 +482,6 @@ async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(crate::logs::retention::INTERVAL) => {}
             _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Checkpoints the store's WAL off the writer (`Store::checkpoint`), which
-/// also bounds what unsynced request logs a power cut can take.
-async fn checkpoints(state: AppState, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
-            _ = stop.changed() => return,
-        }
-        match state.store.checkpoint().await {
-            Ok(0) => {}
-            Ok(frames) => tracing::debug!(frames, "WAL frames left for a reader"),
-            Err(e) => tracing::warn!(error = %e, "store checkpoint failed"),
         }
     }
 }

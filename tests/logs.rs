@@ -465,12 +465,10 @@ async fn shutdown_writes_the_records_of_the_requests_it_cuts() {
     );
 }
 
-/// Request logs commit without a sync (`Store::write_unsynced`) and reach
-/// the main database file through the checkpointer, not the writer: a copy
-/// of `gateway.db` alone (no WAL) holds them within seconds, and they
-/// survive the process being killed.
+/// Written request logs survive the process being killed: each batch is a
+/// synced commit.
 #[tokio::test(flavor = "multi_thread")]
-async fn request_logs_are_checkpointed_and_survive_kill_9() {
+async fn written_request_logs_survive_kill_9() {
     let mut gw = Gateway::start(&config_with(None, "")).await;
     let key = gw.key().await;
     let mut ids = Vec::new();
@@ -481,30 +479,9 @@ async fn request_logs_are_checkpointed_and_survive_kill_9() {
         ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
     }
     record(&gw, ids.last().unwrap()).await;
-    let copy = tempfile::tempdir().unwrap();
-    let in_main_file = || -> i64 {
-        let file = copy.path().join("main.db");
-        std::fs::copy(gw.path().join("gateway.db"), &file).unwrap();
-        let db = rusqlite::Connection::open(&file).unwrap();
-        db.query_row("SELECT count(*) FROM request_logs", [], |r| r.get(0))
-            .unwrap_or(0)
-    };
-    let mut seen = 0;
-    for _ in 0..50 {
-        seen = in_main_file();
-        if seen >= 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seen, 20, "the checkpointer copied the records in");
-
-    let more = gw.post(&key, "/v1/chat/completions", chat("last")).await;
-    let last = more.headers()["x-request-id"].to_str().unwrap().to_owned();
-    record(&gw, &last).await;
     gw.kill9();
     let gw = Gateway::start_in(gw.take_dir(), &config_with(None, ""), &[]).await;
-    for id in ids.iter().chain([&last]) {
+    for id in &ids {
         record(&gw, id).await;
     }
 }

@@ -349,10 +349,8 @@ impl LogWriter {
             .collect();
         // Records and their rollups commit together, so usage never counts
         // a request the log lost or misses one it kept.
-        // Unsynced: a request log may lose its last second to a power cut,
-        // but not wait on the disk (see `Store::write_unsynced`).
         let result = store
-            .write_unsynced(move |tx| {
+            .write(move |tx| {
                 crate::store::logs::insert_batch(tx, &rows)?;
                 crate::store::usage::add(tx, &rollups)
             })
