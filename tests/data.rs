@@ -237,14 +237,7 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
     let cfg = config_with(Some(&up), "");
     let mut gw = Gateway::start(&cfg).await;
     let (key_id, key) = daily_key(&gw, 1000).await;
-    let events = gw
-        .http
-        .get(format!("{}/admin/events?history=0", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
-    let mut events = events.bytes_stream();
+    let mut events = open_events(&gw, 0).await.bytes_stream();
     let ask = |model: &str, stream: bool, max_tokens: u64| {
         json!({"model": model, "stream": stream, "max_tokens": max_tokens,
                "messages": [{"role": "user", "content": "hi"}]})
@@ -342,6 +335,16 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
         .post(&key, "/v1/chat/completions", ask("mock", false, 300))
         .await;
     assert_eq!(r.status(), 200);
+}
+
+/// `/admin/events`, replaying `history` seconds of ticks first.
+async fn open_events(gw: &Gateway, history: u32) -> reqwest::Response {
+    gw.http
+        .get(format!("{}/admin/events?history={history}", gw.admin))
+        .bearer_auth(&gw.token)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The first `n` `event: request` data of `model` from an `/admin/events` body.
@@ -513,13 +516,7 @@ async fn a_usage_range_too_large_is_flagged_and_keeps_the_newest() {
 async fn live_events_carry_requests_and_ticks() {
     let gw = Gateway::start(&config_with(None, "")).await;
     let key = gw.key().await;
-    let resp = gw
-        .http
-        .get(format!("{}/admin/events?history=0", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = open_events(&gw, 0).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()
@@ -569,25 +566,13 @@ async fn live_events_carry_requests_and_ticks() {
     assert_eq!(r.status(), 401);
     // History replays past ticks for a new consumer's charts.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let resp = gw
-        .http
-        .get(format!("{}/admin/events?history=60", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = open_events(&gw, 60).await;
     let first = resp.bytes_stream().next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).starts_with("event: tick"));
 
     // A rotated token ends the stream it opened (it kept streaming every
     // request's details after the token stopped working elsewhere).
-    let resp = gw
-        .http
-        .get(format!("{}/admin/events?history=0", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
+    let resp = open_events(&gw, 0).await;
     let mut stream = resp.bytes_stream();
     let (s, _) = gw
         .admin_call(Method::POST, "/admin/token/rotate", None)
