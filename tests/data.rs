@@ -347,20 +347,23 @@ async fn open_events(gw: &Gateway, history: u32) -> reqwest::Response {
         .unwrap()
 }
 
+type EventBody = dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin;
+
+/// The next chunk of an event stream, before `deadline`.
+async fn next_chunk(body: &mut EventBody, deadline: tokio::time::Instant) -> bytes::Bytes {
+    tokio::time::timeout_at(deadline, body.next())
+        .await
+        .expect("events arrive")
+        .unwrap()
+        .unwrap()
+}
+
 /// The first `n` `event: request` data of `model` from an `/admin/events` body.
-async fn request_events(
-    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    model: &str,
-    n: usize,
-) -> Vec<Value> {
+async fn request_events(body: &mut EventBody, model: &str, n: usize) -> Vec<Value> {
     let (mut text, mut found) = (String::new(), Vec::new());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while found.len() < n {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .expect("events arrive")
-            .unwrap()
-            .unwrap();
+        let chunk = next_chunk(body, deadline).await;
         text.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = text.find("\n\n") {
             let event: String = text.drain(..end + 2).collect();
@@ -532,11 +535,7 @@ async fn live_events_carry_requests_and_ticks() {
     let (mut saw_request, mut saw_tick) = (false, false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !(saw_request && saw_tick) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .expect("events arrive")
-            .unwrap()
-            .unwrap();
+        let chunk = next_chunk(&mut body, deadline).await;
         text.push_str(&String::from_utf8_lossy(&chunk));
         for ev in text.split("\n\n") {
             if let Some(data) = ev.strip_prefix("event: request\ndata: ") {
