@@ -321,20 +321,19 @@ fn normalize_marking(input: &str, out: &mut String, mut stops: Option<&mut Vec<u
 /// first stays as it is, since `self-harm` and `self harm` must still read
 /// as two words.
 pub fn alternate(input: &str) -> Option<String> {
-    let joiner = |c: char| matches!(c, '-' | '_' | '*' | '.' | '\'' | '\u{2019}' | '~');
+    // The joiners, besides `’`.
+    const JOINERS: &[u8] = b"-_*.'~";
+    let joiner = |c: char| c == '\u{2019}' || (c.is_ascii() && JOINERS.contains(&(c as u8)));
     // Most texts have none of it: look before building anything (prose's
     // `end.` or `2011` must not cost a copy of the text).
     let bytes = input.as_bytes();
     let letter = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
     // `’` is E2 80 99 in UTF-8: its bytes count as joiner bytes here.
-    let joiner_byte = |b: u8| {
-        matches!(
-            b,
-            b'-' | b'_' | b'*' | b'.' | b'\'' | b'~' | 0x80..=0xBF | 0xE2
-        )
-    };
+    let joiner_byte = |b: u8| JOINERS.contains(&b) || b == 0xE2 || (0x80..=0xBF).contains(&b);
     let changes = (0..bytes.len()).any(|i| match bytes[i] {
-        b'-' | b'_' | b'*' | b'.' | b'\'' | b'~' | 0xE2 => {
+        b'1' | b'|' => (i > 0 && letter(i - 1)) || letter(i + 1),
+        b'I' => i > 0 && bytes[i - 1].is_ascii_lowercase(),
+        b if JOINERS.contains(&b) || b == 0xE2 => {
             i > 0
                 && letter(i - 1)
                 && bytes[i..]
@@ -342,8 +341,6 @@ pub fn alternate(input: &str) -> Option<String> {
                     .position(|&b| !joiner_byte(b))
                     .is_some_and(|n| letter(i + n))
         }
-        b'1' | b'|' => (i > 0 && letter(i - 1)) || letter(i + 1),
-        b'I' => i > 0 && bytes[i - 1].is_ascii_lowercase(),
         _ => false,
     });
     if !changes {
