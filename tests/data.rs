@@ -99,12 +99,8 @@ async fn usage_rolls_up_per_key_model_and_exports() {
 
     // CSV and JSON Lines downloads from the API…
     let resp = gw
-        .http
-        .get(format!("{}/admin/usage?format=csv&key_id={a}", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
+        .admin_get(&format!("/admin/usage?format=csv&key_id={a}"))
+        .await;
     assert!(resp.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -237,7 +233,7 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
     let cfg = config_with(Some(&up), "");
     let mut gw = Gateway::start(&cfg).await;
     let (key_id, key) = daily_key(&gw, 1000).await;
-    let mut events = open_events(&gw, 0).await.bytes_stream();
+    let mut events = gw.admin_get("/admin/events?history=0").await.bytes_stream();
     let ask = |model: &str, stream: bool, max_tokens: u64| {
         json!({"model": model, "stream": stream, "max_tokens": max_tokens,
                "messages": [{"role": "user", "content": "hi"}]})
@@ -335,16 +331,6 @@ async fn tokens_charged_without_a_usage_report_survive_a_restart() {
         .post(&key, "/v1/chat/completions", ask("mock", false, 300))
         .await;
     assert_eq!(r.status(), 200);
-}
-
-/// `/admin/events`, replaying `history` seconds of ticks first.
-async fn open_events(gw: &Gateway, history: u32) -> reqwest::Response {
-    gw.http
-        .get(format!("{}/admin/events?history={history}", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap()
 }
 
 type EventBody = dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin;
@@ -505,13 +491,7 @@ async fn a_usage_range_too_large_is_flagged_and_keeps_the_newest() {
         "new",
         "the newest row is kept"
     );
-    let r = gw
-        .http
-        .get(format!("{}/admin/usage?format=csv", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.admin_get("/admin/usage?format=csv").await;
     assert_eq!(r.headers()["x-assisters-truncated"], "true");
 }
 
@@ -519,7 +499,7 @@ async fn a_usage_range_too_large_is_flagged_and_keeps_the_newest() {
 async fn live_events_carry_requests_and_ticks() {
     let gw = Gateway::start(&config_with(None, "")).await;
     let key = gw.key().await;
-    let resp = open_events(&gw, 0).await;
+    let resp = gw.admin_get("/admin/events?history=0").await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()
@@ -565,13 +545,13 @@ async fn live_events_carry_requests_and_ticks() {
     assert_eq!(r.status(), 401);
     // History replays past ticks for a new consumer's charts.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let resp = open_events(&gw, 60).await;
+    let resp = gw.admin_get("/admin/events?history=60").await;
     let first = resp.bytes_stream().next().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).starts_with("event: tick"));
 
     // A rotated token ends the stream it opened (it kept streaming every
     // request's details after the token stopped working elsewhere).
-    let resp = open_events(&gw, 0).await;
+    let resp = gw.admin_get("/admin/events?history=0").await;
     let mut stream = resp.bytes_stream();
     let (s, _) = gw
         .admin_call(Method::POST, "/admin/token/rotate", None)
@@ -609,13 +589,7 @@ async fn prometheus_metrics_count_requests_errors_and_tokens() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "metrics need the admin token");
-    let r = gw
-        .http
-        .get(format!("{}/metrics", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.admin_get("/metrics").await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     for needle in [

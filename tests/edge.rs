@@ -43,16 +43,7 @@ fn error_of(raw: &str) -> Value {
 }
 
 async fn metric(gw: &Gateway, name: &str) -> f64 {
-    let text = gw
-        .http
-        .get(format!("{}/metrics", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.admin_get("/metrics").await.text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .map(|v| v.trim().parse().unwrap())

@@ -135,16 +135,7 @@ async fn server_errors_fail_over_and_open_the_circuit() {
         assert_eq!((status, by.as_str()), (200, "backup"));
     }
     assert_eq!(calls(&primary), 2, "an open circuit keeps requests away");
-    let metrics = gw
-        .http
-        .get(format!("{}/metrics", gw.admin))
-        .bearer_auth(&gw.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("assisters_upstream_up{upstream=\"primary\"} 0"),
         "{metrics}"
@@ -378,17 +369,7 @@ async fn probes_fail_on_a_refused_credential() {
     let probes = "interval = \"100ms\"\nfailure_threshold = 2\nopen_for = \"1h\"";
     let gw = Gateway::start(&config(&primary, &backup, probes)).await;
     primary.fail_with(Failure::Unauthorized);
-    let metrics = || async {
-        gw.http
-            .get(format!("{}/metrics", gw.admin))
-            .bearer_auth(&gw.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || async { gw.admin_get("/metrics").await.text().await.unwrap() };
     let down = "assisters_upstream_up{upstream=\"primary\"} 0";
     let started = Instant::now();
     while !metrics().await.contains(down) {

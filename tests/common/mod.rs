@@ -124,6 +124,17 @@ impl Gateway {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// An authenticated `GET` on the admin listener, its response as it came
+    /// (for bodies that are not JSON: CSV, metrics, event streams).
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `PATCH /admin/settings` with this merge patch.
     pub async fn patch_settings(&self, patch: Value) -> (u16, Value) {
         self.admin_call(reqwest::Method::PATCH, "/admin/settings", Some(patch))
