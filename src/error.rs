@@ -490,9 +490,17 @@ pub async fn gateway_method_not_allowed(headers: axum::http::HeaderMap) -> Respo
 }
 
 /// A refusal made before any key is known, readable by the page that made
-/// it (without CORS headers a browser page saw only a network error).
+/// it (without CORS headers a browser page saw only a network error). No
+/// log record exists to name, so `x-request-id` is the client's own id,
+/// when it sent a valid one, for it to match the refusal to its request.
 pub fn readable(e: ApiError, request_headers: &axum::http::HeaderMap) -> Response {
     let mut resp = e.into_response();
     crate::access::origin::cors(resp.headers_mut(), request_headers, true, false);
+    let client_id = request_headers.get(&crate::logs::REQUEST_ID_HEADER);
+    if let Some(id) = crate::logs::client_request_id(client_id) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+            resp.headers_mut().insert(crate::logs::REQUEST_ID_HEADER, v);
+        }
+    }
     resp
 }

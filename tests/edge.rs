@@ -353,14 +353,17 @@ async fn hostile_headers_and_urls_are_refused() {
     assert_eq!(r.status(), 400);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["param"], "model", "{v}");
-    // A key in the query string: refused, named, never echoed.
+    // A key in the query string: refused, named, never echoed. The
+    // client's own request id is (no record exists to name).
     let r = gw
         .http
         .get(format!("{}/v1/models?api_key={key}", gw.api))
+        .header("x-request-id", "trace-42")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-request-id"], "trace-42");
     let text = r.text().await.unwrap();
     assert!(!text.contains(&key), "the key is not echoed");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -381,10 +384,15 @@ async fn hostile_headers_and_urls_are_refused() {
         .get(format!("{}/v1/models", gw.api))
         .bearer_auth(&key)
         .header("x_forwarded_for", "1.2.3.4")
+        .header("x-request-id", "not a plain id")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    assert!(
+        r.headers().get("x-request-id").is_none(),
+        "only a plain id is echoed"
+    );
     assert_eq!(
         r.json::<Value>().await.unwrap()["error"]["code"],
         "invalid_header"

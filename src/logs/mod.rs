@@ -18,11 +18,13 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::crypto::Keyring;
+use crate::safety::SafetyLog;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -32,6 +34,9 @@ const BATCH: usize = 512;
 /// crash can lose (besides what is still queued).
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 const SUBMIT_WAIT: Duration = Duration::from_secs(5);
+/// The most distinct safety logs kept to share; their variety follows the
+/// settings and the keys' overrides.
+const SHARED_LOGS: usize = 32;
 
 /// A finished request, as stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -62,8 +67,11 @@ pub struct Record {
     pub client_ip: Option<String>,
     pub origin: Option<String>,
     pub stream: bool,
-    /// What the safety checks did; `{"checks":[]}` means none ran.
-    pub safety: crate::safety::SafetyLog,
+    /// What the safety checks did; `{"checks":[]}` means none ran. A log
+    /// particular to no request is one copy shared by every record that
+    /// carries it (`LogSink::share_safety`).
+    #[schema(value_type = crate::safety::SafetyLog)]
+    pub safety: Arc<crate::safety::SafetyLog>,
     #[serde(skip)]
     pub body: Option<Bytes>,
 }
@@ -97,7 +105,7 @@ impl Draft {
                 client_ip,
                 origin,
                 stream: false,
-                safety: crate::safety::SafetyLog::default(),
+                safety: Arc::default(),
                 body: None,
             },
             started: Instant::now(),
@@ -125,6 +133,12 @@ impl Draft {
             .client_request_id
             .as_deref()
             .unwrap_or(&self.record.id)
+    }
+
+    /// The safety log, while the request fills it in (its own copy until
+    /// the record is queued).
+    pub fn safety_mut(&mut self) -> &mut crate::safety::SafetyLog {
+        Arc::make_mut(&mut self.record.safety)
     }
 
     pub fn first_byte(&mut self) {
@@ -205,13 +219,15 @@ pub struct LogSink {
     tx: mpsc::Sender<Record>,
     pub counters: Arc<Counters>,
     telemetry: Arc<Telemetry>,
+    shared_logs: Arc<Mutex<Vec<Arc<SafetyLog>>>>,
 }
 
 impl LogSink {
     /// Counts the record in the live stream and metrics, then queues it;
     /// waits for room when the queue is full.
-    pub async fn submit(&self, r: Record) {
+    pub async fn submit(&self, mut r: Record) {
         self.telemetry.observe(&r);
+        self.share_safety(&mut r);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         let r = match self.tx.try_send(r) {
             Ok(()) => return,
@@ -232,12 +248,34 @@ impl LogSink {
 
     /// Queues the record without waiting (from a `Drop`, which cannot): a
     /// full queue loses it, counted.
-    pub fn submit_now(&self, r: Record) {
+    pub fn submit_now(&self, mut r: Record) {
         self.telemetry.observe(&r);
+        self.share_safety(&mut r);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.try_send(r).is_err() {
             self.lost();
         }
+    }
+
+    /// Swaps a safety log particular to no request (every check skipped or
+    /// passed with nothing to note) for the shared copy of an equal one, so
+    /// a queued record holds none of its own: four checks of 224 bytes each
+    /// were half of a queued record, and a disk that stalls the writer
+    /// turns the queue into resident memory (BENCHMARKS.md, session 14).
+    fn share_safety(&self, r: &mut Record) {
+        if !r.safety.is_generic() {
+            return;
+        }
+        let mut known = self.shared_logs.lock();
+        if let Some(s) = known.iter().find(|s| ***s == *r.safety) {
+            r.safety = s.clone();
+            return;
+        }
+        // Settings changed often enough: the oldest make way.
+        if known.len() == SHARED_LOGS {
+            known.remove(0);
+        }
+        known.push(r.safety.clone());
     }
 
     /// The writer is falling behind: 90 % of the queue is taken.
@@ -276,6 +314,7 @@ pub fn channel(telemetry: Arc<Telemetry>) -> (LogSink, LogWriter) {
             tx,
             counters: counters.clone(),
             telemetry,
+            shared_logs: Arc::default(),
         },
         LogWriter { rx, counters },
     )
@@ -374,11 +413,49 @@ pub const REQUEST_ID_HEADER: axum::http::HeaderName =
 
 /// A client-supplied request id is echoed and logged only if it is short
 /// and plain; anything else is ignored (the answer carries the record's id).
-fn client_request_id(client: Option<&HeaderValue>) -> Option<String> {
+pub fn client_request_id(client: Option<&HeaderValue>) -> Option<String> {
     let v = client?.to_str().ok()?;
     (!v.is_empty()
         && v.len() <= 128
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
     .then(|| v.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safety::{Check, Word};
+
+    fn record(id: &str, reason: Word) -> Record {
+        let mut d = Draft::new(id.to_owned(), None, None);
+        d.safety_mut()
+            .checks
+            .push(Check::skipped("moderation", "input", "builtin", reason));
+        d.finish(200, None, None)
+    }
+
+    /// Queued records with equal logs particular to no request hold one
+    /// copy between them; a log with something of its own request keeps
+    /// its copy, and what each record says is unchanged.
+    #[tokio::test]
+    async fn queued_records_share_logs_that_say_nothing_of_their_request() {
+        let (sink, mut writer) = channel(Arc::new(Telemetry::new()));
+        sink.submit(record("req_a", "disabled".into())).await;
+        sink.submit_now(record("req_b", "disabled".into()));
+        sink.submit(record("req_c", format!("{} of 7", 3).into()))
+            .await;
+        sink.submit(record("req_d", format!("{} of 7", 3).into()))
+            .await;
+        let mut got = Vec::new();
+        writer.rx.recv_many(&mut got, 8).await;
+        let [a, b, c, d] = &got[..] else {
+            panic!("four records queued, got {}", got.len());
+        };
+        assert!(Arc::ptr_eq(&a.safety, &b.safety));
+        assert_eq!(b.safety.checks[0].reason.as_deref(), Some("disabled"));
+        assert!(!Arc::ptr_eq(&c.safety, &d.safety));
+        assert_eq!(c.safety, d.safety);
+        assert_eq!(d.safety.checks[0].reason.as_deref(), Some("3 of 7"));
+    }
 }

@@ -118,7 +118,7 @@ impl Finish {
     /// log record.
     pub async fn end_stream(mut self, usage: Option<Usage>, error_code: Option<&str>) {
         if let (Some(g), Some((d, _))) = (self.guard.as_ref(), self.log.as_mut()) {
-            g.note_into(&mut d.record.safety);
+            g.note_into(d.safety_mut());
         }
         if let Some((draft, state)) = self.log.take() {
             let tokens = usage.map(|u| (u.prompt_tokens, u.completion_tokens));
@@ -349,7 +349,7 @@ pub async fn deliver(
                 d.record.upstream = Some(name.clone());
                 if finish.guard.is_none() {
                     crate::safety::note(
-                        &mut d.record.safety,
+                        d.safety_mut(),
                         crate::safety::Check::skipped(
                             "moderation",
                             "output",

@@ -224,7 +224,7 @@ async fn serve(
     let flagged = {
         let mut scratch = safety::SafetyLog::default();
         let log = match draft.as_mut() {
-            Some(d) => &mut d.record.safety,
+            Some(d) => d.safety_mut(),
             None => &mut scratch,
         };
         validate_body(state, &settings, endpoint, &mut req, log)?;
@@ -412,7 +412,7 @@ async fn moderate_answer(
 ) -> Result<Response<Body>, ApiError> {
     let mut scratch = safety::SafetyLog::default();
     let log = match draft.as_mut() {
-        Some(d) => &mut d.record.safety,
+        Some(d) => d.safety_mut(),
         None => &mut scratch,
     };
     if !resp.status().is_success() {

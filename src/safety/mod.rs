@@ -71,7 +71,8 @@ pub struct Check {
     #[schema(value_type = String)]
     pub stage: Word,
     /// `schema`, `builtin`, `rules` or `external:<name>`.
-    pub engine: String,
+    #[schema(value_type = String)]
+    pub engine: Word,
     /// `ran` or `skipped`: a skipped check never counts as passed.
     #[schema(value_type = String)]
     pub status: Word,
@@ -100,7 +101,7 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn ran(check: &'static str, stage: &'static str, engine: impl Into<String>) -> Check {
+    pub fn ran(check: &'static str, stage: &'static str, engine: impl Into<Word>) -> Check {
         Check {
             check: check.into(),
             stage: stage.into(),
@@ -118,7 +119,7 @@ impl Check {
     pub fn skipped(
         check: &'static str,
         stage: &'static str,
-        engine: impl Into<String>,
+        engine: impl Into<Word>,
         reason: impl Into<Word>,
     ) -> Check {
         Check {

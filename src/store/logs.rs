@@ -32,7 +32,11 @@ pub fn insert_batch(c: &Connection, rows: &[(Record, Sealed)]) -> Result<(), Sto
         if i > 0 && i % YIELD_EVERY == 0 {
             std::thread::yield_now();
         }
-        if printed.as_ref().is_none_or(|(log, _)| **log != r.safety) {
+        // A shared log is the same allocation: no comparison needed.
+        if printed
+            .as_ref()
+            .is_none_or(|(log, _)| !std::ptr::eq(*log, &*r.safety) && **log != *r.safety)
+        {
             printed = Some((&r.safety, Stored::of(c, &r.safety)?));
         }
         let (text, shared) = printed
@@ -147,7 +151,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Row2> {
             client_ip: r.get(11)?,
             origin: r.get(12)?,
             stream: r.get(13)?,
-            safety: serde_json::from_str(&safety).unwrap_or_default(),
+            safety: std::sync::Arc::new(serde_json::from_str(&safety).unwrap_or_default()),
             body: None,
         },
         r.get(15)?,
@@ -300,7 +304,7 @@ mod tests {
 
     fn record(id: &str, safety: SafetyLog) -> (Record, Sealed) {
         let mut d = Draft::new(id.to_owned(), None, None);
-        d.record.safety = safety;
+        d.record.safety = std::sync::Arc::new(safety);
         (d.finish(200, None, None), None)
     }
 
@@ -341,7 +345,7 @@ mod tests {
             ("req_old", &particular),
         ] {
             let got = get(&c, id)?.map(|(r, _)| r.safety);
-            assert_eq!(got.as_ref(), Some(want), "{id}");
+            assert_eq!(got.as_deref(), Some(want), "{id}");
         }
         let blocked = list(
             &c,
