@@ -183,7 +183,7 @@ fn safety(state: &AppState) {
         mbps("both, as the gateway runs them", text, n, |t| {
             let signs =
                 assisters::safety::normalize::normalize_with_stops(t, &mut norm, &mut stops);
-            moderator.scan_normalized(&norm, &stops);
+            moderator.scan_readings(t, &norm, &stops);
             detector.scan_normalized(t, &norm, signs);
         });
     }

@@ -237,7 +237,7 @@ pub async fn check_input(
     for t in &texts {
         let signs = normalize::normalize_with_stops(t.text, &mut norm, &mut stops);
         if let Some(m) = moderator {
-            let s = m.scan_normalized(&norm, &stops);
+            let s = m.scan_readings(t.text, &norm, &stops);
             if moderation_param.is_none() && s.flagged(policy.moderation_threshold).next().is_some()
             {
                 moderation_param = Some(t.loc);

@@ -3,11 +3,15 @@
 //! automaton, matched on word boundaries. Benign phrases of the same file
 //! ("kill a process", "the bomb scene") cancel the matches they overlap.
 //! A category's score is `1 - Π(1 - weight)` over its distinct matches.
+//! Each text is read twice: as normalised, then as `normalize::alternate`
+//! reads it (`ki11`, `k-i-l-l`), which adds only the terms the first
+//! reading did not match at all (a term a harmless phrase cancelled there
+//! stays cancelled).
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{normalize, normalize_with_stops};
+use super::normalize::{alternate, normalize, normalize_with_stops};
 
 /// OpenAI's moderation categories, in OpenAI's order and spelling.
 #[derive(
@@ -255,9 +259,24 @@ impl Moderator {
         })
     }
 
-    /// Scores an already normalised text, whose sentences end at `stops`
-    /// (`normalize_with_stops`): a harmless phrase cancels only within one.
-    pub fn scan_normalized(&self, text: &str, stops: &[usize]) -> Scores {
+    /// Scores `text`, whose first reading is `norm` with sentences ending at
+    /// `stops` (`normalize_with_stops`), plus what its second reading adds.
+    pub fn scan_readings(&self, text: &str, norm: &str, stops: &[usize]) -> Scores {
+        let mut seen = Vec::new();
+        let mut scores = self.score(norm, stops, &[], &mut seen);
+        if let Some(alt) = alternate(text) {
+            let (mut alt_norm, mut alt_stops) = (String::with_capacity(alt.len()), Vec::new());
+            normalize_with_stops(&alt, &mut alt_norm, &mut alt_stops);
+            seen.sort_unstable();
+            scores.merge(&self.score(&alt_norm, &alt_stops, &seen, &mut Vec::new()));
+        }
+        scores
+    }
+
+    /// Scores one reading, whose sentences end at `stops`: a harmless
+    /// phrase cancels only within one. Terms in `skip` (sorted) are not
+    /// counted; every term matched, counted or cancelled, goes to `seen`.
+    fn score(&self, text: &str, stops: &[usize], skip: &[u32], seen: &mut Vec<u32>) -> Scores {
         let bytes = text.as_bytes();
         let at_edge = |i: usize| i == 0 || i >= bytes.len() || bytes[i] == b' ';
         let mut hits: Vec<(usize, usize, Category, f32, u32)> = Vec::new();
@@ -277,7 +296,11 @@ impl Moderator {
                     weight,
                     prefix,
                 } if start_ok && (prefix || at_edge(e)) => {
-                    hits.push((s, e, category, weight, m.pattern().as_u32()))
+                    let id = m.pattern().as_u32();
+                    seen.push(id);
+                    if skip.binary_search(&id).is_err() {
+                        hits.push((s, e, category, weight, id))
+                    }
                 }
                 _ => {}
             }
@@ -317,7 +340,7 @@ impl Moderator {
     /// `scan` with the caller's buffers for the normalised text and its stops.
     pub fn scan_with(&self, text: &str, norm: &mut String, stops: &mut Vec<usize>) -> Scores {
         normalize_with_stops(text, norm, stops);
-        self.scan_normalized(norm, stops)
+        self.scan_readings(text, norm, stops)
     }
 
     /// Bytes at the end of `raw` that could still become part of a
@@ -503,6 +526,19 @@ mod tests {
         );
         assert!(m.scan("how do I kill a process? Linux").max() < 0.5);
         assert!(m.scan("I want to k1ll mys3lf").get(Category::SelfHarm) >= 0.5);
+    }
+
+    /// The second reading (`1` or `I` as `l`, joiners dropped) catches what
+    /// the first reads as `i` or splits, and adds nothing to a text whose
+    /// terms the first reading already weighed.
+    #[test]
+    fn the_second_reading_adds_what_the_first_missed() {
+        let m = Moderator::new().unwrap();
+        assert!(m.scan("I will ki11 you").get(Category::Violence) >= 0.5);
+        assert!(m.scan("I will kiII you").get(Category::Violence) >= 0.5);
+        assert!(m.scan("I keep self-harming again").get(Category::SelfHarm) >= 0.5);
+        assert!(m.scan("how do I ki11 a process in linux").max() < 0.5);
+        assert!(m.scan("Check the a11y report and the e.g. list").max() < 0.5);
     }
 
     #[test]
