@@ -345,7 +345,7 @@ impl Moderator {
 
     /// Bytes at the end of `raw` that could still become part of a
     /// trigger once more text arrives: the longest run of trailing words
-    /// whose normalised form begins some trigger.
+    /// whose normalised form, in either reading, begins some trigger.
     pub fn open_suffix(&self, raw: &str) -> usize {
         let trailing_space = raw.ends_with(|c: char| c.is_whitespace());
         // Start offsets of the last `max_words` words.
@@ -376,6 +376,17 @@ impl Moderator {
             }
             if self.continues(&norm) {
                 return raw.len() - start;
+            }
+            // The second reading (`ki11`) may begin one the first does not;
+            // it keeps the words where they are, so `start` holds for both.
+            if let Some(alt) = alternate(tail) {
+                normalize(&alt, &mut norm);
+                if trailing_space && !norm.is_empty() {
+                    norm.push(' ');
+                }
+                if self.continues(&norm) {
+                    return raw.len() - start;
+                }
             }
             // Spaced-out letters ("k i") join up only once the run is long
             // enough; as a run in the making they are a word's start.

@@ -347,6 +347,32 @@ mod tests {
         }
     }
 
+    /// A word that only the second reading makes a trigger of (`ki11`) is
+    /// held back like any other, and never sent.
+    #[test]
+    fn the_second_reading_holds_back_too() {
+        for pieces in [
+            &["Sure. I will ki11", " you", " tonight."][..],
+            &["Sure. I will ki1", "1", " you now."],
+        ] {
+            let mut g = guard();
+            let mut released = Vec::new();
+            let mut cut = false;
+            for p in pieces {
+                match g.push(vec![chunk(0, p)]) {
+                    Verdict::Send(evs) => released.extend(evs),
+                    Verdict::Cut(_) => {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            assert!(cut, "{pieces:?}");
+            let text = sent(&released);
+            assert!(!text.iter().any(|(_, t)| t.contains("ki1")), "{text:?}");
+        }
+    }
+
     #[test]
     fn one_choice_cannot_hold_up_the_others_past_the_bound() {
         let mut g = guard();
