@@ -3,15 +3,15 @@
 //! automaton, matched on word boundaries. Benign phrases of the same file
 //! ("kill a process", "the bomb scene") cancel the matches they overlap.
 //! A category's score is `1 - Π(1 - weight)` over its distinct matches.
-//! Each text is read twice: as normalised, then as `normalize::alternate`
-//! reads it (`ki11`, `k-i-l-l`), which adds only the terms the first
-//! reading did not match at all (a term a harmless phrase cancelled there
-//! stays cancelled).
+//! A text with `1`, `|` or `I` in a word is read twice: as normalised, then
+//! with those read as `l` (`normalize::alternate_letters`: `ki11`), which
+//! adds only the terms the first reading did not match at all (a term a
+//! harmless phrase cancelled there stays cancelled).
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{alternate, normalize, normalize_with_stops};
+use super::normalize::{alternate_letters, normalize, normalize_with_stops};
 
 /// OpenAI's moderation categories, in OpenAI's order and spelling.
 #[derive(
@@ -260,11 +260,12 @@ impl Moderator {
     }
 
     /// Scores `text`, whose first reading is `norm` with sentences ending at
-    /// `stops` (`normalize_with_stops`), plus what its second reading adds.
+    /// `stops` (`normalize_with_stops`), plus what its second reading
+    /// (`alternate_letters`) adds.
     pub fn scan_readings(&self, text: &str, norm: &str, stops: &[usize]) -> Scores {
         let mut seen = Vec::new();
         let mut scores = self.score(norm, stops, &[], &mut seen);
-        if let Some(alt) = alternate(text) {
+        if let Some(alt) = alternate_letters(text) {
             let (mut alt_norm, mut alt_stops) = (String::with_capacity(alt.len()), Vec::new());
             normalize_with_stops(&alt, &mut alt_norm, &mut alt_stops);
             seen.sort_unstable();
@@ -379,7 +380,7 @@ impl Moderator {
             }
             // The second reading (`ki11`) may begin one the first does not;
             // it keeps the words where they are, so `start` holds for both.
-            if let Some(alt) = alternate(tail) {
+            if let Some(alt) = alternate_letters(tail) {
                 normalize(&alt, &mut norm);
                 if trailing_space && !norm.is_empty() {
                     norm.push(' ');
@@ -539,15 +540,15 @@ mod tests {
         assert!(m.scan("I want to k1ll mys3lf").get(Category::SelfHarm) >= 0.5);
     }
 
-    /// The second reading (`1` or `I` as `l`, joiners dropped) catches what
-    /// the first reads as `i` or splits, and adds nothing to a text whose
-    /// terms the first reading already weighed.
+    /// The second reading (`1`, `|` or `I` as `l`) catches what the first
+    /// reads as `i`, and adds nothing to a text whose terms the first
+    /// reading already weighed. Joiners stay (`self-harming` is missed):
+    /// prose is full of them, and rescanning it whole cost twice as much.
     #[test]
     fn the_second_reading_adds_what_the_first_missed() {
         let m = Moderator::new().unwrap();
         assert!(m.scan("I will ki11 you").get(Category::Violence) >= 0.5);
         assert!(m.scan("I will kiII you").get(Category::Violence) >= 0.5);
-        assert!(m.scan("I keep self-harming again").get(Category::SelfHarm) >= 0.5);
         assert!(m.scan("how do I ki11 a process in linux").max() < 0.5);
         assert!(m.scan("Check the a11y report and the e.g. list").max() < 0.5);
     }

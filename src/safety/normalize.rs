@@ -321,6 +321,18 @@ fn normalize_marking(input: &str, out: &mut String, mut stops: Option<&mut Vec<u
 /// first stays as it is, since `self-harm` and `self harm` must still read
 /// as two words.
 pub fn alternate(input: &str) -> Option<String> {
+    reread(input, true)
+}
+
+/// `alternate` without dropping joiners: only `1`, `|` or `I` read as `l`.
+/// Moderation reads this one: joiners sit in most prose (`don't`,
+/// `well-known`), and rescanning such texts whole more than doubled its
+/// cost for two more rows caught in 859 (BENCHMARKS.md, session 14).
+pub fn alternate_letters(input: &str) -> Option<String> {
+    reread(input, false)
+}
+
+fn reread(input: &str, join: bool) -> Option<String> {
     // The joiners, besides `’`.
     const JOINERS: &[u8] = b"-_*.'~";
     let joiner = |c: char| c == '\u{2019}' || (c.is_ascii() && JOINERS.contains(&(c as u8)));
@@ -330,10 +342,10 @@ pub fn alternate(input: &str) -> Option<String> {
     let letter = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
     // `’` is E2 80 99 in UTF-8: its bytes count as joiner bytes here.
     let joiner_byte = |b: u8| JOINERS.contains(&b) || b == 0xE2 || (0x80..=0xBF).contains(&b);
-    let changes = (0..bytes.len()).any(|i| match bytes[i] {
+    let changes_at = |i: usize| match bytes[i] {
         b'1' | b'|' => (i > 0 && letter(i - 1)) || letter(i + 1),
         b'I' => i > 0 && bytes[i - 1].is_ascii_lowercase(),
-        b if JOINERS.contains(&b) || b == 0xE2 => {
+        b if join && (JOINERS.contains(&b) || b == 0xE2) => {
             i > 0
                 && letter(i - 1)
                 && bytes[i..]
@@ -342,7 +354,14 @@ pub fn alternate(input: &str) -> Option<String> {
                     .is_some_and(|n| letter(i + n))
         }
         _ => false,
-    });
+    };
+    // Without joiners only three bytes can start a change: found by memchr,
+    // this look costs moderation next to nothing on every text.
+    let changes = if join {
+        (0..bytes.len()).any(changes_at)
+    } else {
+        memchr::memchr3_iter(b'1', b'|', b'I', bytes).any(changes_at)
+    };
     if !changes {
         return None;
     }
@@ -352,7 +371,7 @@ pub fn alternate(input: &str) -> Option<String> {
     while let Some((_, c)) = chars.next() {
         let prev = out.chars().next_back();
         let after_letter = prev.is_some_and(|p| p.is_ascii_alphabetic());
-        if joiner(c) && after_letter {
+        if join && joiner(c) && after_letter {
             // A run of joiners between two letters goes.
             let rest = &input[chars.peek().map_or(input.len(), |&(j, _)| j)..];
             let next = rest.trim_start_matches(joiner).chars().next();
@@ -533,6 +552,12 @@ mod tests {
         );
         // The first reading is untouched.
         assert_eq!(n("self-harm"), "self harm");
+        // Moderation's narrower reading leaves joiners alone.
+        assert_eq!(alternate_letters("don't self-harm in 2011"), None);
+        assert_eq!(
+            alternate_letters("I wi|| ki11 you, self-harm").as_deref(),
+            Some("I will kill you, self-harm")
+        );
     }
 
     #[test]
