@@ -292,30 +292,31 @@ mod tests {
         texts::by_choice(events)
     }
 
-    #[test]
-    fn interleaved_choices_are_moderated_each_on_its_own() {
+    /// Pushes `(choice, text)` pieces one by one until the guard cuts:
+    /// the text released per choice, and whether it cut.
+    fn stream(pieces: &[(u32, &str)]) -> (Vec<(u32, String)>, bool) {
         let mut g = guard();
         let mut released = Vec::new();
-        let pieces = [
+        for &(i, t) in pieces {
+            match g.push(vec![chunk(i, t)]) {
+                Verdict::Send(evs) => released.extend(evs),
+                Verdict::Cut(_) => return (sent(&released), true),
+            }
+        }
+        (sent(&released), false)
+    }
+
+    #[test]
+    fn interleaved_choices_are_moderated_each_on_its_own() {
+        let (text, cut) = stream(&[
             (0, "I will"),
             (1, "Sure"),
             (0, " kill"),
             (1, " thing"),
             (0, " you"),
             (1, " ok"),
-        ];
-        let mut cut = false;
-        for (i, t) in pieces {
-            match g.push(vec![chunk(i, t)]) {
-                Verdict::Send(evs) => released.extend(evs),
-                Verdict::Cut(_) => {
-                    cut = true;
-                    break;
-                }
-            }
-        }
+        ]);
         assert!(cut, "choice 0 says a threat");
-        let text = sent(&released);
         assert!(!text.iter().any(|(_, t)| t.contains("kill")), "{text:?}");
     }
 
@@ -352,23 +353,11 @@ mod tests {
     #[test]
     fn the_second_reading_holds_back_too() {
         for pieces in [
-            &["Sure. I will ki11", " you", " tonight."][..],
-            &["Sure. I will ki1", "1", " you now."],
+            &[(0, "Sure. I will ki11"), (0, " you"), (0, " tonight.")][..],
+            &[(0, "Sure. I will ki1"), (0, "1"), (0, " you now.")],
         ] {
-            let mut g = guard();
-            let mut released = Vec::new();
-            let mut cut = false;
-            for p in pieces {
-                match g.push(vec![chunk(0, p)]) {
-                    Verdict::Send(evs) => released.extend(evs),
-                    Verdict::Cut(_) => {
-                        cut = true;
-                        break;
-                    }
-                }
-            }
+            let (text, cut) = stream(pieces);
             assert!(cut, "{pieces:?}");
-            let text = sent(&released);
             assert!(!text.iter().any(|(_, t)| t.contains("ki1")), "{text:?}");
         }
     }
