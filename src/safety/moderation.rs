@@ -263,21 +263,29 @@ impl Moderator {
     /// `stops` (`normalize_with_stops`), plus what its second reading
     /// (`alternate_letters`) adds.
     pub fn scan_readings(&self, text: &str, norm: &str, stops: &[usize]) -> Scores {
+        // Most texts have no second reading: nothing to remember for it.
+        let Some(alt) = alternate_letters(text) else {
+            return self.score(norm, stops, &[], None);
+        };
         let mut seen = Vec::new();
-        let mut scores = self.score(norm, stops, &[], &mut seen);
-        if let Some(alt) = alternate_letters(text) {
-            let (mut alt_norm, mut alt_stops) = (String::with_capacity(alt.len()), Vec::new());
-            normalize_with_stops(&alt, &mut alt_norm, &mut alt_stops);
-            seen.sort_unstable();
-            scores.merge(&self.score(&alt_norm, &alt_stops, &seen, &mut Vec::new()));
-        }
+        let mut scores = self.score(norm, stops, &[], Some(&mut seen));
+        let (mut alt_norm, mut alt_stops) = (String::with_capacity(alt.len()), Vec::new());
+        normalize_with_stops(&alt, &mut alt_norm, &mut alt_stops);
+        seen.sort_unstable();
+        scores.merge(&self.score(&alt_norm, &alt_stops, &seen, None));
         scores
     }
 
     /// Scores one reading, whose sentences end at `stops`: a harmless
     /// phrase cancels only within one. Terms in `skip` (sorted) are not
     /// counted; every term matched, counted or cancelled, goes to `seen`.
-    fn score(&self, text: &str, stops: &[usize], skip: &[u32], seen: &mut Vec<u32>) -> Scores {
+    fn score(
+        &self,
+        text: &str,
+        stops: &[usize],
+        skip: &[u32],
+        mut seen: Option<&mut Vec<u32>>,
+    ) -> Scores {
         let bytes = text.as_bytes();
         let at_edge = |i: usize| i == 0 || i >= bytes.len() || bytes[i] == b' ';
         let mut hits: Vec<(usize, usize, Category, f32, u32)> = Vec::new();
@@ -298,7 +306,9 @@ impl Moderator {
                     prefix,
                 } if start_ok && (prefix || at_edge(e)) => {
                     let id = m.pattern().as_u32();
-                    seen.push(id);
+                    if let Some(seen) = seen.as_deref_mut() {
+                        seen.push(id);
+                    }
                     if skip.binary_search(&id).is_err() {
                         hits.push((s, e, category, weight, id))
                     }
@@ -369,25 +379,22 @@ impl Moderator {
             starts.push(0);
         }
         let mut norm = String::new();
-        for &start in starts.iter().rev() {
-            let tail = &raw[start..];
-            normalize(tail, &mut norm);
+        // Does this reading of the trailing words begin some trigger?
+        let begins = |reading: &str, norm: &mut String| {
+            normalize(reading, norm);
             if trailing_space && !norm.is_empty() {
                 norm.push(' ');
             }
-            if self.continues(&norm) {
-                return raw.len() - start;
-            }
+            self.continues(norm)
+        };
+        for &start in starts.iter().rev() {
+            let tail = &raw[start..];
             // The second reading (`ki11`) may begin one the first does not;
             // it keeps the words where they are, so `start` holds for both.
-            if let Some(alt) = alternate_letters(tail) {
-                normalize(&alt, &mut norm);
-                if trailing_space && !norm.is_empty() {
-                    norm.push(' ');
-                }
-                if self.continues(&norm) {
-                    return raw.len() - start;
-                }
+            if begins(tail, &mut norm)
+                || alternate_letters(tail).is_some_and(|alt| begins(&alt, &mut norm))
+            {
+                return raw.len() - start;
             }
             // Spaced-out letters ("k i") join up only once the run is long
             // enough; as a run in the making they are a word's start.
@@ -540,10 +547,37 @@ mod tests {
         assert!(m.scan("I want to k1ll mys3lf").get(Category::SelfHarm) >= 0.5);
     }
 
+    /// Self-harm told in the first person as ongoing is intent; the word
+    /// alone (`self-harm awareness`) and the idiom are not.
+    #[test]
+    fn ongoing_self_harm_in_the_first_person_is_intent() {
+        let m = Moderator::new().unwrap();
+        for text in [
+            "I keep self-harming when nobody is around.",
+            "I've been cutting myself again.",
+            "I'm still self harming.",
+            "im still cutting myself",
+        ] {
+            assert!(m.scan(text).get(Category::SelfHarmIntent) >= 0.5, "{text}");
+        }
+        for text in [
+            "Our school runs a self-harm awareness week.",
+            "I keep cutting myself some slack when I miss a workout.",
+            "I've been cutting myself off from social media.",
+            "I keep cutting myself shaving.",
+        ] {
+            assert!(m.scan(text).max() < 0.5, "{text}");
+        }
+        // Told in the past, the act is described; the intent is not said.
+        let past = m.scan("I started self harming at 14 and stopped at 16.");
+        assert!(past.get(Category::SelfHarm) >= 0.5, "{past:?}");
+        assert!(past.get(Category::SelfHarmIntent) < 0.5, "{past:?}");
+    }
+
     /// The second reading (`1`, `|` or `I` as `l`) catches what the first
     /// reads as `i`, and adds nothing to a text whose terms the first
-    /// reading already weighed. Joiners stay (`self-harming` is missed):
-    /// prose is full of them, and rescanning it whole cost twice as much.
+    /// reading already weighed. Joiners stay: prose is full of them, and
+    /// rescanning it whole cost twice as much.
     #[test]
     fn the_second_reading_adds_what_the_first_missed() {
         let m = Moderator::new().unwrap();
