@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${1:-20}; shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request_body sse origin_xff config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(request_body sse origin_xff config safety)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
