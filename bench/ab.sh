@@ -5,7 +5,8 @@
 # request at CONNS connections. Prints req/s, p50/p90/p99 (wrk --latency),
 # CPU per request (perf stat task-clock, if perf is installed), peak RSS
 # and the deepest request-log queue seen on /metrics (sampled every 0.2 s).
-# BENCH_STREAM=1 sends the same request with `"stream":true`.
+# BENCH_STREAM=1 sends the same request with `"stream":true`; BENCH_PROMPTS=FILE
+# (JSON lines with a `text`) sends each row in turn as the user message.
 #   bench/ab.sh CONNS SECONDS ROUNDS BIN...
 #   e.g. bench/ab.sh 1 5 2 /tmp/a/assisters /tmp/b/assisters
 set -uo pipefail
@@ -14,9 +15,6 @@ CONNS=$1; SECS=$2; ROUNDS=$3; shift 3
 BENCH_NO_BUILD=1 source bench/lib.sh
 export BENCH_CONFIG=${BENCH_CONFIG:-bench/bench-engine.toml}
 start_upstream $(( (SECS + 6) * ROUNDS * $# + 60 ))
-if [ -n "${BENCH_STREAM:-}" ]; then
-  sed -i 's/"max_tokens":128}/"max_tokens":128,"stream":true}/' "$OUT/keys.lua"
-fi
 for r in $(seq "$ROUNDS"); do
   for b in "$@"; do
     BIN=$b start_gateway /tmp/assisters-bench/ab-data

@@ -35,9 +35,6 @@ case $WHAT in
       python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' >"$OUT/one.txt" ;;
   *) echo "usage: bench/callgrind.sh [engine|defaults|bare] [SECONDS] [PATTERN...]" >&2; exit 2 ;;
 esac
-if [ -n "${BENCH_STREAM:-}" ]; then
-  sed -i 's/"max_tokens":128}/"max_tokens":128,"stream":true}/' "$OUT/keys.lua"
-fi
 SECS=3 run "$OUT/one.txt" >/dev/null   # warm-up, not counted
 callgrind_control -i on "$gw" >/dev/null
 n=$(KEYS_FILE=$OUT/one.txt taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$OUT/keys.lua" \

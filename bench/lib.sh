@@ -44,6 +44,35 @@ request = function()
 end
 LUA
 
+# BENCH_STREAM=1: the same request with `"stream":true`.
+if [ -n "${BENCH_STREAM:-}" ]; then
+  sed -i 's/"max_tokens":128}/"max_tokens":128,"stream":true}/' "$OUT/keys.lua"
+fi
+
+# BENCH_PROMPTS=FILE.jsonl (a path from the repository's root, or
+# absolute): each request's user message is the next row's `text` instead
+# (the same message every time keeps every cache warm; real traffic does
+# not), streamed if BENCH_STREAM is set. The bodies are built once, here.
+if [ -n "${BENCH_PROMPTS:-}" ]; then
+  python3 - "$BENCH_PROMPTS" >"$OUT/bodies.lua" <<'PY' || { echo "BENCH_PROMPTS: no usable rows in $BENCH_PROMPTS" >&2; exit 1; }
+import json, os, sys
+rows = [json.loads(l)["text"] for l in open(sys.argv[1]) if l.strip()]
+if not rows:
+    sys.exit(1)
+print("bodies = {")
+for text in rows:
+    req = {"model": "mock", "max_tokens": 128, "messages": [
+        {"role": "system", "content": "You are a concise assistant."},
+        {"role": "user", "content": text}]}
+    if os.environ.get("BENCH_STREAM"):
+        req["stream"] = True
+    print("  [==========[" + json.dumps(req) + "]==========],")
+print("}")
+PY
+  sed -i -e "1i dofile(\"$OUT/bodies.lua\")" \
+    -e 's/^  i = i % #keys + 1$/  i = i % #keys + 1; n = (n or 0) % #bodies + 1; body = bodies[n]/' "$OUT/keys.lua"
+fi
+
 # run KEYS_FILE: prints requests/s (non-2xx counts go to stderr).
 run() { KEYS_FILE=$1 taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$OUT/keys.lua" http://127.0.0.1:18787/v1/chat/completions | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "non2xx", $4 > "/dev/stderr"}'; }
 
