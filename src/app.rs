@@ -200,7 +200,8 @@ impl AppState {
         let safety =
             crate::safety::Safety::new(safety_used(&settings, &keys)).map_err(StartError::Other)?;
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
-        let (log_sink, log_writer) = crate::logs::channel(telemetry.clone());
+        let (log_sink, log_writer) =
+            crate::logs::channel(telemetry.clone(), config.edge.max_log_queue_bytes);
         let state = AppState(Arc::new(Inner {
             data_dir,
             store,

@@ -199,6 +199,10 @@ pub struct EdgeConfig {
     /// Bytes of a stream buffered for a client that stops reading, after
     /// which the stream is cancelled and the upstream call dropped.
     pub max_stream_buffer_bytes: usize,
+    /// Bytes the request log's queue may hold (bodies included) while its
+    /// writer is behind, a stalled disk say; at 90 % new `/v1` requests are
+    /// shed (503), and a finished request waits for room.
+    pub max_log_queue_bytes: u64,
 }
 
 impl Default for EdgeConfig {
@@ -216,6 +220,7 @@ impl Default for EdgeConfig {
             h2_connection_window: 4 * 1024 * 1024,
             h2_idle_timeout: Duration::from_secs(60),
             max_stream_buffer_bytes: 1024 * 1024,
+            max_log_queue_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -394,6 +399,12 @@ impl Config {
         if e.max_connections == 0 || e.max_connections_per_ip == 0 || e.max_in_flight == 0 {
             return bad("edge.max_connections, max_connections_per_ip and max_in_flight must be greater than 0".into());
         }
+        // Counted in KiB by a semaphore of at most u32::MAX permits.
+        if e.max_log_queue_bytes < 1 << 20 || e.max_log_queue_bytes >> 10 > u64::from(u32::MAX) {
+            return bad(
+                "edge.max_log_queue_bytes must be at least 1048576 (1 MiB) and below 4 TiB".into(),
+            );
+        }
         if e.max_header_bytes < 8192 || u32::try_from(e.max_header_bytes).is_err() {
             return bad(
                 "edge.max_header_bytes must be at least 8192 and at most 4294967295".into(),
@@ -553,6 +564,17 @@ mod tests {
         assert!(c.validate().is_ok());
         c.edge.h2_connection_window = 4_000_000_000;
         assert!(c.validate().is_err());
+    }
+
+    /// The log queue's byte bound is counted in KiB by a semaphore: one it
+    /// cannot hold, or one too small for a record with a body, is refused.
+    #[test]
+    fn the_log_queue_bound_is_one_the_queue_can_count() {
+        let mut c = Config::default();
+        for (bytes, ok) in [(1 << 20, true), ((1 << 20) - 1, false), (1 << 50, false)] {
+            c.edge.max_log_queue_bytes = bytes;
+            assert_eq!(c.validate().is_ok(), ok, "{bytes}");
+        }
     }
 
     #[test]

@@ -273,6 +273,65 @@ async fn overload_sheds_new_requests_while_admin_keeps_answering() {
     still_serves(&gw, &key).await;
 }
 
+/// A disk that stalls the log writer costs bounded memory, however large
+/// the bodies: with the store locked, 512 KiB bodies fill 90 % of the log
+/// queue's 8 MiB (`edge.max_log_queue_bytes`) within 15 records (the record
+/// count is far from its bound), new requests are then shed, and once the
+/// disk is back every record accepted is written, none lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_log_writer_holds_bounded_bytes_and_sheds_then_catches_up() {
+    let gw = Gateway::start(&config_with(
+        None,
+        "[edge]\nmax_log_queue_bytes = 8388608\n",
+    ))
+    .await;
+    let (_, key) = gw
+        .create_key(json!({"name": "bulk", "tier": "startup"}))
+        .await;
+    let mut big = chat();
+    // An unknown member goes through untouched and is not a prompt: the
+    // body is large without being a million tokens to count.
+    big["attachment"] = json!("x".repeat(1 << 19));
+    let db = rusqlite::Connection::open(gw.path().join("gateway.db")).unwrap();
+    // The writer's next commit waits behind this (its busy timeout is 5 s).
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let stalled = Instant::now();
+    let budget = 8.0 * 1024.0 * 1024.0;
+    let mut accepted = 0;
+    while metric(&gw, "assisters_log_queue_bytes").await < 0.9 * budget {
+        let r = gw.post(&key, "/v1/chat/completions", big.clone()).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        accepted += 1;
+        assert!(accepted < 20, "8 MiB never filled");
+    }
+    let r = gw.post(&key, "/v1/chat/completions", chat()).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "server_overloaded");
+    assert!(metric(&gw, "assisters_log_queue_bytes").await <= budget);
+    assert!(metric(&gw, "assisters_log_queue_depth").await < 100.0);
+    assert_eq!(
+        metric(&gw, "assisters_shed_total{reason=\"log_queue\"}").await,
+        1.0
+    );
+    assert!(
+        stalled.elapsed() < Duration::from_secs(4),
+        "the stall outlasted the writer's busy timeout: this test proves nothing past it"
+    );
+    db.execute_batch("ROLLBACK").unwrap();
+    settles(&gw, "assisters_log_queue_depth", 0.0).await;
+    assert_eq!(metric(&gw, "assisters_log_queue_bytes").await, 0.0);
+    assert_eq!(
+        metric(&gw, "assisters_log_records_dropped_total").await,
+        0.0
+    );
+    assert_eq!(
+        metric(&gw, "assisters_log_records_written_total").await,
+        f64::from(accepted)
+    );
+    still_serves(&gw, &key).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn per_key_concurrency_is_capped() {
     let up = MockUpstream::start().await;

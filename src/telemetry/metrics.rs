@@ -57,6 +57,7 @@ pub struct Metrics {
     limiter: Family<CodeLabel, Counter>,
     safety: Family<SafetyLabel, Counter>,
     log_queue: Gauge,
+    log_queue_bytes: Gauge,
     log_written: Counter,
     log_dropped: Counter,
     live_consumers: Gauge,
@@ -79,6 +80,7 @@ impl Metrics {
             limiter: Family::default(),
             safety: Family::default(),
             log_queue: Gauge::default(),
+            log_queue_bytes: Gauge::default(),
             log_written: Counter::default(),
             log_dropped: Counter::default(),
             live_consumers: Gauge::default(),
@@ -127,6 +129,11 @@ impl Metrics {
             "log_queue_depth",
             "Request log records waiting for the writer",
             m.log_queue.clone(),
+        );
+        registry.register(
+            "log_queue_bytes",
+            "Bytes the queued request log records hold, bodies included (bounded by edge.max_log_queue_bytes)",
+            m.log_queue_bytes.clone(),
         );
         registry.register(
             "log_records_written",
@@ -218,6 +225,8 @@ impl Metrics {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &state.logs.counters;
         self.log_queue.set(c.queued.load(Relaxed) as i64);
+        self.log_queue_bytes
+            .set(i64::try_from(state.logs.queued_bytes()).unwrap_or(i64::MAX));
         self.log_written
             .inner()
             .store(c.written.load(Relaxed), Relaxed);
