@@ -2,11 +2,12 @@
 //! (the group-commit task that seals bodies and writes batches).
 //!
 //! The queue is bounded twice: by records (`QUEUE`) and by the bytes they
-//! hold (`edge.max_log_queue_bytes`, bodies included), so a stalled disk
-//! costs at most that much memory however large the bodies are. When either bound is reached
-//! the finishing request waits for room (backpressure) for up to
-//! `SUBMIT_WAIT`; only a store stuck for that long makes a record be
-//! dropped, and every drop is counted.
+//! hold (`edge.max_log_queue_bytes`, bodies included), so what a stalled
+//! disk holds in the queue does not grow with the bodies' size (records
+//! still waiting to be queued hold theirs too, at most one per request in
+//! flight). When either bound is reached the finishing request waits for
+//! room (backpressure) for up to `SUBMIT_WAIT`; only a store stuck for
+//! that long makes a record be dropped, and every drop is counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -105,13 +106,18 @@ impl LogSink {
         }
     }
 
-    /// KiB of the byte budget the record takes; one record larger than the
-    /// whole budget takes all of it (it waits for an empty queue).
+    /// KiB of the byte budget the record takes: 1 plus its body's, but at
+    /// most a quarter of the budget. A body near the budget's size (a body
+    /// limit raised past it) would otherwise take all the room, and each
+    /// one would shed all traffic until the writer had it written; so at
+    /// least four records always fit, and the bound stays a bound within
+    /// four bodies.
     fn weight(&self, r: &Record) -> u32 {
         let body = r.body.as_ref().map_or(0, |b| b.len().div_ceil(1024));
         u32::try_from(body.saturating_add(1))
             .unwrap_or(u32::MAX)
-            .min(self.budget_kib)
+            .min(self.budget_kib / 4)
+            .max(1)
     }
 
     /// Swaps a safety log particular to no request (every check skipped or
@@ -143,7 +149,8 @@ impl LogSink {
     }
 
     /// Bytes the queued records hold, by their weights (a record being
-    /// written still counts).
+    /// written still counts, and so does room already set aside for the
+    /// record that waits first).
     pub fn queued_bytes(&self) -> u64 {
         let free = self.room.available_permits() as u64;
         u64::from(self.budget_kib).saturating_sub(free) * 1024
@@ -177,7 +184,10 @@ pub struct LogWriter {
 /// count alone, 8,192 records with the default 8 MiB body limit could have
 /// held 64 GiB.
 pub fn channel(telemetry: Arc<Telemetry>, max_bytes: u64) -> (LogSink, LogWriter) {
-    let budget_kib = u32::try_from(max_bytes >> 10).unwrap_or(u32::MAX).max(1);
+    // A semaphore counts at most `MAX_PERMITS` (2^29 − 1 on 32-bit targets).
+    let budget_kib = u32::try_from((max_bytes >> 10).min(Semaphore::MAX_PERMITS as u64))
+        .unwrap_or(u32::MAX)
+        .max(1);
     let (tx, rx) = mpsc::channel(QUEUE);
     let counters = Arc::new(Counters::default());
     (
@@ -336,18 +346,20 @@ mod tests {
     /// one rather than wait.
     #[tokio::test]
     async fn queued_bodies_are_bounded_in_bytes() {
-        let (sink, mut writer) = channel(Arc::new(Telemetry::new()), 64 << 10);
-        sink.submit(with_body("req_a", 40)).await;
-        assert!(!sink.nearly_full());
-        assert_eq!(sink.queued_bytes(), 41 * 1024);
-        sink.submit(with_body("req_b", 20)).await;
-        assert!(sink.nearly_full(), "62 of 64 KiB taken by two records");
+        let (sink, mut writer) = channel(Arc::new(Telemetry::new()), 256 << 10);
+        for id in ["req_a", "req_b", "req_c", "req_d"] {
+            sink.submit(with_body(id, 50)).await;
+        }
+        assert!(!sink.nearly_full(), "204 of 256 KiB taken");
+        assert_eq!(sink.queued_bytes(), 4 * 51 * 1024);
+        sink.submit(with_body("req_e", 30)).await;
+        assert!(sink.nearly_full(), "235 of 256 KiB taken by five records");
 
-        sink.submit_now(with_body("req_c", 10));
+        sink.submit_now(with_body("req_f", 30));
         assert_eq!(sink.counters.dropped.load(Ordering::Relaxed), 1);
         let waiting = tokio::spawn({
             let sink = sink.clone();
-            async move { sink.submit(with_body("req_d", 10)).await }
+            async move { sink.submit(with_body("req_g", 30)).await }
         });
         for _ in 0..20 {
             tokio::task::yield_now().await;
@@ -359,24 +371,30 @@ mod tests {
         let mut got = Vec::new();
         writer.rx.recv_many(&mut got, 8).await;
         let ids: Vec<_> = got.iter().map(|q| q.record.id.as_str()).collect();
-        assert_eq!(ids, ["req_b", "req_d"]);
-        assert_eq!(sink.counters.queued.load(Ordering::Relaxed), 3);
+        assert_eq!(ids, ["req_b", "req_c", "req_d", "req_e", "req_g"]);
+        assert_eq!(sink.counters.queued.load(Ordering::Relaxed), 6);
         assert_eq!(sink.counters.dropped.load(Ordering::Relaxed), 1);
         drop(got);
         assert_eq!(sink.queued_bytes(), 0);
     }
 
-    /// A body larger than the whole budget is not refused for good: it
-    /// takes all of it. A submit that finds no room within `SUBMIT_WAIT`
-    /// loses its record, counted.
+    /// A body larger than the whole budget is not refused for good, nor
+    /// does it take all the room: it counts a quarter, so four such fit and
+    /// nothing sheds for one. A submit that finds no room within
+    /// `SUBMIT_WAIT` loses its record, counted.
     #[tokio::test(start_paused = true)]
-    async fn an_oversized_body_takes_the_whole_budget_and_a_stuck_writer_drops() {
+    async fn an_oversized_body_takes_a_quarter_and_a_stuck_writer_drops() {
         let (sink, mut writer) = channel(Arc::new(Telemetry::new()), 64 << 10);
         sink.submit(with_body("req_big", 100)).await;
-        assert_eq!(sink.queued_bytes(), 64 * 1024);
+        assert_eq!(sink.queued_bytes(), 16 * 1024);
+        assert!(!sink.nearly_full());
+        for id in ["req_b", "req_c", "req_d"] {
+            sink.submit(with_body(id, 100)).await;
+        }
+        assert!(sink.nearly_full());
         sink.submit(with_body("req_late", 1)).await;
         assert_eq!(sink.counters.dropped.load(Ordering::Relaxed), 1);
-        assert_eq!(sink.counters.queued.load(Ordering::Relaxed), 1);
+        assert_eq!(sink.counters.queued.load(Ordering::Relaxed), 4);
         let q = writer.rx.recv().await.map(|q| q.record.id);
         assert_eq!(q.as_deref(), Some("req_big"));
     }

@@ -132,7 +132,7 @@ impl Metrics {
         );
         registry.register(
             "log_queue_bytes",
-            "Bytes the queued request log records hold, bodies included (bounded by edge.max_log_queue_bytes)",
+            "Bytes the queued request log records hold or have set aside, bodies included (bounded by edge.max_log_queue_bytes)",
             m.log_queue_bytes.clone(),
         );
         registry.register(
