@@ -376,10 +376,13 @@ async fn summary_json_has_the_statuspage_shape_and_maintenance_shows() {
         )
         .await;
     assert_eq!(status, 201, "{v}");
-    assert!(summary(&gw).await["incidents"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    // Only this one: on a loaded machine a probe can time out and open an
+    // automatic incident of its own (CI, session 16).
+    let open = summary(&gw).await["incidents"].clone();
+    assert!(
+        !open.as_array().unwrap().iter().any(|i| i["id"] == iid),
+        "a resolved incident is not listed: {open}"
+    );
     let (_, audit) = gw
         .admin_call(Method::GET, "/admin/audit?limit=10", None)
         .await;
