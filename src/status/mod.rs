@@ -142,6 +142,12 @@ pub struct StatusHub {
     /// were still down: no new one opens until they have been seen up.
     /// Kept in the store too (`status_hand_resolved`), read back at start.
     pub hand_resolved: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// Held by `refresh` from its read to its update: two refreshes at once
+    /// (the sampler's and an admin change's) could otherwise finish in the
+    /// other order, the one that read before the change putting the view
+    /// back as it was, an incident just resolved open again until the next
+    /// sample.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Default for StatusHub {
@@ -152,6 +158,7 @@ impl Default for StatusHub {
             store_writes_ok: AtomicBool::new(true),
             resample: tokio::sync::Notify::new(),
             hand_resolved: Default::default(),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -199,6 +206,7 @@ pub fn check_components(state: &AppState, ids: &[String]) -> Result<(), crate::e
 
 /// Reloads incidents, maintenance and uptime from the store into the view.
 pub async fn refresh(state: &AppState) -> Result<(), StoreError> {
+    let _one_at_a_time = state.status.refreshing.lock().await;
     let now = crate::store::now();
     let (incidents, maintenances, uptime) = state
         .store
